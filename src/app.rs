@@ -1,0 +1,114 @@
+//! The HTML shell, the root component and the routes.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+use crate::{
+    components::{auth_state::AuthState, nav::Nav},
+    model::{SiteInfo, UserView},
+    pages::{
+        admin::AdminPage, chat::ChatPage, home::HomePage, login::LoginPage, not_found::NotFound,
+        settings::SettingsPage, signup::SignupPage,
+    },
+};
+
+/// The document around the app. On the server it also sets this response's
+/// Content-Security-Policy with the nonce that the hydration script carries.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_page_csp();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn set_page_csp() {
+    use leptos_axum::ResponseOptions;
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>()) else {
+        return;
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&crate::server::security::page_csp(&nonce)) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let user = SharedValue::new(initial_user).into_inner();
+    let site = SharedValue::new(site_info).into_inner();
+    provide_context(AuthState::new(user));
+    provide_context(site);
+
+    // Browser tests wait for this before they click: hydration has finished.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/keyward.css" />
+        <Title formatter=|page: String| if page.is_empty() { "keyward".to_owned() } else { format!("{page} · keyward") } />
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <Nav />
+            <main id="main">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=HomePage />
+                    <Route path=path!("/login") view=LoginPage />
+                    <Route path=path!("/signup") view=SignupPage />
+                    <Route path=path!("/chat") view=ChatPage />
+                    <Route path=path!("/chat/:id") view=ChatPage />
+                    <Route path=path!("/settings") view=SettingsPage />
+                    <Route path=path!("/admin") view=AdminPage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The logged-in user of the request being rendered (server), serialised
+/// into the page for hydration.
+fn initial_user() -> Option<UserView> {
+    #[cfg(feature = "ssr")]
+    {
+        use crate::server::auth::CurrentUser;
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CurrentUser>().cloned())
+            .and_then(|current| current.0)
+            .map(|user| user.to_view())
+    }
+    #[cfg(not(feature = "ssr"))]
+    None
+}
+
+fn site_info() -> SiteInfo {
+    #[cfg(feature = "ssr")]
+    {
+        use crate::server::state::AppState;
+        use_context::<AppState>()
+            .map(|state| SiteInfo { signup_open: state.config.allow_signup })
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "ssr"))]
+    SiteInfo::default()
+}

@@ -1,0 +1,21 @@
+//! keyward: chat with Claude on the operator's platform key or on your own key.
+//!
+//! One crate, two builds: `ssr` (the axum server, `src/server`) and `hydrate`
+//! (the wasm that takes over the server-rendered pages).
+
+pub mod api;
+pub mod app;
+pub mod components;
+pub mod error;
+pub mod model;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,42 @@
+//! The `keyward` command: serve (default), migrate, create-user, gen-master-key.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use keyward::server::{
+    cli,
+    config::{Cli, Command},
+    startup::{leptos_options, shutdown_signal, Application},
+};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Cli { command, config } = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_target(false)
+        .init();
+
+    let result = match command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => cli::migrate(&config).await.map_err(|e| e.to_string()),
+        Command::CreateUser { email, admin, .. } => cli::create_user(&config, &email, admin).await.map_err(|e| e.to_string()),
+        Command::GenMasterKey => {
+            cli::gen_master_key();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: keyward::server::config::Config) -> Result<(), String> {
+    let app = Application::build(config, leptos_options()).await.map_err(|e| e.to_string())?;
+    app.run_until(shutdown_signal()).await.map_err(|e| e.to_string())
+}

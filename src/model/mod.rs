@@ -1,0 +1,65 @@
+//! Plain data shared by the server and the browser. Nothing here holds a secret.
+
+use serde::{Deserialize, Serialize};
+
+/// The logged-in user as the UI sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+/// Facts about the server the UI needs on every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SiteInfo {
+    pub signup_open: bool,
+}
+
+/// One account as the admin overview lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUserSummary {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    /// Creation date, `YYYY-MM-DD` (UTC).
+    pub created_on: String,
+}
+
+/// A password (or other secret) typed into a form on its way to the server.
+/// `Debug` never shows it; on the server it becomes a `SecretString` at once.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretInput(String);
+
+impl SecretInput {
+    #[cfg(feature = "ssr")]
+    pub fn into_secret(self) -> secrecy::SecretString {
+        secrecy::SecretString::from(self.0)
+    }
+}
+
+impl From<String> for SecretInput {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Debug for SecretInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_input_debug_is_redacted_and_serde_is_plain() {
+        let secret = SecretInput::from("hunter2hunter2".to_owned());
+        assert_eq!(format!("{secret:?}"), "[REDACTED]");
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"hunter2hunter2\"");
+    }
+}

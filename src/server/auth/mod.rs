@@ -1,0 +1,10 @@
+//! Accounts: signup, login (with throttling and equal-time failures), sessions.
+
+mod current_user;
+pub mod password;
+mod service;
+
+pub use current_user::{
+    end_session, guard_pages, load_current_user, start_session, ClientIp, CurrentUser,
+};
+pub use service::{create_user, login, new_dummy_hash, signup, validate_email, LoginThrottle};

@@ -1,0 +1,76 @@
+//! Operator commands (everything but `serve`).
+
+use std::io::BufRead;
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use super::{
+    auth,
+    config::Config,
+    db::{
+        audit::{self, AuditAction, AuditEntry},
+        users::Role,
+    },
+    startup::{open_database, StartupError},
+    vault::MasterKey,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("{0}")]
+    App(#[from] crate::error::AppError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("could not read the password from standard input: {0}")]
+    Stdin(std::io::Error),
+}
+
+pub async fn migrate(config: &Config) -> Result<(), CliError> {
+    open_database(config).await?;
+    println!("database is up to date");
+    Ok(())
+}
+
+/// `create-user --email E [--admin] --password-stdin`
+pub async fn create_user(config: &Config, email: &str, admin: bool) -> Result<(), CliError> {
+    let password = read_password_line(std::io::stdin().lock())?;
+    let db = open_database(config).await?;
+    let role = if admin { Some(Role::Admin) } else { None };
+    let user = auth::create_user(&db, email, password, role).await?;
+    audit::append(&db, AuditAction::UserCreatedByCli, AuditEntry { subject_user_id: Some(user.id), ..Default::default() }).await?;
+    let role = if user.is_admin() { "admin" } else { "user" };
+    println!("created {role} {} (id {})", user.email, user.id);
+    Ok(())
+}
+
+/// Reads one line and drops the trailing newline (and a `\r` before it).
+fn read_password_line(mut input: impl BufRead) -> Result<SecretString, CliError> {
+    let mut line = Zeroizing::new(String::new());
+    input.read_line(&mut line).map_err(CliError::Stdin)?;
+    let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+pub fn gen_master_key() {
+    println!("{}", MasterKey::generate().to_base64().as_str());
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn password_line_loses_only_the_line_ending() {
+        let read = |input: &str| read_password_line(input.as_bytes()).unwrap().expose_secret().to_owned();
+        assert_eq!(read("  spaced pass \n"), "  spaced pass ");
+        assert_eq!(read("windows\r\n"), "windows");
+        assert_eq!(read("no newline"), "no newline");
+        assert_eq!(read("first\nsecond\n"), "first");
+    }
+}

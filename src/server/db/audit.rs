@@ -1,0 +1,51 @@
+//! The append-only audit log of security events and admin actions.
+//! Never pass a secret in `detail`.
+
+use super::{now_ms, Db};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Signup,
+    Login,
+    LoginFailed,
+    LoginThrottled,
+    Logout,
+    UserCreatedByCli,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Signup => "signup",
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::LoginThrottled => "login_throttled",
+            AuditAction::Logout => "logout",
+            AuditAction::UserCreatedByCli => "user_created_cli",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry<'a> {
+    pub actor_user_id: Option<i64>,
+    pub subject_user_id: Option<i64>,
+    pub detail: &'a str,
+    pub ip: Option<&'a str>,
+}
+
+pub async fn append(db: &Db, action: AuditAction, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_user_id, subject_user_id, action, detail, ip) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(now_ms())
+    .bind(entry.actor_user_id)
+    .bind(entry.subject_user_id)
+    .bind(action.as_str())
+    .bind(entry.detail)
+    .bind(entry.ip)
+    .execute(db)
+    .await
+    .map(|_| ())
+}

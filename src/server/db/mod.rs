@@ -1,0 +1,110 @@
+//! Database access: one `sqlx::AnyPool` over SQLite or PostgreSQL.
+//!
+//! Queries are written once, in the SQL both engines accept (`$1` placeholders,
+//! integer times in unix milliseconds, 0/1 flags), and tested on both.
+
+pub mod audit;
+pub mod login_failures;
+pub mod sessions;
+pub mod users;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
+    AnyPool, ConnectOptions, Executor,
+};
+
+pub type Db = AnyPool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Opens the pool. For SQLite the parent directory is created, WAL is turned
+/// on and foreign keys are enforced on every connection.
+pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url);
+    if backend == Backend::Sqlite {
+        ensure_sqlite_dir(url)?;
+    }
+    let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+    let max_connections = match backend {
+        Backend::Sqlite => 8,
+        Backend::Postgres => 16,
+    };
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                         PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+}
+
+pub async fn migrate(db: &Db, backend: Backend) -> Result<(), sqlx::migrate::MigrateError> {
+    match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS.run(db).await,
+        Backend::Postgres => POSTGRES_MIGRATIONS.run(db).await,
+    }
+}
+
+/// Liveness check for `/healthz`.
+pub async fn ping(db: &Db) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(db).await.map(|_| ())
+}
+
+fn ensure_sqlite_dir(url: &str) -> Result<(), sqlx::Error> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+    }
+    Ok(())
+}
+
+/// Current time in unix milliseconds, the unit every timestamp column uses.
+pub fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// True when `err` is a unique-constraint violation (both engines).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// `YYYY-MM-DD` (UTC) of a unix-milliseconds time.
+pub fn format_day(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! Queries on `users`.
+
+use sqlx::Row;
+
+use super::{now_ms, Db};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        if text == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+/// A user row. `password_hash` is a PHC string, not a secret worth redacting,
+/// but it still never leaves the server.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn to_view(&self) -> crate::model::UserView {
+        crate::model::UserView { id: self.id, email: self.email.clone(), is_admin: self.is_admin() }
+    }
+}
+
+/// Emails compare case-insensitively; this is the form stored in `email_norm`.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        role: Role::parse(&row.try_get::<String, _>("role")?),
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE email_norm = $1");
+    let row = sqlx::query(&sql).bind(normalize_email(email)).fetch_optional(db).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(db).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Inserts a user. When `role` is `None` the account becomes an admin exactly
+/// when no user exists yet — decided inside the INSERT so two simultaneous
+/// first signups cannot both become admin by racing a separate count.
+pub async fn insert(
+    db: &Db,
+    email: &str,
+    password_hash: &str,
+    role: Option<Role>,
+) -> Result<UserRow, sqlx::Error> {
+    let role_sql = match role {
+        Some(Role::Admin) => "'admin'",
+        Some(Role::User) => "'user'",
+        None => "CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'user' ELSE 'admin' END",
+    };
+    let sql = format!(
+        "INSERT INTO users (email, email_norm, password_hash, role, disabled, created_at) \
+         SELECT $1, $2, $3, {role_sql}, 0, $4 RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(email.trim())
+        .bind(normalize_email(email))
+        .bind(password_hash)
+        .bind(now_ms())
+        .fetch_one(db)
+        .await?;
+    from_row(&row)
+}
+
+pub async fn update_password_hash(db: &Db, id: i64, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_disabled(db: &Db, id: i64, disabled: bool) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+        .bind(i64::from(disabled))
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(db).await
+}
+
+/// Users newest first, for the admin overview.
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id DESC LIMIT $1");
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(db).await?;
+    rows.iter().map(from_row).collect()
+}

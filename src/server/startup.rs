@@ -1,0 +1,286 @@
+//! Building the application (state + router) and serving it.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, Request, StatusCode},
+    middleware::{from_fn, from_fn_with_state},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Extension, Json, Router,
+};
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_http::{
+    compression::CompressionLayer,
+    limit::RequestBodyLimitLayer,
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    services::ServeDir,
+    trace::TraceLayer,
+};
+use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
+
+use super::{
+    auth::{self, LoginThrottle},
+    config::Config,
+    db::{self, sessions::DbSessionStore, Backend},
+    metrics::{self, Metrics},
+    security,
+    state::AppState,
+    vault::{load_or_create_master_key_file, Keyring, MasterKey},
+};
+use crate::app::{shell, App};
+
+/// Idle sessions end after a week without a request.
+const IDLE_TIMEOUT: time::Duration = time::Duration::days(7);
+const GENERATED_MASTER_KEY_PATH: &str = "data/master.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    MasterKey(#[from] super::vault::MasterKeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens and migrates the database named by the configuration.
+pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
+    let db = db::connect(&config.database_url).await?;
+    db::migrate(&db, Backend::of_url(&config.database_url)).await?;
+    Ok(db)
+}
+
+/// Master keys from the environment or key file; generates `data/master.key`
+/// (mode 0600) on first start when none is configured.
+pub fn resolve_keyring(config: &Config) -> Result<Keyring, StartupError> {
+    let current = match (&config.master_key, &config.master_key_file) {
+        (Some(key), _) => key.clone(),
+        (None, Some(path)) => MasterKey::read_file(path)?,
+        (None, None) => {
+            let path = Path::new(GENERATED_MASTER_KEY_PATH);
+            let (key, created) = load_or_create_master_key_file(path)?;
+            if created {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a new master key; keep this file safe and back it up: \
+                     losing it makes every stored Anthropic key unreadable. Set \
+                     KEYWARD_MASTER_KEY or KEYWARD_MASTER_KEY_FILE to manage it yourself."
+                );
+            }
+            key
+        }
+    };
+    let old = config.old_master_keys.clone().unwrap_or_default().0;
+    Ok(Keyring { current, old })
+}
+
+/// A built application bound to a listener, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+        let addr = leptos_options.site_addr;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        Self::build_with_listener(config, leptos_options, listener).await
+    }
+
+    pub async fn build_with_listener(
+        config: Config,
+        mut leptos_options: LeptosOptions,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let keyring = resolve_keyring(&config)?;
+        tracing::info!(master_key_id = keyring.current.id(), old_keys = keyring.old.len(), "master keys loaded");
+        let db = open_database(&config).await?;
+        if let Ok(addr) = listener.local_addr() {
+            leptos_options.site_addr = addr;
+        }
+        let state = AppState {
+            leptos_options,
+            db,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            login_throttle: LoginThrottle::default(),
+            dummy_hash: auth::new_dummy_hash(),
+        };
+        let router = router(state.clone());
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        spawn_housekeeping(self.state.db.clone());
+        tracing::info!(addr = %self.local_addr(), "keyward is listening");
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartupError::Serve)
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let leptos_options = state.leptos_options.clone();
+    let routes = generate_route_list(App);
+    let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name("keyward_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT));
+    let secure_cookies = state.config.secure_cookies;
+    let pkg_dir = Path::new(&*leptos_options.site_root).join(&*leptos_options.site_pkg_dir);
+
+    Router::new()
+        .route("/logout", post(logout))
+        .leptos_routes_with_context(&state, routes, || {}, {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn(auth::guard_pages))
+        .layer(from_fn_with_state(state.clone(), auth::load_current_user))
+        .layer(session_layer)
+        // Below: routes that need no session.
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .nest_service(&format!("/{}", leptos_options.site_pkg_dir), ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
+        .layer(from_fn_with_state(state.metrics.clone(), metrics::track_http))
+        .layer(from_fn(move |req, next| security::web_security(secure_cookies, req, next)))
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .with_state(state)
+}
+
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let id = format!("{:016x}", rand::random::<u64>());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match db::ping(&state.db).await {
+        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "ok" })).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "database": "unreachable" })))
+                .into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+/// `POST /logout`: ends every session of the user, then back to the login page.
+async fn logout(
+    State(state): State<AppState>,
+    Extension(auth::CurrentUser(user)): Extension<auth::CurrentUser>,
+    Extension(auth::ClientIp(ip)): Extension<auth::ClientIp>,
+    session: Session,
+) -> Response {
+    if let Err(err) = auth::end_session(&state, &session).await {
+        tracing::error!(error = %err, "logout could not end sessions");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not log out; please try again.").into_response();
+    }
+    if let Some(user) = user {
+        let entry = db::audit::AuditEntry { actor_user_id: Some(user.id), subject_user_id: Some(user.id), ip: Some(&ip), ..Default::default() };
+        if let Err(err) = db::audit::append(&state.db, db::audit::AuditAction::Logout, entry).await {
+            tracing::error!(error = %err, "could not audit logout");
+        }
+    }
+    Redirect::to("/login").into_response()
+}
+
+/// Periodically drops expired sessions and old login failures.
+fn spawn_housekeeping(db: db::Db) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(err) = db::sessions::delete_expired(&db).await {
+                tracing::warn!(error = %err, "could not delete expired sessions");
+            }
+            let day_ago = db::now_ms() - 24 * 60 * 60 * 1000;
+            if let Err(err) = db::login_failures::prune_older_than(&db, day_ago).await {
+                tracing::warn!(error = %err, "could not prune login failures");
+            }
+        }
+    });
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Leptos settings from `Leptos.toml` (overridable by `LEPTOS_*` variables),
+/// or built-in defaults when the file is absent.
+pub fn leptos_options() -> LeptosOptions {
+    let from_file = Path::new("Leptos.toml")
+        .exists()
+        .then(|| leptos::config::get_configuration(Some("Leptos.toml")).ok())
+        .flatten();
+    match from_file {
+        Some(conf) => conf.leptos_options,
+        None => {
+            let mut options = LeptosOptions::builder().output_name("keyward").site_root("target/site").build();
+            if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
+                options.site_root = root.into();
+            }
+            if let Some(addr) = std::env::var("LEPTOS_SITE_ADDR").ok().and_then(|a| a.parse().ok()) {
+                options.site_addr = addr;
+            }
+            options
+        }
+    }
+}

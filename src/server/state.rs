@@ -1,0 +1,25 @@
+//! Shared application state, cloned cheaply into every handler.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use super::{auth::LoginThrottle, config::Config, db::Db, metrics::Metrics};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub login_throttle: LoginThrottle,
+    /// Verified against when a login names an unknown email (equal timing).
+    pub dummy_hash: Arc<String>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
