@@ -42,7 +42,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[cfg(feature = "ssr")]
 fn set_page_csp() {
     use leptos_axum::ResponseOptions;
-    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>()) else {
+    let (Some(nonce), Some(response)) =
+        (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
+    else {
         return;
     };
     if let Ok(value) = http::HeaderValue::from_str(&crate::server::security::page_csp(&nonce)) {
@@ -106,7 +108,9 @@ fn site_info() -> SiteInfo {
     {
         use crate::server::state::AppState;
         use_context::<AppState>()
-            .map(|state| SiteInfo { signup_open: state.config.allow_signup })
+            .map(|state| SiteInfo {
+                signup_open: state.config.allow_signup,
+            })
             .unwrap_or_default()
     }
     #[cfg(not(feature = "ssr"))]

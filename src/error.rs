@@ -82,9 +82,16 @@ mod tests {
 
     #[test]
     fn too_many_attempts_rounds_minutes_up() {
-        let err = AppError::TooManyAttempts { retry_after_secs: 61 };
-        assert_eq!(err.to_string(), "Too many failed login attempts. Try again in 2 minute(s).");
-        let err = AppError::TooManyAttempts { retry_after_secs: 0 };
+        let err = AppError::TooManyAttempts {
+            retry_after_secs: 61,
+        };
+        assert_eq!(
+            err.to_string(),
+            "Too many failed login attempts. Try again in 2 minute(s)."
+        );
+        let err = AppError::TooManyAttempts {
+            retry_after_secs: 0,
+        };
         assert!(err.to_string().contains("in 1 minute"));
     }
 

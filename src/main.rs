@@ -14,14 +14,24 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let Cli { command, config } = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_target(false)
         .init();
 
     let result = match command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => cli::migrate(&config).await.map_err(|e| e.to_string()),
-        Command::CreateUser { email, admin, .. } => cli::create_user(&config, &email, admin).await.map_err(|e| e.to_string()),
+        Command::CreateUser { email, admin, .. } => cli::create_user(&config, &email, admin)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::DisableUser { email } => cli::set_disabled(&config, &email, true)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::EnableUser { email } => cli::set_disabled(&config, &email, false)
+            .await
+            .map_err(|e| e.to_string()),
         Command::GenMasterKey => {
             cli::gen_master_key();
             Ok(())
@@ -37,6 +47,10 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: keyward::server::config::Config) -> Result<(), String> {
-    let app = Application::build(config, leptos_options()).await.map_err(|e| e.to_string())?;
-    app.run_until(shutdown_signal()).await.map_err(|e| e.to_string())
+    let app = Application::build(config, leptos_options())
+        .await
+        .map_err(|e| e.to_string())?;
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }

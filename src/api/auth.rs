@@ -18,7 +18,9 @@ pub async fn signup(email: String, password: SecretInput) -> Result<UserView, Ap
             let ctx = request_context()?;
             let user = auth::signup(&ctx.state, &email, password.into_secret(), &ctx.ip).await?;
             let session = session().await?;
-            auth::start_session(&session, &user).await.map_err(|_| AppError::Internal)?;
+            auth::start_session(&session, &user)
+                .await
+                .map_err(|_| AppError::Internal)?;
             leptos_axum::redirect("/chat");
             Ok(user.to_view())
         }
@@ -36,7 +38,9 @@ pub async fn login(email: String, password: SecretInput) -> Result<UserView, App
             let ctx = request_context()?;
             let user = auth::login(&ctx.state, &email, password.into_secret(), &ctx.ip).await?;
             let session = session().await?;
-            auth::start_session(&session, &user).await.map_err(|_| AppError::Internal)?;
+            auth::start_session(&session, &user)
+                .await
+                .map_err(|_| AppError::Internal)?;
             leptos_axum::redirect("/chat");
             Ok(user.to_view())
         }

@@ -22,8 +22,15 @@ pub struct RequestContext {
 pub fn request_context() -> Result<RequestContext, AppError> {
     let state = use_context::<AppState>().ok_or(AppError::Internal)?;
     let parts = use_context::<http::request::Parts>().ok_or(AppError::Internal)?;
-    let user = parts.extensions.get::<CurrentUser>().and_then(|u| u.0.clone());
-    let ip = parts.extensions.get::<ClientIp>().map(|ip| ip.0.clone()).unwrap_or_default();
+    let user = parts
+        .extensions
+        .get::<CurrentUser>()
+        .and_then(|u| u.0.clone());
+    let ip = parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|ip| ip.0.clone())
+        .unwrap_or_default();
     Ok(RequestContext { state, user, ip })
 }
 

@@ -24,5 +24,11 @@ where
     ServerAction<I>: Copy,
 {
     let value = action.value();
-    Signal::derive(move || value.with(|r| r.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string)))
+    Signal::derive(move || {
+        value.with(|r| {
+            r.as_ref()
+                .and_then(|r| r.as_ref().err())
+                .map(ToString::to_string)
+        })
+    })
 }

@@ -11,7 +11,9 @@ pub struct AuthState {
 
 impl AuthState {
     pub fn new(user: Option<UserView>) -> Self {
-        Self { user: RwSignal::new(user) }
+        Self {
+            user: RwSignal::new(user),
+        }
     }
 
     pub fn user(&self) -> Option<UserView> {
@@ -23,7 +25,8 @@ impl AuthState {
     }
 
     pub fn is_admin(&self) -> bool {
-        self.user.with(|user| user.as_ref().is_some_and(|u| u.is_admin))
+        self.user
+            .with(|user| user.as_ref().is_some_and(|u| u.is_admin))
     }
 
     pub fn set(&self, user: Option<UserView>) {

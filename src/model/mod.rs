@@ -60,6 +60,9 @@ mod tests {
     fn secret_input_debug_is_redacted_and_serde_is_plain() {
         let secret = SecretInput::from("hunter2hunter2".to_owned());
         assert_eq!(format!("{secret:?}"), "[REDACTED]");
-        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"hunter2hunter2\"");
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap(),
+            "\"hunter2hunter2\""
+        );
     }
 }

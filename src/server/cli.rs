@@ -10,7 +10,7 @@ use super::{
     config::Config,
     db::{
         audit::{self, AuditAction, AuditEntry},
-        users::Role,
+        users::{self, Role},
     },
     startup::{open_database, StartupError},
     vault::MasterKey,
@@ -40,7 +40,15 @@ pub async fn create_user(config: &Config, email: &str, admin: bool) -> Result<()
     let db = open_database(config).await?;
     let role = if admin { Some(Role::Admin) } else { None };
     let user = auth::create_user(&db, email, password, role).await?;
-    audit::append(&db, AuditAction::UserCreatedByCli, AuditEntry { subject_user_id: Some(user.id), ..Default::default() }).await?;
+    audit::append(
+        &db,
+        AuditAction::UserCreatedByCli,
+        AuditEntry {
+            subject_user_id: Some(user.id),
+            ..Default::default()
+        },
+    )
+    .await?;
     let role = if user.is_admin() { "admin" } else { "user" };
     println!("created {role} {} (id {})", user.email, user.id);
     Ok(())
@@ -55,6 +63,36 @@ fn read_password_line(mut input: impl BufRead) -> Result<SecretString, CliError>
     Ok(SecretString::from(trimmed.to_owned()))
 }
 
+/// `disable-user` / `enable-user --email E`
+pub async fn set_disabled(config: &Config, email: &str, disabled: bool) -> Result<(), CliError> {
+    let db = open_database(config).await?;
+    let user = users::find_by_email(&db, email).await?.ok_or_else(|| {
+        crate::error::AppError::Validation(format!("no account with email {email}"))
+    })?;
+    auth::set_user_disabled(&db, user.id, disabled).await?;
+    let action = if disabled {
+        AuditAction::UserDisabled
+    } else {
+        AuditAction::UserEnabled
+    };
+    audit::append(
+        &db,
+        action,
+        AuditEntry {
+            subject_user_id: Some(user.id),
+            detail: "cli",
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!(
+        "{} {}",
+        if disabled { "disabled" } else { "enabled" },
+        user.email
+    );
+    Ok(())
+}
+
 pub fn gen_master_key() {
     println!("{}", MasterKey::generate().to_base64().as_str());
 }
@@ -67,7 +105,12 @@ mod tests {
 
     #[test]
     fn password_line_loses_only_the_line_ending() {
-        let read = |input: &str| read_password_line(input.as_bytes()).unwrap().expose_secret().to_owned();
+        let read = |input: &str| {
+            read_password_line(input.as_bytes())
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        };
         assert_eq!(read("  spaced pass \n"), "  spaced pass ");
         assert_eq!(read("windows\r\n"), "windows");
         assert_eq!(read("no newline"), "no newline");

@@ -5,13 +5,15 @@
 
 use std::path::PathBuf;
 
-use clap::{builder::BoolishValueParser, Args, Parser, Subcommand};
+use clap::{builder::BoolishValueParser, ArgAction, Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use super::vault::MasterKey;
-
 #[derive(Debug, Parser)]
-#[command(name = "keyward", version, about = "Chat with Claude on a platform key or your own key")]
+#[command(
+    name = "keyward",
+    version,
+    about = "Chat with Claude on a platform key or your own key"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -38,6 +40,16 @@ pub enum Command {
     },
     /// Print a new random master key (base64, 32 bytes) for KEYWARD_MASTER_KEY.
     GenMasterKey,
+    /// Disable an account: ends its sessions and refuses its logins.
+    DisableUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Re-enable a disabled account.
+    EnableUser {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -54,24 +66,25 @@ pub struct Config {
     #[arg(long, global = true, env = "ANTHROPIC_BASE_URL", default_value = "https://api.anthropic.com", value_parser = parse_base_url)]
     pub anthropic_base_url: String,
 
-    /// Key-encryption key, base64 of exactly 32 bytes.
-    #[arg(long, global = true, env = "KEYWARD_MASTER_KEY", hide_env_values = true, value_parser = parse_master_key)]
-    pub master_key: Option<MasterKey>,
+    /// Key-encryption key, base64 of exactly 32 bytes. Checked at start-up
+    /// (not here) so that a malformed key is never echoed in an error.
+    #[arg(long, global = true, env = "KEYWARD_MASTER_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub master_key: Option<SecretString>,
 
     /// File holding the key-encryption key (base64, 32 bytes).
     #[arg(long, global = true, env = "KEYWARD_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
 
     /// Older master keys, comma-separated; used only to decrypt until `rotate-keys`.
-    #[arg(long, global = true, env = "KEYWARD_OLD_MASTER_KEYS", hide_env_values = true, value_parser = parse_master_key_list)]
-    pub old_master_keys: Option<MasterKeyList>,
+    #[arg(long, global = true, env = "KEYWARD_OLD_MASTER_KEYS", hide_env_values = true, value_parser = parse_secret)]
+    pub old_master_keys: Option<SecretString>,
 
     /// Whether anyone may create an account.
-    #[arg(long, global = true, env = "KEYWARD_ALLOW_SIGNUP", default_value = "true", value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, env = "KEYWARD_ALLOW_SIGNUP", default_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub allow_signup: bool,
 
     /// Mark cookies `Secure` (set this when served over TLS).
-    #[arg(long, global = true, env = "KEYWARD_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new())]
+    #[arg(long, global = true, env = "KEYWARD_SECURE_COOKIES", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
     /// Largest accepted request body in bytes.
@@ -96,9 +109,6 @@ pub struct FreePlanOverrides {
     #[arg(long, global = true, env = "KEYWARD_FREE_MAX_TOKENS")]
     pub max_tokens: Option<u32>,
 }
-
-#[derive(Debug, Clone, Default)]
-pub struct MasterKeyList(pub Vec<MasterKey>);
 
 fn parse_database_url(value: &str) -> Result<String, String> {
     let is_sqlite = value.starts_with("sqlite:");
@@ -128,23 +138,6 @@ fn parse_secret(value: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(value.to_owned()))
 }
 
-fn parse_master_key(value: &str) -> Result<MasterKey, String> {
-    MasterKey::from_base64(value).map_err(|e| e.to_string())
-}
-
-fn parse_master_key_list(value: &str) -> Result<MasterKeyList, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .enumerate()
-        .map(|(i, part)| {
-            MasterKey::from_base64(part).map_err(|e| format!("entry {}: {e}", i + 1))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(MasterKeyList)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +152,10 @@ mod tests {
 
     #[test]
     fn base_url_loses_trailing_slash() {
-        assert_eq!(parse_base_url("http://127.0.0.1:9/").unwrap(), "http://127.0.0.1:9");
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
         assert!(parse_base_url("ftp://x").is_err());
     }
 

@@ -26,21 +26,38 @@ const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 
 pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Response {
     if let Err(reason) = check_same_origin(req.method(), req.uri().path(), req.headers()) {
         tracing::warn!(reason, path = %req.uri().path(), "refused cross-site request");
-        return (StatusCode::FORBIDDEN, "This request came from another site and was refused.")
+        return (
+            StatusCode::FORBIDDEN,
+            "This request came from another site and was refused.",
+        )
             .into_response();
     }
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name, value: &'static str| {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
     };
     set(headers, header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "strict-origin-when-cross-origin");
-    set(headers, header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(
+        headers,
+        header::REFERRER_POLICY,
+        "strict-origin-when-cross-origin",
+    );
+    set(
+        headers,
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
     if secure_cookies {
-        set(headers, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
     }
     response
 }
@@ -54,11 +71,18 @@ pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Res
 /// neither header come from non-browser clients, which carry no ambient
 /// cookies of a victim.
 fn check_same_origin(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), &'static str> {
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+    let safe = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
     if safe || path.starts_with("/v1/") {
         return Ok(());
     }
-    let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if let Some(site) = header_str(header::HeaderName::from_static("sec-fetch-site")) {
         if site == "cross-site" || site == "same-site" {
             return Err("sec-fetch-site");
@@ -99,19 +123,34 @@ mod tests {
 
     #[test]
     fn same_origin_post_passes_and_foreign_origin_fails() {
-        let ok = headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+        ]);
         assert!(check_same_origin(&Method::POST, "/api/login", &ok).is_ok());
-        let evil = headers(&[("host", "127.0.0.1:3000"), ("origin", "http://evil.example")]);
+        let evil = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+        ]);
         assert!(check_same_origin(&Method::POST, "/api/login", &evil).is_err());
-        let other_port = headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:4000")]);
+        let other_port = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:4000"),
+        ]);
         assert!(check_same_origin(&Method::POST, "/logout", &other_port).is_err());
     }
 
     #[test]
     fn referer_is_used_without_origin() {
-        let evil = headers(&[("host", "kw.example"), ("referer", "https://evil.example/page")]);
+        let evil = headers(&[
+            ("host", "kw.example"),
+            ("referer", "https://evil.example/page"),
+        ]);
         assert!(check_same_origin(&Method::POST, "/logout", &evil).is_err());
-        let ok = headers(&[("host", "kw.example"), ("referer", "https://kw.example/chat")]);
+        let ok = headers(&[
+            ("host", "kw.example"),
+            ("referer", "https://kw.example/chat"),
+        ]);
         assert!(check_same_origin(&Method::POST, "/logout", &ok).is_ok());
     }
 

@@ -12,6 +12,7 @@ use axum::{
 };
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower_http::{
     compression::CompressionLayer,
@@ -29,7 +30,7 @@ use super::{
     metrics::{self, Metrics},
     security,
     state::AppState,
-    vault::{load_or_create_master_key_file, Keyring, MasterKey},
+    vault::{load_or_create_master_key_file, Keyring, MasterKey, MasterKeyError},
 };
 use crate::app::{shell, App};
 
@@ -46,7 +47,10 @@ pub enum StartupError {
     #[error("{0}")]
     MasterKey(#[from] super::vault::MasterKeyError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -61,9 +65,19 @@ pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
 /// Master keys from the environment or key file; generates `data/master.key`
 /// (mode 0600) on first start when none is configured.
 pub fn resolve_keyring(config: &Config) -> Result<Keyring, StartupError> {
+    let named = |name| {
+        move |source| MasterKeyError::Invalid {
+            name,
+            source: Box::new(source),
+        }
+    };
     let current = match (&config.master_key, &config.master_key_file) {
-        (Some(key), _) => key.clone(),
-        (None, Some(path)) => MasterKey::read_file(path)?,
+        (Some(key), _) => {
+            MasterKey::from_base64(key.expose_secret()).map_err(named("KEYWARD_MASTER_KEY"))?
+        }
+        (None, Some(path)) => {
+            MasterKey::read_file(path).map_err(named("KEYWARD_MASTER_KEY_FILE"))?
+        }
         (None, None) => {
             let path = Path::new(GENERATED_MASTER_KEY_PATH);
             let (key, created) = load_or_create_master_key_file(path)?;
@@ -78,7 +92,17 @@ pub fn resolve_keyring(config: &Config) -> Result<Keyring, StartupError> {
             key
         }
     };
-    let old = config.old_master_keys.clone().unwrap_or_default().0;
+    let old = match &config.old_master_keys {
+        None => Vec::new(),
+        Some(list) => list
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(MasterKey::from_base64)
+            .collect::<Result<_, _>>()
+            .map_err(named("KEYWARD_OLD_MASTER_KEYS"))?,
+    };
     Ok(Keyring { current, old })
 }
 
@@ -90,25 +114,47 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
+    /// Checks the configuration, opens the database, then binds `site_addr`.
+    pub async fn build(
+        config: Config,
+        leptos_options: LeptosOptions,
+    ) -> Result<Self, StartupError> {
+        let keyring = resolve_keyring(&config)?;
         let addr = leptos_options.site_addr;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-        Self::build_with_listener(config, leptos_options, listener).await
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        Self::assemble(config, keyring, leptos_options, listener).await
     }
 
+    /// Like `build`, on a listener the caller bound (tests use port 0).
     pub async fn build_with_listener(
         config: Config,
-        mut leptos_options: LeptosOptions,
+        leptos_options: LeptosOptions,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
         let keyring = resolve_keyring(&config)?;
-        tracing::info!(master_key_id = keyring.current.id(), old_keys = keyring.old.len(), "master keys loaded");
+        Self::assemble(config, keyring, leptos_options, listener).await
+    }
+
+    async fn assemble(
+        config: Config,
+        keyring: Keyring,
+        mut leptos_options: LeptosOptions,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        tracing::info!(
+            master_key_id = keyring.current.id(),
+            old_keys = keyring.old.len(),
+            "master keys loaded"
+        );
         let db = open_database(&config).await?;
         if let Ok(addr) = listener.local_addr() {
             leptos_options.site_addr = addr;
         }
         let state = AppState {
             leptos_options,
+            keyring: Arc::new(keyring),
             db,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
@@ -116,11 +162,17 @@ impl Application {
             dummy_hash: auth::new_dummy_hash(),
         };
         let router = router(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -128,13 +180,20 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
         spawn_housekeeping(self.state.db.clone());
         tracing::info!(addr = %self.local_addr(), "keyward is listening");
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartupError::Serve)
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartupError::Serve)
     }
 }
 
@@ -193,14 +252,21 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "database": "unreachable" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "degraded", "database": "unreachable" })),
+            )
                 .into_response()
         }
     }
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `POST /logout`: ends every session of the user, then back to the login page.
@@ -212,11 +278,21 @@ async fn logout(
 ) -> Response {
     if let Err(err) = auth::end_session(&state, &session).await {
         tracing::error!(error = %err, "logout could not end sessions");
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not log out; please try again.").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not log out; please try again.",
+        )
+            .into_response();
     }
     if let Some(user) = user {
-        let entry = db::audit::AuditEntry { actor_user_id: Some(user.id), subject_user_id: Some(user.id), ip: Some(&ip), ..Default::default() };
-        if let Err(err) = db::audit::append(&state.db, db::audit::AuditAction::Logout, entry).await {
+        let entry = db::audit::AuditEntry {
+            actor_user_id: Some(user.id),
+            subject_user_id: Some(user.id),
+            ip: Some(&ip),
+            ..Default::default()
+        };
+        if let Err(err) = db::audit::append(&state.db, db::audit::AuditAction::Logout, entry).await
+        {
             tracing::error!(error = %err, "could not audit logout");
         }
     }
@@ -273,11 +349,17 @@ pub fn leptos_options() -> LeptosOptions {
     match from_file {
         Some(conf) => conf.leptos_options,
         None => {
-            let mut options = LeptosOptions::builder().output_name("keyward").site_root("target/site").build();
+            let mut options = LeptosOptions::builder()
+                .output_name("keyward")
+                .site_root("target/site")
+                .build();
             if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
                 options.site_root = root.into();
             }
-            if let Some(addr) = std::env::var("LEPTOS_SITE_ADDR").ok().and_then(|a| a.parse().ok()) {
+            if let Some(addr) = std::env::var("LEPTOS_SITE_ADDR")
+                .ok()
+                .and_then(|a| a.parse().ok())
+            {
                 options.site_addr = addr;
             }
             options

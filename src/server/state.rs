@@ -5,13 +5,15 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{auth::LoginThrottle, config::Config, db::Db, metrics::Metrics};
+use super::{auth::LoginThrottle, config::Config, db::Db, metrics::Metrics, vault::Keyring};
 
 #[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub config: Arc<Config>,
+    /// Master keys for the key vault; never serialised, never logged.
+    pub keyring: Arc<Keyring>,
     pub metrics: Arc<Metrics>,
     pub login_throttle: LoginThrottle,
     /// Verified against when a login names an unknown email (equal timing).

@@ -46,7 +46,10 @@ pub async fn load_current_user(
         Ok(user) => user,
         Err(err) => {
             tracing::error!(error = %err, "could not resolve the session's user");
-            return (StatusCode::SERVICE_UNAVAILABLE, "keyward cannot reach its database; try again shortly.")
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keyward cannot reach its database; try again shortly.",
+            )
                 .into_response();
         }
     };
@@ -57,8 +60,15 @@ pub async fn load_current_user(
 
 async fn resolve_user(state: &AppState, session: &Session) -> Result<Option<UserRow>, sqlx::Error> {
     let user_id = session.get::<i64>(USER_ID_KEY).await.ok().flatten();
-    let Some(user_id) = user_id else { return Ok(None) };
-    let auth_at = session.get::<i64>(AUTH_AT_KEY).await.ok().flatten().unwrap_or(0);
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
+    let auth_at = session
+        .get::<i64>(AUTH_AT_KEY)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     let user = db::users::find_by_id(&state.db, user_id).await?;
     let still_valid = db::now_ms() - auth_at < ABSOLUTE_TIMEOUT_MS;
     match user {
@@ -72,7 +82,10 @@ async fn resolve_user(state: &AppState, session: &Session) -> Result<Option<User
 
 /// Logs `user` in on this session: a fresh session id (no fixation), then the
 /// user id and login time.
-pub async fn start_session(session: &Session, user: &UserRow) -> Result<(), tower_sessions::session::Error> {
+pub async fn start_session(
+    session: &Session,
+    user: &UserRow,
+) -> Result<(), tower_sessions::session::Error> {
     session.cycle_id().await?;
     session.insert(USER_ID_KEY, user.id).await?;
     session.insert(AUTH_AT_KEY, db::now_ms()).await?;
@@ -117,7 +130,10 @@ pub async fn guard_pages(req: Request, next: Next) -> Response {
     if req.method() != axum::http::Method::GET {
         return next.run(req).await;
     }
-    let logged_in = req.extensions().get::<CurrentUser>().and_then(|u| u.0.as_ref());
+    let logged_in = req
+        .extensions()
+        .get::<CurrentUser>()
+        .and_then(|u| u.0.as_ref());
     let is_admin = logged_in.is_some_and(UserRow::is_admin);
     let is_logged_in = logged_in.is_some();
     match page_access(req.uri().path()) {
@@ -126,7 +142,10 @@ pub async fn guard_pages(req: Request, next: Next) -> Response {
         PageAccess::GuestOnly => next.run(req).await,
         PageAccess::User | PageAccess::Admin if !is_logged_in => {
             let mut response = Redirect::to("/login").into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                "no-store".parse().expect("static header"),
+            );
             response
         }
         PageAccess::Admin if !is_admin => {

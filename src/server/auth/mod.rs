@@ -7,4 +7,6 @@ mod service;
 pub use current_user::{
     end_session, guard_pages, load_current_user, start_session, ClientIp, CurrentUser,
 };
-pub use service::{create_user, login, new_dummy_hash, signup, validate_email, LoginThrottle};
+pub use service::{
+    create_user, login, new_dummy_hash, set_user_disabled, signup, validate_email, LoginThrottle,
+};

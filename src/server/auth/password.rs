@@ -19,7 +19,8 @@ const P_COST: u32 = 1;
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
 fn hasher() -> Argon2<'static> {
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("static argon2 params are valid");
+    let params =
+        Params::new(M_COST_KIB, T_COST, P_COST, None).expect("static argon2 params are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -28,10 +29,14 @@ pub fn check_policy(password: &SecretString) -> Result<(), AppError> {
     let password = password.expose_secret();
     let chars = password.chars().count();
     if chars < MIN_LEN {
-        return Err(AppError::Validation(format!("Password must be at least {MIN_LEN} characters.")));
+        return Err(AppError::Validation(format!(
+            "Password must be at least {MIN_LEN} characters."
+        )));
     }
     if chars > MAX_LEN {
-        return Err(AppError::Validation(format!("Password must be at most {MAX_LEN} characters.")));
+        return Err(AppError::Validation(format!(
+            "Password must be at most {MAX_LEN} characters."
+        )));
     }
     let lowered = password.to_lowercase();
     if COMMON_PASSWORDS.lines().any(|common| common == lowered) {
@@ -70,10 +75,15 @@ pub async fn verify(password: SecretString, stored_hash: String) -> Result<Verdi
             tracing::error!("stored password hash is not a PHC string");
             return Verdict::Mismatch;
         };
-        if hasher().verify_password(password.expose_secret().as_bytes(), &parsed).is_err() {
+        if hasher()
+            .verify_password(password.expose_secret().as_bytes(), &parsed)
+            .is_err()
+        {
             return Verdict::Mismatch;
         }
-        Verdict::Match { needs_rehash: !has_current_params(&parsed) }
+        Verdict::Match {
+            needs_rehash: !has_current_params(&parsed),
+        }
     })
     .await
     .map_err(|_| AppError::Internal)
@@ -90,8 +100,13 @@ fn has_current_params(parsed: &PasswordHash) -> bool {
 /// A real hash of a random password, verified against when the email is
 /// unknown so that both failure paths cost the same time.
 pub fn dummy_hash() -> String {
-    let random: String = (0..24).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
-    hasher().hash_password(random.as_bytes()).expect("hashing a random password").to_string()
+    let random: String = (0..24)
+        .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+        .collect();
+    hasher()
+        .hash_password(random.as_bytes())
+        .expect("hashing a random password")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -117,17 +132,31 @@ mod tests {
     async fn hashes_are_argon2id_with_owasp_params_and_verify() {
         let hash = hash(secret("a long passphrase")).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        let verdict = verify(secret("a long passphrase"), hash.clone()).await.unwrap();
-        assert_eq!(verdict, Verdict::Match { needs_rehash: false });
-        assert_eq!(verify(secret("wrong"), hash).await.unwrap(), Verdict::Mismatch);
+        let verdict = verify(secret("a long passphrase"), hash.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            verdict,
+            Verdict::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            verify(secret("wrong"), hash).await.unwrap(),
+            Verdict::Mismatch
+        );
     }
 
     #[tokio::test]
     async fn weaker_params_ask_for_rehash() {
-        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
-            .hash_password(b"a long passphrase")
-            .unwrap()
-            .to_string();
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"a long passphrase")
+        .unwrap()
+        .to_string();
         let verdict = verify(secret("a long passphrase"), weak).await.unwrap();
         assert_eq!(verdict, Verdict::Match { needs_rehash: true });
     }

@@ -28,7 +28,10 @@ pub struct LoginThrottle {
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        Self { max_failures: 10, window_ms: 15 * 60 * 1000 }
+        Self {
+            max_failures: 10,
+            window_ms: 15 * 60 * 1000,
+        }
     }
 }
 
@@ -36,13 +39,18 @@ pub fn validate_email(email: &str) -> Result<(), AppError> {
     let email = email.trim();
     let plausible = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
     if plausible {
         Ok(())
     } else {
-        Err(AppError::Validation("Enter a valid email address, like name@example.com.".into()))
+        Err(AppError::Validation(
+            "Enter a valid email address, like name@example.com.".into(),
+        ))
     }
 }
 
@@ -61,10 +69,19 @@ pub async fn signup(
     audit::append(
         &state.db,
         AuditAction::Signup,
-        AuditEntry { actor_user_id: Some(user.id), subject_user_id: Some(user.id), ip: Some(ip), ..Default::default() },
+        AuditEntry {
+            actor_user_id: Some(user.id),
+            subject_user_id: Some(user.id),
+            ip: Some(ip),
+            ..Default::default()
+        },
     )
     .await?;
-    tracing::info!(user_id = user.id, admin = user.is_admin(), "account created");
+    tracing::info!(
+        user_id = user.id,
+        admin = user.is_admin(),
+        "account created"
+    );
     Ok(user)
 }
 
@@ -81,7 +98,9 @@ pub async fn create_user(
     users::insert(db, email, &hash, role).await.map_err(|err| {
         if db::is_unique_violation(&err) {
             // Says no more than necessary: no hint whether the account is active.
-            AppError::Validation("This email cannot be used to sign up. If it is yours, log in instead.".into())
+            AppError::Validation(
+                "This email cannot be used to sign up. If it is yours, log in instead.".into(),
+            )
         } else {
             err.into()
         }
@@ -105,15 +124,28 @@ pub async fn login(
 
     let recent = login_failures::recent(db, &email_norm, ip, since).await?;
     let blocked_since = [
-        (recent.by_email >= throttle.max_failures).then_some(recent.oldest_by_email).flatten(),
-        (recent.by_ip >= throttle.max_failures).then_some(recent.oldest_by_ip).flatten(),
+        (recent.by_email >= throttle.max_failures)
+            .then_some(recent.oldest_by_email)
+            .flatten(),
+        (recent.by_ip >= throttle.max_failures)
+            .then_some(recent.oldest_by_ip)
+            .flatten(),
     ]
     .into_iter()
     .flatten()
     .max();
     if let Some(oldest) = blocked_since {
         let retry_after_secs = ((oldest + throttle.window_ms - now).max(1000) / 1000) as u64;
-        audit::append(db, AuditAction::LoginThrottled, AuditEntry { detail: &email_norm, ip: Some(ip), ..Default::default() }).await?;
+        audit::append(
+            db,
+            AuditAction::LoginThrottled,
+            AuditEntry {
+                detail: &email_norm,
+                ip: Some(ip),
+                ..Default::default()
+            },
+        )
+        .await?;
         return Err(AppError::TooManyAttempts { retry_after_secs });
     }
 
@@ -135,7 +167,17 @@ pub async fn login(
         (user, _) => {
             login_failures::record(db, &email_norm, ip, now).await?;
             let subject = user.as_ref().map(|u| u.id);
-            audit::append(db, AuditAction::LoginFailed, AuditEntry { subject_user_id: subject, detail: &email_norm, ip: Some(ip), ..Default::default() }).await?;
+            audit::append(
+                db,
+                AuditAction::LoginFailed,
+                AuditEntry {
+                    subject_user_id: subject,
+                    detail: &email_norm,
+                    ip: Some(ip),
+                    ..Default::default()
+                },
+            )
+            .await?;
             return Err(AppError::InvalidCredentials);
         }
     };
@@ -143,8 +185,27 @@ pub async fn login(
         return Err(AppError::AccountDisabled);
     }
     login_failures::clear_for_email(db, &email_norm).await?;
-    audit::append(db, AuditAction::Login, AuditEntry { actor_user_id: Some(user.id), subject_user_id: Some(user.id), ip: Some(ip), ..Default::default() }).await?;
+    audit::append(
+        db,
+        AuditAction::Login,
+        AuditEntry {
+            actor_user_id: Some(user.id),
+            subject_user_id: Some(user.id),
+            ip: Some(ip),
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(user)
+}
+
+/// Disables or re-enables an account. Disabling ends every session at once.
+pub async fn set_user_disabled(db: &Db, user_id: i64, disabled: bool) -> Result<bool, AppError> {
+    let changed = users::set_disabled(db, user_id, disabled).await?;
+    if changed && disabled {
+        db::sessions::delete_all_for_user(db, user_id, None).await?;
+    }
+    Ok(changed)
 }
 
 /// Shared dummy hash, computed once at start-up.
@@ -160,7 +221,15 @@ mod tests {
     fn email_validation_accepts_real_addresses_only() {
         assert!(validate_email("ada@example.com").is_ok());
         assert!(validate_email("  Ada.L+kw@mail.example.org ").is_ok());
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad} should be refused");
         }
     }

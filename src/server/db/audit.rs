@@ -11,6 +11,8 @@ pub enum AuditAction {
     LoginThrottled,
     Logout,
     UserCreatedByCli,
+    UserDisabled,
+    UserEnabled,
 }
 
 impl AuditAction {
@@ -22,6 +24,8 @@ impl AuditAction {
             AuditAction::LoginThrottled => "login_throttled",
             AuditAction::Logout => "logout",
             AuditAction::UserCreatedByCli => "user_created_cli",
+            AuditAction::UserDisabled => "user_disabled",
+            AuditAction::UserEnabled => "user_enabled",
         }
     }
 }
@@ -34,7 +38,11 @@ pub struct AuditEntry<'a> {
     pub ip: Option<&'a str>,
 }
 
-pub async fn append(db: &Db, action: AuditAction, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
+pub async fn append(
+    db: &Db,
+    action: AuditAction,
+    entry: AuditEntry<'_>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor_user_id, subject_user_id, action, detail, ip) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -31,7 +31,12 @@ pub async fn recent(
             .bind(since_ms)
             .fetch_one(db)
             .await?;
-    Ok(RecentFailures { by_email, by_ip, oldest_by_email, oldest_by_ip })
+    Ok(RecentFailures {
+        by_email,
+        by_ip,
+        oldest_by_email,
+        oldest_by_ip,
+    })
 }
 
 pub async fn record(db: &Db, email_norm: &str, ip: &str, at_ms: i64) -> Result<(), sqlx::Error> {

@@ -86,7 +86,10 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), sqlx::Error> {
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
     }
     Ok(())

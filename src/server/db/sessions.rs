@@ -33,7 +33,10 @@ fn backend_err(err: sqlx::Error) -> session_store::Error {
 fn encode(record: &Record) -> session_store::Result<(String, Option<i64>, i64)> {
     let data = serde_json::to_string(&record.data)
         .map_err(|e| session_store::Error::Encode(e.to_string()))?;
-    let user_id = record.data.get(USER_ID_KEY).and_then(serde_json::Value::as_i64);
+    let user_id = record
+        .data
+        .get(USER_ID_KEY)
+        .and_then(serde_json::Value::as_i64);
     let expires_at = record.expiry_date.unix_timestamp() * 1000;
     Ok((data, user_id, expires_at))
 }
@@ -78,19 +81,25 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row = sqlx::query("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
-            .bind(id.to_string())
-            .bind(now_ms())
-            .fetch_optional(&self.db)
-            .await
-            .map_err(backend_err)?;
+        let row =
+            sqlx::query("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
+                .bind(id.to_string())
+                .bind(now_ms())
+                .fetch_optional(&self.db)
+                .await
+                .map_err(backend_err)?;
         let Some(row) = row else { return Ok(None) };
         let data: String = row.try_get("data").map_err(backend_err)?;
         let expires_at: i64 = row.try_get("expires_at").map_err(backend_err)?;
-        let data = serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let data =
+            serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
         let expiry_date = time::OffsetDateTime::from_unix_timestamp(expires_at / 1000)
             .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        Ok(Some(Record { id: *id, data, expiry_date }))
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
@@ -104,7 +113,11 @@ impl SessionStore for DbSessionStore {
 }
 
 /// Ends every session of `user_id`, optionally keeping one (the caller's own).
-pub async fn delete_all_for_user(db: &Db, user_id: i64, keep: Option<&Id>) -> Result<u64, sqlx::Error> {
+pub async fn delete_all_for_user(
+    db: &Db,
+    user_id: i64,
+    keep: Option<&Id>,
+) -> Result<u64, sqlx::Error> {
     let keep = keep.map(Id::to_string).unwrap_or_default();
     let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
         .bind(user_id)

@@ -45,7 +45,11 @@ impl UserRow {
     }
 
     pub fn to_view(&self) -> crate::model::UserView {
-        crate::model::UserView { id: self.id, email: self.email.clone(), is_admin: self.is_admin() }
+        crate::model::UserView {
+            id: self.id,
+            email: self.email.clone(),
+            is_admin: self.is_admin(),
+        }
     }
 }
 
@@ -69,7 +73,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE email_norm = $1");
-    let row = sqlx::query(&sql).bind(normalize_email(email)).fetch_optional(db).await?;
+    let row = sqlx::query(&sql)
+        .bind(normalize_email(email))
+        .fetch_optional(db)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -126,7 +133,9 @@ pub async fn set_disabled(db: &Db, id: i64, disabled: bool) -> Result<bool, sqlx
 }
 
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(db).await
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db)
+        .await
 }
 
 /// Users newest first, for the admin overview.

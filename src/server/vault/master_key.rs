@@ -22,8 +22,16 @@ pub enum MasterKeyError {
     NotBase64,
     #[error("master key must be exactly 32 bytes, got {0}")]
     WrongLength(usize),
+    #[error("{name}: {source}")]
+    Invalid {
+        name: &'static str,
+        source: Box<MasterKeyError>,
+    },
     #[error("cannot read or write master key file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl MasterKey {
@@ -49,7 +57,10 @@ impl MasterKey {
     fn from_bytes(bytes: [u8; 32]) -> Self {
         let digest = Sha256::digest(bytes);
         let id = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        Self { id, bytes: Zeroizing::new(bytes) }
+        Self {
+            id,
+            bytes: Zeroizing::new(bytes),
+        }
     }
 
     /// Public identifier stored next to each ciphertext; reveals nothing about the key.
@@ -67,16 +78,23 @@ impl MasterKey {
     }
 
     pub fn read_file(path: &Path) -> Result<Self, MasterKeyError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            MasterKeyError::Io { path: path.display().to_string(), source }
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| MasterKeyError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            );
         Self::from_base64(&text)
     }
 }
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).field("bytes", &"[REDACTED]").finish()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .field("bytes", &"[REDACTED]")
+            .finish()
     }
 }
 
@@ -86,7 +104,10 @@ pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), 
     if path.exists() {
         return MasterKey::read_file(path).map(|key| (key, false));
     }
-    let io_err = |source| MasterKeyError::Io { path: path.display().to_string(), source };
+    let io_err = |source| MasterKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err)?;
     }
@@ -114,7 +135,10 @@ mod tests {
             MasterKey::from_base64(&STANDARD.encode([1u8; 16])),
             Err(MasterKeyError::WrongLength(16))
         ));
-        assert!(matches!(MasterKey::from_base64("not base64!"), Err(MasterKeyError::NotBase64)));
+        assert!(matches!(
+            MasterKey::from_base64("not base64!"),
+            Err(MasterKeyError::NotBase64)
+        ));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Keyring {
 impl Keyring {
     /// The key that wrote a row, by the id stored next to the ciphertext.
     pub fn find(&self, key_id: &str) -> Option<&MasterKey> {
-        std::iter::once(&self.current).chain(&self.old).find(|key| key.id() == key_id)
+        std::iter::once(&self.current)
+            .chain(&self.old)
+            .find(|key| key.id() == key_id)
     }
 }

@@ -1,0 +1,69 @@
+//! Access control for the admin page and admin server functions.
+
+use reqwest::StatusCode;
+
+use crate::{
+    db_tests,
+    helpers::{assert_redirect, spawn_app, TestDb, PASSWORD},
+};
+
+async fn anonymous_visitors_are_sent_to_login(db: TestDb) {
+    let app = spawn_app(db).await;
+    for page in ["/admin", "/chat", "/chat/1", "/settings"] {
+        assert_redirect(&app.get(page).await, "/login");
+    }
+    let call = app.call("admin/users", &[]).await;
+    assert_eq!(call.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn non_admin_gets_403_from_page_and_server_functions(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("admin@example.com", PASSWORD).await;
+    let user = app.new_client();
+    app.call_with(
+        &user,
+        "signup",
+        &[("email", "user@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+
+    let page = app.get_with(&user, "/admin").await;
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("You do not have access to this page"));
+    assert!(
+        !html.contains("admin@example.com"),
+        "no admin data leaks into the 403 page"
+    );
+
+    let call = app.call_with(&user, "admin/users", &[]).await;
+    assert_eq!(call.status(), StatusCode::FORBIDDEN);
+    assert!(!call.text().await.unwrap().contains("admin@example.com"));
+}
+
+async fn admin_sees_every_account(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("admin@example.com", PASSWORD).await;
+    app.call_with(
+        &app.new_client(),
+        "signup",
+        &[("email", "user@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+    let users: serde_json::Value = app.call("admin/users", &[]).await.json().await.unwrap();
+    let emails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["user@example.com", "admin@example.com"]);
+}
+
+db_tests!(
+    anonymous_visitors_are_sent_to_login,
+    non_admin_gets_403_from_page_and_server_functions,
+    admin_sees_every_account,
+);

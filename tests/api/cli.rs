@@ -1,0 +1,179 @@
+//! The `keyward` command line, run as the real binary.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{spawn_app_on, TestDb, PASSWORD, TEST_MASTER_KEY};
+
+fn keyward(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("KEYWARD_MASTER_KEY", TEST_MASTER_KEY)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keyward");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn create_user_reads_password_from_stdin_and_can_log_in() {
+    let url = TestDb::Sqlite.fresh_url().await;
+    let out = keyward(
+        &url,
+        &[
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created admin ops@example.com"));
+
+    let out = keyward(
+        &url,
+        &[
+            "create-user",
+            "--email",
+            "second@example.com",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created user second@example.com"));
+
+    let app = spawn_app_on(&url, &[]).await;
+    assert_eq!(
+        app.login("ops@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn create_user_refuses_a_weak_password_with_a_clear_error() {
+    let url = TestDb::Sqlite.fresh_url().await;
+    let out = keyward(
+        &url,
+        &[
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+}
+
+#[tokio::test]
+async fn disable_user_ends_sessions_and_enable_user_restores_login() {
+    let url = TestDb::Sqlite.fresh_url().await;
+    keyward(
+        &url,
+        &[
+            "create-user",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    let app = spawn_app_on(&url, &[]).await;
+    app.login("bob@example.com", PASSWORD).await;
+    assert_eq!(app.get("/chat").await.status(), StatusCode::OK);
+
+    let out = keyward(&url, &["disable-user", "--email", "bob@example.com"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.get("/chat").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.login("bob@example.com", PASSWORD).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let out = keyward(&url, &["enable-user", "--email", "bob@example.com"], None);
+    assert!(out.status.success());
+    assert_eq!(
+        app.login("bob@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn gen_master_key_prints_32_random_bytes_in_base64() {
+    let first = keyward("sqlite::memory:", &["gen-master-key"], None);
+    let second = keyward("sqlite::memory:", &["gen-master-key"], None);
+    let first = String::from_utf8(first.stdout).unwrap();
+    let second = String::from_utf8(second.stdout).unwrap();
+    assert_eq!(first.trim().len(), 44);
+    assert_ne!(first, second);
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_one_clear_line() {
+    let out = keyward("mysql://nope", &["migrate"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DATABASE_URL") || stderr.contains("--database-url"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("expected `sqlite:PATH` or `postgres://"),
+        "{stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["serve"])
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("KEYWARD_MASTER_KEY", "c2hvcnQ=")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("KEYWARD_MASTER_KEY: master key must be exactly 32 bytes, got 5"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("c2hvcnQ="),
+        "the bad key is not echoed: {stderr}"
+    );
+    assert_eq!(
+        stderr
+            .trim()
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -1,0 +1,123 @@
+//! CSRF defence and security headers.
+
+use reqwest::{header, StatusCode};
+
+use crate::{
+    db_tests,
+    helpers::{spawn_app, TestDb, PASSWORD},
+};
+
+async fn cross_origin_posts_are_rejected(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("ada@example.com", PASSWORD).await;
+    let form = [("email", "ada@example.com"), ("password", PASSWORD)];
+
+    let foreign_origin = app
+        .client
+        .post(app.url("/api/login"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_origin.status(), StatusCode::FORBIDDEN);
+
+    let foreign_logout = app
+        .client
+        .post(app.url("/logout"))
+        .header(header::ORIGIN, "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_logout.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/chat").await.status(),
+        StatusCode::OK,
+        "the session survived the forged logout"
+    );
+
+    let plain = reqwest::Client::new();
+    let foreign_referer = plain
+        .post(app.url("/api/signup"))
+        .header(header::REFERER, "http://evil.example/page")
+        .form(&[("email", "x@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_referer.status(), StatusCode::FORBIDDEN);
+
+    let fetch_metadata = plain
+        .post(app.url("/api/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetch_metadata.status(), StatusCode::FORBIDDEN);
+}
+
+async fn pages_carry_security_headers_and_a_nonce_csp(db: TestDb) {
+    let app = spawn_app(db).await;
+    let response = app.get("/login").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(
+        headers[header::REFERRER_POLICY],
+        "strict-origin-when-cross-origin"
+    );
+    assert!(headers.contains_key("x-request-id"));
+    let csp = headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("CSP has a nonce")
+        .to_owned();
+    let html = response.text().await.unwrap();
+    let scripts = html.matches("<script").count();
+    let with_nonce = html.matches(&format!("nonce=\"{nonce}\"")).count();
+    assert!(scripts > 0, "the page has the hydration script");
+    assert!(
+        with_nonce >= scripts,
+        "every inline script carries this response's nonce"
+    );
+
+    let other = app.get("/login").await;
+    let other_csp = other.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(!other_csp.contains(&nonce), "a fresh nonce per response");
+}
+
+async fn json_endpoints_get_a_locked_down_csp(db: TestDb) {
+    let app = spawn_app(db).await;
+    let response = app.get("/healthz").await;
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+}
+
+async fn oversized_bodies_are_refused(db: TestDb) {
+    let app = crate::helpers::spawn_app_with(db, &["--max-body-bytes", "1024"]).await;
+    let big = "x".repeat(4096);
+    let response = app
+        .call("login", &[("email", "a@example.com"), ("password", &big)])
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+db_tests!(
+    cross_origin_posts_are_rejected,
+    pages_carry_security_headers_and_a_nonce_csp,
+    json_endpoints_get_a_locked_down_csp,
+    oversized_bodies_are_refused,
+);
