@@ -1,0 +1,62 @@
+# keyward — the two front-door commands are `make run` and `make test`.
+# Every install step below checks first and skips itself when already done.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO_LEPTOS_VERSION := 0.3.10
+WASM_BINDGEN_VERSION := 0.2.130
+BINARYEN_VERSION     := 132.0.0
+BINARYEN_MAJOR       := 132
+
+# cargo-leptos builds debug code with `--cfg erase_components`; cargo test and
+# clippy use the same flags so all three share one set of compiled dependencies.
+export RUSTFLAGS := --cfg erase_components
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: help run test build tools browser-tools lint unit-and-integration e2e clean-test-data
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+
+tools: ## install the Rust/wasm toolchain pieces that are missing
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+		|| rustup target add wasm32-unknown-unknown
+	@cargo leptos --version 2>/dev/null | grep -q "$(CARGO_LEPTOS_VERSION)" \
+		|| cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked
+	@wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)" \
+		|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@wasm-opt --version 2>/dev/null | grep -q "version $(BINARYEN_MAJOR)" \
+		|| npm install -g binaryen@$(BINARYEN_VERSION)
+
+browser-tools: ## Debian Chromium and the Playwright test runner
+	@command -v chromium >/dev/null \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
+		|| npm ci --no-audit --no-fund; }
+
+run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/)
+	cargo leptos build
+	@if [ -z "$$ANTHROPIC_API_KEY" ]; then \
+		echo "note: ANTHROPIC_API_KEY is not set, so the platform (free) tier is off."; \
+	fi
+	./target/debug/keyward serve
+
+build: tools ## release build: target/release/keyward + target/site
+	cargo leptos build --release
+
+lint: ## rustfmt and clippy (warnings are errors)
+	cargo fmt --check
+	cargo clippy --features ssr --all-targets -- -D warnings
+
+unit-and-integration: ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set)
+	cargo test --features ssr
+
+e2e: browser-tools ## Playwright in Debian Chromium against the debug build
+	cd end2end && npx playwright test
+
+test: tools browser-tools ## everything: lint, unit, integration, browser
+	cargo leptos build
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit-and-integration
+	$(MAKE) --no-print-directory e2e
