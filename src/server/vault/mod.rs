@@ -1,7 +1,9 @@
 //! Key vault: master keys that encrypt the Anthropic keys users save.
 
+pub mod cipher;
 mod master_key;
 
+pub use cipher::{KeyOwner, SealedKey, VaultError};
 pub use master_key::{load_or_create_master_key_file, MasterKey, MasterKeyError};
 
 /// The master key that encrypts new rows, and older keys kept for decrypting
