@@ -48,6 +48,7 @@ build: tools ## release build: target/release/keyward + target/site
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check
 	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 unit-and-integration: ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set)
 	cargo test --features ssr

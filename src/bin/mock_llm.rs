@@ -25,7 +25,12 @@ struct Args {
     #[arg(long, env = "MOCK_LLM_ADDR", default_value = "127.0.0.1:4010")]
     addr: std::net::SocketAddr,
     /// Accepted API keys, comma-separated; others get 401.
-    #[arg(long, env = "MOCK_LLM_KEYS", value_delimiter = ',', default_value = "sk-ant-api03-keyward-demo-platform-key")]
+    #[arg(
+        long,
+        env = "MOCK_LLM_KEYS",
+        value_delimiter = ',',
+        default_value = "sk-ant-api03-keyward-demo-platform-key"
+    )]
     keys: Vec<String>,
     /// Pause between streamed text deltas, in milliseconds.
     #[arg(long, env = "MOCK_LLM_DELAY_MS", default_value_t = 15)]

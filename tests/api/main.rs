@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Integration tests: real server, real database, real HTTP.
 
 mod helpers;

@@ -23,16 +23,27 @@ impl Fault {
     ];
 
     pub fn find(text: &str) -> Option<Fault> {
-        Self::ALL.iter().find(|(word, _)| text.contains(word)).map(|(_, fault)| *fault)
+        Self::ALL
+            .iter()
+            .find(|(word, _)| text.contains(word))
+            .map(|(_, fault)| *fault)
     }
 
     /// The error status and Anthropic error body for faults that fail at once.
     pub fn immediate_error(self) -> Option<(u16, &'static str, &'static str)> {
         match self {
             Fault::Overloaded => Some((529, "overloaded_error", "Overloaded")),
-            Fault::RateLimited => Some((429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")),
+            Fault::RateLimited => Some((
+                429,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+            )),
             Fault::ServerError => Some((500, "api_error", "Internal server error")),
-            Fault::BadRequest => Some((400, "invalid_request_error", "messages: text content blocks must be non-empty")),
+            Fault::BadRequest => Some((
+                400,
+                "invalid_request_error",
+                "messages: text content blocks must be non-empty",
+            )),
             Fault::Slow | Fault::Cut => None,
         }
     }

@@ -45,7 +45,12 @@ pub struct Received {
 impl MockState {
     pub fn new(keys: Vec<String>, delay: Duration) -> Self {
         Self {
-            keys: Arc::new(keys.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect()),
+            keys: Arc::new(
+                keys.into_iter()
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+            ),
             delay,
             received: Arc::default(),
             next_id: Arc::default(),
@@ -53,11 +58,17 @@ impl MockState {
     }
 
     fn record(&self, received: Received) {
-        self.received.lock().unwrap_or_else(|p| p.into_inner()).push(received);
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(received);
     }
 
     fn request_id(&self) -> String {
-        format!("req_mock_{:06}", self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "req_mock_{:06}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
@@ -77,29 +88,45 @@ fn error(status: u16, kind: &str, message: &str) -> Response {
 }
 
 fn api_key(headers: &HeaderMap) -> Option<String> {
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    header("x-api-key")
-        .map(str::to_owned)
-        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::to_owned))
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    header("x-api-key").map(str::to_owned).or_else(|| {
+        header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)
+    })
 }
 
-/// Checks the key like Anthropic does: 401 for unknown, 403 for a key marked forbidden.
-fn authenticate(state: &MockState, key: Option<&str>) -> Result<(), Response> {
-    match key {
-        None => Err(error(401, "authentication_error", "x-api-key header is required")),
-        Some(key) if !state.keys.contains(key) => Err(error(401, "authentication_error", "invalid x-api-key")),
-        Some(key) if key.contains("forbidden") => {
-            Err(error(403, "permission_error", "Your API key does not have permission to use the specified resource."))
+/// Checks the key like Anthropic does: 401 for unknown, 403 for a key marked
+/// forbidden. Returns the error response, or `None` when the key is good.
+fn reject_key(state: &MockState, key: Option<&str>) -> Option<Response> {
+    let (status, kind, message) = match key {
+        None => (401, "authentication_error", "x-api-key header is required"),
+        Some(key) if !state.keys.contains(key) => {
+            (401, "authentication_error", "invalid x-api-key")
         }
-        Some(_) => Ok(()),
-    }
+        Some(key) if key.contains("forbidden") => (
+            403,
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
+        Some(_) => return None,
+    };
+    Some(error(status, kind, message))
 }
 
 fn received_from(path: &str, headers: &HeaderMap, body: Option<&Value>) -> Received {
     Received {
         path: path.to_owned(),
         api_key: api_key(headers).unwrap_or_default(),
-        anthropic_version: headers.get("anthropic-version").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        anthropic_version: headers
+            .get("anthropic-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
         model: body.and_then(|b| b["model"].as_str()).map(str::to_owned),
         max_tokens: body.and_then(|b| b["max_tokens"].as_u64()),
         stream: body.and_then(|b| b["stream"].as_bool()).unwrap_or(false),
@@ -107,7 +134,10 @@ fn received_from(path: &str, headers: &HeaderMap, body: Option<&Value>) -> Recei
 }
 
 fn header_fault(headers: &HeaderMap) -> Option<Fault> {
-    headers.get("x-mock-fault").and_then(|v| v.to_str().ok()).and_then(|v| Fault::find(&format!("mock:{v}")))
+    headers
+        .get("x-mock-fault")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Fault::find(&format!("mock:{v}")))
 }
 
 fn with_upstream_headers(mut response: Response, request_id: &str) -> Response {
@@ -127,21 +157,34 @@ fn with_upstream_headers(mut response: Response, request_id: &str) -> Response {
 
 async fn list_models(State(state): State<MockState>, headers: HeaderMap) -> Response {
     state.record(received_from("/v1/models", &headers, None));
-    if let Err(response) = authenticate(&state, api_key(&headers).as_deref()) {
+    if let Some(response) = reject_key(&state, api_key(&headers).as_deref()) {
         return response;
     }
     if let Some((status, kind, message)) = header_fault(&headers).and_then(Fault::immediate_error) {
         return error(status, kind, message);
     }
-    with_upstream_headers(Json(models::list_json()).into_response(), &state.request_id())
+    with_upstream_headers(
+        Json(models::list_json()).into_response(),
+        &state.request_id(),
+    )
 }
 
 async fn received(State(state): State<MockState>) -> Json<Vec<Received>> {
-    Json(state.received.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    Json(
+        state
+            .received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    )
 }
 
 async fn forget(State(state): State<MockState>) -> StatusCode {
-    state.received.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    state
+        .received
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     StatusCode::NO_CONTENT
 }
 
@@ -173,15 +216,27 @@ fn collect_text(value: &Value, out: &mut String) {
 }
 
 fn last_user_message(body: &Value) -> Option<&Value> {
-    body["messages"].as_array()?.iter().rev().find(|m| m["role"] == "user")
+    body["messages"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
 }
 
 async fn count_tokens(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(400, "invalid_request_error", "request body is not valid JSON");
+        return error(
+            400,
+            "invalid_request_error",
+            "request body is not valid JSON",
+        );
     };
-    state.record(received_from("/v1/messages/count_tokens", &headers, Some(&body)));
-    if let Err(response) = authenticate(&state, api_key(&headers).as_deref()) {
+    state.record(received_from(
+        "/v1/messages/count_tokens",
+        &headers,
+        Some(&body),
+    ));
+    if let Some(response) = reject_key(&state, api_key(&headers).as_deref()) {
         return response;
     }
     Json(json!({ "input_tokens": replies::estimate_tokens(&all_text(&body)) })).into_response()
@@ -206,7 +261,9 @@ fn answer_for(body: &Value) -> Answer {
         return Answer::ToolResultEcho(format!("The tool answered: {text}"));
     }
     if let Some(tool) = body["tools"].as_array().and_then(|tools| tools.first()) {
-        return Answer::ToolUse { name: tool["name"].as_str().unwrap_or("tool").to_owned() };
+        return Answer::ToolUse {
+            name: tool["name"].as_str().unwrap_or("tool").to_owned(),
+        };
     }
     let mut prompt = String::new();
     if let Some(last) = last {
@@ -217,14 +274,23 @@ fn answer_for(body: &Value) -> Answer {
 
 async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(400, "invalid_request_error", "request body is not valid JSON");
+        return error(
+            400,
+            "invalid_request_error",
+            "request body is not valid JSON",
+        );
     };
     state.record(received_from("/v1/messages", &headers, Some(&body)));
-    if let Err(response) = authenticate(&state, api_key(&headers).as_deref()) {
+    if let Some(response) = reject_key(&state, api_key(&headers).as_deref()) {
         return response;
     }
-    let (Some(model), Some(max_tokens)) = (body["model"].as_str(), body["max_tokens"].as_u64()) else {
-        return error(400, "invalid_request_error", "model and max_tokens are required");
+    let (Some(model), Some(max_tokens)) = (body["model"].as_str(), body["max_tokens"].as_u64())
+    else {
+        return error(
+            400,
+            "invalid_request_error",
+            "model and max_tokens are required",
+        );
     };
     if !body["messages"].is_array() {
         return error(400, "invalid_request_error", "messages: field required");
@@ -238,13 +304,24 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     if let Some((status, kind, message)) = fault.and_then(Fault::immediate_error) {
         let mut response = with_upstream_headers(error(status, kind, message), &request_id);
         if status == 429 {
-            response.headers_mut().insert("retry-after", HeaderValue::from_static("7"));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("7"));
         }
         return response;
     }
-    let reply = Reply::new(model, max_tokens, replies::estimate_tokens(&all_text(&body)), answer_for(&body));
+    let reply = Reply::new(
+        model,
+        max_tokens,
+        replies::estimate_tokens(&all_text(&body)),
+        answer_for(&body),
+    );
     let response = if body["stream"].as_bool().unwrap_or(false) {
-        let delay = if fault == Some(Fault::Slow) { Duration::from_millis(200) } else { state.delay };
+        let delay = if fault == Some(Fault::Slow) {
+            Duration::from_millis(200)
+        } else {
+            state.delay
+        };
         stream_reply(reply, delay, fault == Some(Fault::Cut))
     } else {
         Json(reply.message_json()).into_response()
@@ -263,7 +340,9 @@ struct Reply {
 enum ReplyContent {
     /// Text pieces; one piece counts as one output token.
     Text(Vec<String>),
-    ToolUse { name: String },
+    ToolUse {
+        name: String,
+    },
 }
 
 impl Reply {
@@ -274,14 +353,27 @@ impl Reply {
             Answer::Text(text) => Self::text(text, max_tokens),
             Answer::ToolResultEcho(text) => Self::text(&text, max_tokens),
         };
-        Self { id, model: model.to_owned(), input_tokens, content, stop_reason }
+        Self {
+            id,
+            model: model.to_owned(),
+            input_tokens,
+            content,
+            stop_reason,
+        }
     }
 
     fn text(text: &str, max_tokens: u64) -> (ReplyContent, &'static str) {
         let pieces = replies::pieces(text);
         let limit = usize::try_from(max_tokens).unwrap_or(usize::MAX);
-        let stop = if pieces.len() > limit { "max_tokens" } else { "end_turn" };
-        (ReplyContent::Text(pieces.into_iter().take(limit).map(str::to_owned).collect()), stop)
+        let stop = if pieces.len() > limit {
+            "max_tokens"
+        } else {
+            "end_turn"
+        };
+        (
+            ReplyContent::Text(pieces.into_iter().take(limit).map(str::to_owned).collect()),
+            stop,
+        )
     }
 
     fn output_tokens(&self) -> u64 {
@@ -334,7 +426,10 @@ fn events(reply: &Reply) -> Vec<Bytes> {
     start["stop_reason"] = Value::Null;
     start["usage"] = reply.usage(1);
     let mut out = vec![
-        sse("message_start", &json!({ "type": "message_start", "message": start })),
+        sse(
+            "message_start",
+            &json!({ "type": "message_start", "message": start }),
+        ),
         sse("ping", &json!({ "type": "ping" })),
     ];
     match &reply.content {
@@ -349,7 +444,10 @@ fn events(reply: &Reply) -> Vec<Bytes> {
             out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "input_json_delta", "partial_json": "{\"query\": \"keyward\"}" } })));
         }
     }
-    out.push(sse("content_block_stop", &json!({ "type": "content_block_stop", "index": 0 })));
+    out.push(sse(
+        "content_block_stop",
+        &json!({ "type": "content_block_stop", "index": 0 }),
+    ));
     out.push(sse(
         "message_delta",
         &json!({ "type": "message_delta", "delta": { "stop_reason": reply.stop_reason, "stop_sequence": null }, "usage": { "output_tokens": reply.output_tokens() } }),
@@ -362,16 +460,20 @@ fn events(reply: &Reply) -> Vec<Bytes> {
 /// with an I/O error halfway, which drops the connection mid-body.
 fn stream_reply(reply: Reply, delay: Duration, cut: bool) -> Response {
     let events = events(&reply);
-    let cut_at = cut.then(|| events.len() / 2);
-    let stream = futures::stream::iter(events.into_iter().enumerate()).then(move |(i, event)| async move {
-        if Some(i) == cut_at {
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock: stream cut"));
-        }
-        if i > 2 && !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        Ok::<_, std::io::Error>(event)
-    });
+    let cut_at = cut.then_some(events.len() / 2);
+    let stream =
+        futures::stream::iter(events.into_iter().enumerate()).then(move |(i, event)| async move {
+            if Some(i) == cut_at {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "mock: stream cut",
+                ));
+            }
+            if i > 2 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<_, std::io::Error>(event)
+        });
     // Stop the stream right after the injected error.
     let stream = stream.scan(false, |failed, item| {
         let done = *failed;
@@ -379,8 +481,13 @@ fn stream_reply(reply: Reply, delay: Duration, cut: bool) -> Response {
         futures::future::ready((!done).then_some(item))
     });
     let mut response = Body::from_stream(stream).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream"));
-    response.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
     response
 }
 

@@ -50,7 +50,11 @@ pub enum VaultError {
 }
 
 fn aad(owner: KeyOwner<'_>, master_key_id: &str) -> Vec<u8> {
-    format!("keyward/v1|{}|{}|{}", owner.user_id, owner.provider, master_key_id).into_bytes()
+    format!(
+        "keyward/v1|{}|{}|{}",
+        owner.user_id, owner.provider, master_key_id
+    )
+    .into_bytes()
 }
 
 fn cipher(key: &MasterKey) -> Aes256Gcm {
@@ -63,21 +67,45 @@ pub fn seal(key: &MasterKey, owner: KeyOwner<'_>, secret: &SecretString) -> Seal
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let aad = aad(owner, key.id());
     let ciphertext = cipher(key)
-        .encrypt(&Nonce::from(nonce), Payload { msg: secret.expose_secret().as_bytes(), aad: &aad })
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: secret.expose_secret().as_bytes(),
+                aad: &aad,
+            },
+        )
         .expect("AES-GCM encryption of a short key cannot fail");
-    SealedKey { ciphertext, nonce: nonce.to_vec(), master_key_id: key.id().to_owned() }
+    SealedKey {
+        ciphertext,
+        nonce: nonce.to_vec(),
+        master_key_id: key.id().to_owned(),
+    }
 }
 
 /// Decrypts a sealed key with whichever configured master key wrote it.
-pub fn open(keyring: &Keyring, owner: KeyOwner<'_>, sealed: &SealedKey) -> Result<SecretString, VaultError> {
+pub fn open(
+    keyring: &Keyring,
+    owner: KeyOwner<'_>,
+    sealed: &SealedKey,
+) -> Result<SecretString, VaultError> {
     let key = keyring
         .find(&sealed.master_key_id)
         .ok_or_else(|| VaultError::UnknownMasterKey(sealed.master_key_id.clone()))?;
-    let nonce: [u8; NONCE_LEN] = sealed.nonce.as_slice().try_into().map_err(|_| VaultError::Corrupt)?;
+    let nonce: [u8; NONCE_LEN] = sealed
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| VaultError::Corrupt)?;
     let aad = aad(owner, key.id());
     let plaintext = Zeroizing::new(
         cipher(key)
-            .decrypt(&Nonce::from(nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &sealed.ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Corrupt)?,
     );
     let text = std::str::from_utf8(&plaintext).map_err(|_| VaultError::Corrupt)?;
@@ -85,7 +113,11 @@ pub fn open(keyring: &Keyring, owner: KeyOwner<'_>, sealed: &SealedKey) -> Resul
 }
 
 /// Re-encrypts under the keyring's current key; `None` when already current.
-pub fn rewrap(keyring: &Keyring, owner: KeyOwner<'_>, sealed: &SealedKey) -> Result<Option<SealedKey>, VaultError> {
+pub fn rewrap(
+    keyring: &Keyring,
+    owner: KeyOwner<'_>,
+    sealed: &SealedKey,
+) -> Result<Option<SealedKey>, VaultError> {
     if sealed.master_key_id == keyring.current.id() {
         return Ok(None);
     }
@@ -97,22 +129,34 @@ pub fn rewrap(keyring: &Keyring, owner: KeyOwner<'_>, sealed: &SealedKey) -> Res
 mod tests {
     use super::*;
 
-    const ALICE: KeyOwner<'static> = KeyOwner { user_id: 1, provider: "anthropic" };
-    const BOB: KeyOwner<'static> = KeyOwner { user_id: 2, provider: "anthropic" };
+    const ALICE: KeyOwner<'static> = KeyOwner {
+        user_id: 1,
+        provider: "anthropic",
+    };
+    const BOB: KeyOwner<'static> = KeyOwner {
+        user_id: 2,
+        provider: "anthropic",
+    };
 
     fn secret() -> SecretString {
         SecretString::from("sk-ant-api03-test-key-ABCD".to_owned())
     }
 
     fn keyring() -> Keyring {
-        Keyring { current: MasterKey::generate(), old: vec![] }
+        Keyring {
+            current: MasterKey::generate(),
+            old: vec![],
+        }
     }
 
     #[test]
     fn round_trip() {
         let ring = keyring();
         let sealed = seal(&ring.current, ALICE, &secret());
-        assert_eq!(open(&ring, ALICE, &sealed).unwrap().expose_secret(), secret().expose_secret());
+        assert_eq!(
+            open(&ring, ALICE, &sealed).unwrap().expose_secret(),
+            secret().expose_secret()
+        );
         assert_eq!(sealed.master_key_id, ring.current.id());
         assert_eq!(sealed.nonce.len(), 12);
     }
@@ -131,7 +175,10 @@ mod tests {
         let ring = keyring();
         let sealed = seal(&ring.current, ALICE, &secret());
         let plain = secret().expose_secret().as_bytes().to_vec();
-        assert!(!sealed.ciphertext.windows(plain.len()).any(|w| w == plain.as_slice()));
+        assert!(!sealed
+            .ciphertext
+            .windows(plain.len())
+            .any(|w| w == plain.as_slice()));
     }
 
     #[test]
@@ -139,17 +186,29 @@ mod tests {
         let ring = keyring();
         let sealed = seal(&ring.current, ALICE, &secret());
         assert_eq!(open(&ring, BOB, &sealed).unwrap_err(), VaultError::Corrupt);
-        let other_provider = KeyOwner { user_id: 1, provider: "openai" };
-        assert_eq!(open(&ring, other_provider, &sealed).unwrap_err(), VaultError::Corrupt);
+        let other_provider = KeyOwner {
+            user_id: 1,
+            provider: "openai",
+        };
+        assert_eq!(
+            open(&ring, other_provider, &sealed).unwrap_err(),
+            VaultError::Corrupt
+        );
     }
 
     #[test]
     fn relabelling_the_master_key_id_fails() {
         let old = MasterKey::generate();
-        let ring = Keyring { current: MasterKey::generate(), old: vec![old.clone()] };
+        let ring = Keyring {
+            current: MasterKey::generate(),
+            old: vec![old.clone()],
+        };
         let mut sealed = seal(&ring.current, ALICE, &secret());
         sealed.master_key_id = old.id().to_owned();
-        assert_eq!(open(&ring, ALICE, &sealed).unwrap_err(), VaultError::Corrupt);
+        assert_eq!(
+            open(&ring, ALICE, &sealed).unwrap_err(),
+            VaultError::Corrupt
+        );
     }
 
     #[test]
@@ -173,7 +232,10 @@ mod tests {
         let sealed = seal(&writer.current, ALICE, &secret());
         let reader = keyring();
         let err = open(&reader, ALICE, &sealed).unwrap_err();
-        assert_eq!(err, VaultError::UnknownMasterKey(writer.current.id().to_owned()));
+        assert_eq!(
+            err,
+            VaultError::UnknownMasterKey(writer.current.id().to_owned())
+        );
         assert!(err.to_string().contains("not configured"));
     }
 
@@ -181,11 +243,22 @@ mod tests {
     fn old_master_key_still_decrypts_and_rewrap_moves_to_current() {
         let old = MasterKey::generate();
         let sealed = seal(&old, ALICE, &secret());
-        let ring = Keyring { current: MasterKey::generate(), old: vec![old] };
-        assert_eq!(open(&ring, ALICE, &sealed).unwrap().expose_secret(), secret().expose_secret());
-        let moved = rewrap(&ring, ALICE, &sealed).unwrap().expect("moved to the current key");
+        let ring = Keyring {
+            current: MasterKey::generate(),
+            old: vec![old],
+        };
+        assert_eq!(
+            open(&ring, ALICE, &sealed).unwrap().expose_secret(),
+            secret().expose_secret()
+        );
+        let moved = rewrap(&ring, ALICE, &sealed)
+            .unwrap()
+            .expect("moved to the current key");
         assert_eq!(moved.master_key_id, ring.current.id());
-        assert_eq!(open(&ring, ALICE, &moved).unwrap().expose_secret(), secret().expose_secret());
+        assert_eq!(
+            open(&ring, ALICE, &moved).unwrap().expose_secret(),
+            secret().expose_secret()
+        );
         assert_eq!(rewrap(&ring, ALICE, &moved).unwrap(), None, "idempotent");
     }
 
