@@ -30,6 +30,9 @@ pub enum AppError {
     SignupClosed,
     #[error("This account is disabled. Ask an administrator to re-enable it.")]
     AccountDisabled,
+    /// A service we depend on could not answer; nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("Something went wrong on our side. Please try again in a moment.")]
     Internal,
     /// The browser could not talk to the server (network, decoding).
@@ -49,6 +52,7 @@ impl AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

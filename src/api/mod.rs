@@ -1,8 +1,10 @@
 //! Server functions: thin wrappers that check who is asking, then call the
 //! service layer in `crate::server`.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod keys;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod context;

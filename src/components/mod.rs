@@ -1,6 +1,8 @@
 //! Reusable pieces of UI, one concern per file.
 
 pub mod alert;
+pub mod api_key_section;
 pub mod auth_state;
 pub mod guards;
 pub mod nav;
+pub mod password_section;

@@ -27,6 +27,29 @@ pub struct AdminUserSummary {
     pub created_on: String,
 }
 
+/// The user's saved Anthropic key as the settings page shows it: never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStatus {
+    /// `sk-ant-…ABCD`
+    pub masked: String,
+    /// `YYYY-MM-DD` (UTC)
+    pub added_on: String,
+    /// `YYYY-MM-DD HH:MM UTC`
+    pub last_used: Option<String>,
+    pub health: KeyHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyHealth {
+    Ok,
+    /// Anthropic answered 401/403 for this key on that day.
+    Rejected {
+        on: String,
+    },
+    /// No configured master key can decrypt it: the user must paste it again.
+    Unreadable,
+}
+
 /// A password (or other secret) typed into a form on its way to the server.
 /// `Debug` never shows it; on the server it becomes a `SecretString` at once.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

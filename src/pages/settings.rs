@@ -1,7 +1,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{auth_state::use_auth, guards::RequireUser};
+use crate::components::{
+    api_key_section::ApiKeySection, auth_state::use_auth, guards::RequireUser,
+    password_section::PasswordSection,
+};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -10,13 +13,12 @@ pub fn SettingsPage() -> impl IntoView {
     view! {
         <Title text="Settings" />
         <RequireUser>
-            <section class="card">
+            <div class="settings">
                 <h1>"Settings"</h1>
-                <h2>"Account"</h2>
-                <p>"Logged in as " <strong>{email}</strong></p>
-                <h2>"API key"</h2>
-                <p class="muted">"No Anthropic key saved. You chat on this server's free tier."</p>
-            </section>
+                <p class="muted">"Logged in as " <strong>{email}</strong></p>
+                <ApiKeySection />
+                <PasswordSection />
+            </div>
         </RequireUser>
     }
 }

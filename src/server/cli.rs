@@ -12,7 +12,8 @@ use super::{
         audit::{self, AuditAction, AuditEntry},
         users::{self, Role},
     },
-    startup::{open_database, StartupError},
+    startup::{open_database, resolve_keyring, StartupError},
+    user_keys::rotation,
     vault::MasterKey,
 };
 
@@ -90,6 +91,48 @@ pub async fn set_disabled(config: &Config, email: &str, disabled: bool) -> Resul
         if disabled { "disabled" } else { "enabled" },
         user.email
     );
+    Ok(())
+}
+
+/// `rotate-keys`: rewraps every stored key under KEYWARD_MASTER_KEY.
+pub async fn rotate_keys(config: &Config) -> Result<(), CliError> {
+    let keyring = resolve_keyring(config)?;
+    let db = open_database(config).await?;
+    let report = rotation::rotate_all(&db, &keyring).await?;
+    let detail = format!("moved {} to {}", report.moved, keyring.current.id());
+    audit::append(
+        &db,
+        AuditAction::KeysRotated,
+        AuditEntry {
+            detail: &detail,
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!(
+        "rotated {} key(s) to master key {}",
+        report.moved,
+        keyring.current.id()
+    );
+    if report.remaining.is_empty() {
+        println!("no keys remain on old master keys");
+    }
+    for (master_key_id, count) in &report.remaining {
+        println!("{count} key(s) remain on master key {master_key_id}");
+    }
+    if !report.unreadable_user_ids.is_empty() {
+        let ids: Vec<String> = report
+            .unreadable_user_ids
+            .iter()
+            .map(i64::to_string)
+            .collect();
+        println!(
+            "{} key(s) could not be decrypted with any configured master key (user ids: {}); \
+             they were left untouched. Add the missing key to KEYWARD_OLD_MASTER_KEYS and re-run.",
+            ids.len(),
+            ids.join(", ")
+        );
+    }
     Ok(())
 }
 

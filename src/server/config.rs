@@ -38,6 +38,8 @@ pub enum Command {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Re-encrypt every stored user key under the current master key.
+    RotateKeys,
     /// Print a new random master key (base64, 32 bytes) for KEYWARD_MASTER_KEY.
     GenMasterKey,
     /// Disable an account: ends its sessions and refuses its logins.

@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod security;
 pub mod startup;
 pub mod state;
+pub mod user_keys;
 pub mod vault;

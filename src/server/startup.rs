@@ -160,6 +160,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             login_throttle: LoginThrottle::default(),
             dummy_hash: auth::new_dummy_hash(),
+            http: upstream_client(),
         };
         let router = router(state.clone());
         Ok(Self {
@@ -235,6 +236,18 @@ fn router(state: AppState) -> Router {
         }))
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
         .with_state(state)
+}
+
+/// The shared upstream client: pooled connections, a connect timeout, and
+/// no overall timeout (streams may run long; each call sets what it needs).
+pub fn upstream_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("static HTTP client configuration is valid")
 }
 
 #[derive(Clone, Copy)]

@@ -124,15 +124,19 @@ pub async fn spawn_app_with(db: TestDb, extra_args: &[&str]) -> TestApp {
 
 /// Starts keyward on an existing database (used to restart on the same data).
 pub async fn spawn_app_on(database_url: &str, extra_args: &[&str]) -> TestApp {
+    crate::logs::capture_logs();
     let mut args = vec![
         "keyward".to_owned(),
         "--database-url".into(),
         database_url.to_owned(),
-        "--master-key".into(),
-        TEST_MASTER_KEY.into(),
-        "--anthropic-base-url".into(),
-        "http://127.0.0.1:9".into(),
     ];
+    // Defaults a test may override by passing the same flag (clap keeps the last).
+    if !extra_args.contains(&"--master-key") {
+        args.extend(["--master-key".into(), TEST_MASTER_KEY.into()]);
+    }
+    if !extra_args.contains(&"--anthropic-base-url") {
+        args.extend(["--anthropic-base-url".into(), "http://127.0.0.1:9".into()]);
+    }
     args.extend(extra_args.iter().map(|a| a.to_string()));
     let config = Cli::try_parse_from(args)
         .expect("test arguments parse")
@@ -186,6 +190,12 @@ pub fn browser_client(base: &str) -> Client {
 }
 
 impl TestApp {
+    /// The SQLite file behind this app (None on Postgres).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        Some(PathBuf::from(rest.split('?').next()?))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

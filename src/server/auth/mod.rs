@@ -8,5 +8,6 @@ pub use current_user::{
     end_session, guard_pages, load_current_user, start_session, ClientIp, CurrentUser,
 };
 pub use service::{
-    create_user, login, new_dummy_hash, set_user_disabled, signup, validate_email, LoginThrottle,
+    change_password, create_user, login, new_dummy_hash, set_user_disabled, signup, validate_email,
+    LoginThrottle,
 };

@@ -199,6 +199,39 @@ pub async fn login(
     Ok(user)
 }
 
+/// Replaces the password after checking the current one, then ends every
+/// session of the user (the caller starts a fresh one for this browser).
+#[tracing::instrument(skip_all, fields(user_id = user.id))]
+pub async fn change_password(
+    state: &AppState,
+    user: &UserRow,
+    current: SecretString,
+    new: SecretString,
+    ip: &str,
+) -> Result<(), AppError> {
+    if password::verify(current, user.password_hash.clone()).await? == Verdict::Mismatch {
+        return Err(AppError::Validation(
+            "Your current password is not correct.".into(),
+        ));
+    }
+    password::check_policy(&new)?;
+    let hash = password::hash(new).await?;
+    users::update_password_hash(&state.db, user.id, &hash).await?;
+    db::sessions::delete_all_for_user(&state.db, user.id, None).await?;
+    audit::append(
+        &state.db,
+        AuditAction::PasswordChanged,
+        AuditEntry {
+            actor_user_id: Some(user.id),
+            subject_user_id: Some(user.id),
+            ip: Some(ip),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Disables or re-enables an account. Disabling ends every session at once.
 pub async fn set_user_disabled(db: &Db, user_id: i64, disabled: bool) -> Result<bool, AppError> {
     let changed = users::set_disabled(db, user_id, disabled).await?;

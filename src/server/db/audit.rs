@@ -13,6 +13,12 @@ pub enum AuditAction {
     UserCreatedByCli,
     UserDisabled,
     UserEnabled,
+    PasswordChanged,
+    KeySaved,
+    KeyReplaced,
+    KeyRemoved,
+    KeyRejected,
+    KeysRotated,
 }
 
 impl AuditAction {
@@ -26,6 +32,12 @@ impl AuditAction {
             AuditAction::UserCreatedByCli => "user_created_cli",
             AuditAction::UserDisabled => "user_disabled",
             AuditAction::UserEnabled => "user_enabled",
+            AuditAction::PasswordChanged => "password_changed",
+            AuditAction::KeySaved => "key_saved",
+            AuditAction::KeyReplaced => "key_replaced",
+            AuditAction::KeyRemoved => "key_removed",
+            AuditAction::KeyRejected => "key_rejected",
+            AuditAction::KeysRotated => "keys_rotated",
         }
     }
 }

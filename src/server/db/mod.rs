@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod login_failures;
 pub mod sessions;
+pub mod user_keys;
 pub mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -109,5 +110,21 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 pub fn format_day(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a unix-milliseconds time.
+pub fn format_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
         .unwrap_or_default()
 }

@@ -1,0 +1,37 @@
+//! Account settings.
+
+use leptos::prelude::*;
+
+use crate::{error::AppError, model::SecretInput};
+
+/// Changes the password (the current one is required) and ends every other
+/// session of the user; this browser stays logged in on a fresh session id.
+#[server(endpoint = "account/password")]
+pub async fn change_password(
+    current_password: SecretInput,
+    new_password: SecretInput,
+) -> Result<(), AppError> {
+    use super::context::{request_context, session, with_status};
+    use crate::server::auth;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let session = session().await?;
+            auth::change_password(
+                &ctx.state,
+                user,
+                current_password.into_secret(),
+                new_password.into_secret(),
+                &ctx.ip,
+            )
+            .await?;
+            auth::start_session(&session, user)
+                .await
+                .map_err(|_| AppError::Internal)?;
+            Ok(())
+        }
+        .await,
+    )
+}

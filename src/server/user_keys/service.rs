@@ -1,0 +1,152 @@
+//! Saving, showing and removing a user's own key.
+
+use secrecy::SecretString;
+
+use super::{check_shape, last4, mask, probe_key, ProbeOutcome, ANTHROPIC};
+use crate::{
+    error::AppError,
+    model::{KeyHealth, KeyStatus},
+    server::{
+        db::{
+            self,
+            audit::{self, AuditAction, AuditEntry},
+            user_keys::{self, StoredKey},
+            users::UserRow,
+        },
+        state::AppState,
+        vault::{cipher, KeyOwner, VaultError},
+    },
+};
+
+/// A user's decrypted key, for one upstream call.
+#[derive(Debug)]
+pub struct UserKey {
+    pub id: i64,
+    pub secret: SecretString,
+}
+
+fn owner(user_id: i64) -> KeyOwner<'static> {
+    KeyOwner {
+        user_id,
+        provider: ANTHROPIC,
+    }
+}
+
+/// Checks the shape, probes Anthropic, and only then stores the key sealed.
+#[tracing::instrument(skip(state, user, pasted), fields(user_id = user.id))]
+pub async fn save_key(
+    state: &AppState,
+    user: &UserRow,
+    pasted: SecretString,
+    ip: &str,
+) -> Result<KeyStatus, AppError> {
+    let key = check_shape(pasted)?;
+    let audit_entry = |detail| AuditEntry {
+        actor_user_id: Some(user.id),
+        subject_user_id: Some(user.id),
+        detail,
+        ip: Some(ip),
+    };
+    let outcome = probe_key(&state.http, &state.config.anthropic_base_url, &key).await;
+    let refusal = match outcome {
+        ProbeOutcome::Valid => None,
+        ProbeOutcome::Rejected => Some(AppError::Validation(
+            "Anthropic rejected this key. Check that you copied all of it and that it is still \
+             active in the Anthropic Console. Nothing was saved."
+                .into(),
+        )),
+        ProbeOutcome::NoPermission => Some(AppError::Validation(
+            "This key lacks permission to use the Anthropic API. Check its workspace and \
+             permissions in the Anthropic Console. Nothing was saved."
+                .into(),
+        )),
+        ProbeOutcome::Unavailable => {
+            return Err(AppError::Unavailable(
+                "Could not verify the key with Anthropic right now, so nothing was saved. Try \
+                 again in a minute."
+                    .into(),
+            ))
+        }
+    };
+    if let Some(refusal) = refusal {
+        let detail = if outcome == ProbeOutcome::Rejected {
+            "probe: 401"
+        } else {
+            "probe: 403"
+        };
+        audit::append(&state.db, AuditAction::KeyRejected, audit_entry(detail)).await?;
+        return Err(refusal);
+    }
+
+    let sealed = cipher::seal(&state.keyring.current, owner(user.id), &key);
+    let shown = mask(&last4(&key));
+    let replaced = user_keys::upsert(&state.db, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
+    let action = if replaced {
+        AuditAction::KeyReplaced
+    } else {
+        AuditAction::KeySaved
+    };
+    audit::append(&state.db, action, audit_entry(&shown)).await?;
+    tracing::info!(replaced, master_key_id = %sealed.master_key_id, "user key stored");
+    key_status(state, user.id).await?.ok_or(AppError::Internal)
+}
+
+/// Deletes the user's key row (the ciphertext is gone, not just hidden).
+pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bool, AppError> {
+    let removed = user_keys::delete(&state.db, user.id, ANTHROPIC).await?;
+    if removed {
+        let entry = AuditEntry {
+            actor_user_id: Some(user.id),
+            subject_user_id: Some(user.id),
+            detail: "",
+            ip: Some(ip),
+        };
+        audit::append(&state.db, AuditAction::KeyRemoved, entry).await?;
+    }
+    Ok(removed)
+}
+
+/// What the settings page shows about the saved key, if any.
+pub async fn key_status(state: &AppState, user_id: i64) -> Result<Option<KeyStatus>, AppError> {
+    let Some(stored) = user_keys::find(&state.db, user_id, ANTHROPIC).await? else {
+        return Ok(None);
+    };
+    let health = match stored.rejected_at {
+        Some(at) => KeyHealth::Rejected {
+            on: db::format_day(at),
+        },
+        None if decrypt(state, &stored).is_err() => KeyHealth::Unreadable,
+        None => KeyHealth::Ok,
+    };
+    Ok(Some(KeyStatus {
+        masked: mask(&stored.last4),
+        added_on: db::format_day(stored.created_at),
+        last_used: stored.last_used_at.map(db::format_time),
+        health,
+    }))
+}
+
+/// The user's key in clear for a call, or `None` when they saved none.
+/// A key no configured master key can open is an error, never "no key":
+/// the caller must not fall back to the platform key.
+pub async fn open_user_key(
+    state: &AppState,
+    user_id: i64,
+) -> Result<Option<(StoredKey, UserKey)>, AppError> {
+    let Some(stored) = user_keys::find(&state.db, user_id, ANTHROPIC).await? else {
+        return Ok(None);
+    };
+    let secret = decrypt(state, &stored).map_err(|err| {
+        tracing::error!(user_id, error = %err, "a saved key cannot be decrypted");
+        AppError::Validation("Your saved Anthropic key can no longer be read by this server. Please re-enter your key in Settings.".into())
+    })?;
+    let key = UserKey {
+        id: stored.id,
+        secret,
+    };
+    Ok(Some((stored, key)))
+}
+
+fn decrypt(state: &AppState, stored: &StoredKey) -> Result<SecretString, VaultError> {
+    cipher::open(&state.keyring, owner(stored.user_id), &stored.sealed)
+}
