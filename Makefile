@@ -54,6 +54,7 @@ unit-and-integration: ## Rust unit and HTTP integration tests (Postgres too when
 	cargo test --features ssr
 
 e2e: browser-tools ## Playwright in Debian Chromium against the debug build
+	cargo build --features ssr --bin mock_llm
 	cd end2end && npx playwright test
 
 test: tools browser-tools ## everything: lint, unit, integration, browser

@@ -6,7 +6,14 @@ import * as path from 'node:path';
 // workers (which re-read this file) inherit the same value.
 process.env.KEYWARD_E2E_DB ??= path.join(os.tmpdir(), `keyward-e2e-${process.pid}-${Date.now()}.db`);
 const port = Number(process.env.KEYWARD_E2E_PORT ?? 3107);
+const mockPort = port + 1;
 const baseURL = `http://127.0.0.1:${port}`;
+
+/** Keys the mock upstream accepts; tests paste these into Settings. */
+export const MOCK_KEYS = {
+  platform: 'sk-ant-api03-e2e-platform-key-0000-PLAT',
+  user: 'sk-ant-api03-e2e-user-key-0001-WXYZ',
+};
 
 export default defineConfig({
   testDir: './tests',
@@ -35,7 +42,15 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [
+    {
+      command: `./target/debug/mock_llm --addr 127.0.0.1:${mockPort} --keys ${MOCK_KEYS.platform},${MOCK_KEYS.user}`,
+      cwd: '..',
+      url: `http://127.0.0.1:${mockPort}/_mock/requests`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+    },
+    {
     command: './target/debug/keyward serve',
     cwd: '..',
     url: `${baseURL}/healthz`,
@@ -48,7 +63,10 @@ export default defineConfig({
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: 'target/site',
       KEYWARD_MASTER_KEY: 'a2V5d2FyZC1lMmUtbWFzdGVyLWtleS0zMi1ieXRlcyE=',
+      ANTHROPIC_BASE_URL: `http://127.0.0.1:${mockPort}`,
+      ANTHROPIC_API_KEY: MOCK_KEYS.platform,
       RUST_LOG: 'warn',
     },
-  },
+    },
+  ],
 });

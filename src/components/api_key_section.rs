@@ -48,7 +48,15 @@ pub fn ApiKeySection() -> impl IntoView {
             </p>
             <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading your key status…"</p> }>
                 {move || status.get().map(|result| match result {
-                    Ok(Some(key)) => view! { <KeyStatusCard key /> }.into_any(),
+                    Ok(Some(key)) => view! {
+                        <KeyStatusCard key />
+                        <ActionForm action=remove attr:class="inline-form">
+                            <button type="submit" class="button danger" disabled=removing>
+                                "Remove key"
+                            </button>
+                        </ActionForm>
+                    }
+                    .into_any(),
                     Ok(None) => view! { <p class="key-status none">"No key saved. You chat on this server's free tier."</p> }.into_any(),
                     Err(err) => view! { <p class="alert alert-error" role="alert">{err.to_string()}</p> }.into_any(),
                 })}
@@ -78,14 +86,7 @@ pub fn ApiKeySection() -> impl IntoView {
                     "Save key"
                 </button>
             </ActionForm>
-            <Show when=move || matches!(status.get(), Some(Ok(Some(_))))>
-                <ActionForm action=remove attr:class="inline-form">
-                    <ErrorAlert message=action_error(remove) />
-                    <button type="submit" class="button danger" disabled=removing>
-                        "Remove key"
-                    </button>
-                </ActionForm>
-            </Show>
+            <ErrorAlert message=action_error(remove) />
         </section>
     }
 }
