@@ -9,9 +9,12 @@ WASM_BINDGEN_VERSION := 0.2.130
 BINARYEN_VERSION     := 132.0.0
 BINARYEN_MAJOR       := 132
 
-# cargo-leptos builds debug code with `--cfg erase_components`; cargo test and
-# clippy use the same flags so all three share one set of compiled dependencies.
+# cargo-leptos builds debug code with `--cfg erase_components` and sets
+# LEPTOS_OUTPUT_NAME, which leptos reads at compile time (it names the wasm
+# file the pages load). cargo test and clippy get the same flags and variable,
+# so all of them share one build and test binaries serve the right assets.
 export RUSTFLAGS := --cfg erase_components
+export LEPTOS_OUTPUT_NAME := keyward
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help run test build tools browser-tools lint unit-and-integration e2e clean-test-data

@@ -78,8 +78,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage />
                     <Route path=path!("/login") view=LoginPage />
                     <Route path=path!("/signup") view=SignupPage />
-                    <Route path=path!("/chat") view=ChatPage />
-                    <Route path=path!("/chat/:id") view=ChatPage />
+                    <Route path=path!("/chat/:id?") view=ChatPage />
                     <Route path=path!("/settings") view=SettingsPage />
                     <Route path=path!("/admin") view=AdminPage />
                 </Routes>
@@ -110,6 +109,7 @@ fn site_info() -> SiteInfo {
         use_context::<AppState>()
             .map(|state| SiteInfo {
                 signup_open: state.config.allow_signup,
+                demo_mode: state.config.demo_mode,
             })
             .unwrap_or_default()
     }

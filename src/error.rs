@@ -80,6 +80,14 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
+/// Plain axum handlers answer with the same JSON body server functions use.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        (self.status(), axum::Json(self)).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod chat;
 pub mod keys;
 
 #[cfg(feature = "ssr")]

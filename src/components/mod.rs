@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod api_key_section;
 pub mod auth_state;
+pub mod chat;
 pub mod guards;
 pub mod nav;
 pub mod password_section;

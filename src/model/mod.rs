@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod chat;
+pub mod models;
+
 /// The logged-in user as the UI sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
@@ -14,6 +17,8 @@ pub struct UserView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SiteInfo {
     pub signup_open: bool,
+    /// Replies come from the bundled mock upstream (`make run` without a key).
+    pub demo_mode: bool,
 }
 
 /// One account as the admin overview lists it.

@@ -1,21 +1,383 @@
-use leptos::prelude::*;
-use leptos_meta::Title;
+//! `/chat` and `/chat/{id}`: the conversation list, the conversation, and the
+//! message box. Replies stream in token by token; Stop keeps what arrived.
 
-use crate::components::guards::RequireUser;
+use leptos::{html, prelude::*};
+use leptos_meta::Title;
+use leptos_router::{hooks::use_params_map, NavigateOptions};
+
+use crate::{
+    api::chat::{get_chat_options, get_conversation},
+    components::{
+        chat::{
+            composer::Composer,
+            message::{live_usage_title, AssistantMessage, StoredMessage},
+            sidebar::Sidebar,
+        },
+        guards::RequireUser,
+    },
+    error::AppError,
+    model::{
+        chat::{ChatEvent, ChatRequest, MessageView},
+        SiteInfo,
+    },
+};
 
 #[component]
 pub fn ChatPage() -> impl IntoView {
     view! {
         <Title text="Chat" />
         <RequireUser>
-            <section class="card empty-state">
-                <h1>"Chat"</h1>
-                <p>"No conversations yet."</p>
-                <p class="muted">
-                    "Chatting with Claude arrives in the next release of this server. "
-                    "Your account is ready: you can already add your own Anthropic key in Settings once key storage ships."
-                </p>
-            </section>
+            <ChatView />
         </RequireUser>
+    }
+}
+
+/// The reply being streamed right now.
+#[derive(Clone, Copy)]
+struct LiveReply {
+    id: RwSignal<i64>,
+    model: StoredValue<String>,
+    paid_by: RwSignal<Option<String>>,
+    content: RwSignal<String>,
+    status: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+    title: RwSignal<String>,
+    usage: RwSignal<(i64, i64, i64)>,
+}
+
+impl LiveReply {
+    fn new(model: String) -> Self {
+        Self {
+            id: RwSignal::new(0),
+            model: StoredValue::new(model),
+            paid_by: RwSignal::new(None),
+            content: RwSignal::new(String::new()),
+            status: RwSignal::new("streaming".to_owned()),
+            error: RwSignal::new(None),
+            title: RwSignal::new(String::new()),
+            usage: RwSignal::new((0, 0, 0)),
+        }
+    }
+
+    fn to_view(self) -> MessageView {
+        let (input_tokens, output_tokens, cost_micro_usd) = self.usage.get_untracked();
+        MessageView {
+            id: self.id.get_untracked(),
+            role: "assistant".into(),
+            content: self.content.get_untracked(),
+            model: self.model.get_value(),
+            status: self.status.get_untracked(),
+            error: self.error.get_untracked(),
+            paid_by: self.paid_by.get_untracked(),
+            input_tokens,
+            output_tokens,
+            cost_micro_usd,
+        }
+    }
+
+    fn apply(self, event: &ChatEvent) {
+        match event {
+            ChatEvent::Started { assistant_message_id, paid_by, .. } => {
+                self.id.set(*assistant_message_id);
+                self.paid_by.set(Some(paid_by.clone()));
+            }
+            ChatEvent::Delta { text } => self.content.update(|c| c.push_str(text)),
+            ChatEvent::Finished { status, error, input_tokens, output_tokens, cost_micro_usd } => {
+                self.status.set(status.clone());
+                self.error.set(error.clone());
+                self.usage.set((*input_tokens, *output_tokens, *cost_micro_usd));
+                self.title.set(live_usage_title(&self.model.get_value(), *input_tokens, *output_tokens, *cost_micro_usd));
+            }
+        }
+    }
+}
+
+#[component]
+fn ChatView() -> impl IntoView {
+    let site = expect_context::<SiteInfo>();
+    let params = use_params_map();
+    let route_id = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let conversation_id = RwSignal::new(route_id.get_untracked());
+    let history = Resource::new(
+        move || route_id.get(),
+        |id| async move {
+            match id {
+                Some(id) => get_conversation(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let options = Resource::new(|| (), |_| get_chat_options());
+    // Messages shown once this tab has sent something (until the next switch).
+    let local = RwSignal::new(None::<Vec<MessageView>>);
+    let live = RwSignal::new(None::<LiveReply>);
+    let draft = RwSignal::new(String::new());
+    let model = RwSignal::new(String::new());
+    let sending = RwSignal::new(false);
+    let page_error = RwSignal::new(None::<String>);
+    let sidebar_version = RwSignal::new(0u32);
+    let abort = StoredValue::new_local(None::<AbortHandle>);
+    let messages_box = NodeRef::<html::Div>::new();
+
+    let stop = move || {
+        if let Some(handle) = abort.get_value() {
+            handle.abort();
+        }
+    };
+
+    // Another conversation was opened (sidebar link, back button).
+    Effect::new(move |_| {
+        let id = route_id.get();
+        if id != conversation_id.get_untracked() {
+            stop();
+            conversation_id.set(id);
+            local.set(None);
+            live.set(None);
+            page_error.set(None);
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(opts)) = options.get() {
+            let current = model.get_untracked();
+            if !opts.models.iter().any(|(_, id)| *id == current) {
+                model.set(opts.default_model.clone());
+            }
+        }
+    });
+    // Keep the newest text in view while a reply streams.
+    Effect::new(move |_| {
+        local.track();
+        if let Some(reply) = live.get() {
+            reply.content.track();
+        }
+        if let Some(el) = messages_box.get() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+
+    let shown_messages = move || {
+        local
+            .get()
+            .or_else(|| history.get().and_then(Result::ok).flatten().map(|c| c.messages))
+            .unwrap_or_default()
+    };
+
+    let navigate = leptos_router::hooks::use_navigate();
+    let send = Callback::new(move |regenerate: bool| {
+        let text = draft.get_untracked().trim().to_owned();
+        if sending.get_untracked() || (!regenerate && text.is_empty()) {
+            return;
+        }
+        let chosen_model = model.get_untracked();
+        let request = ChatRequest {
+            conversation_id: conversation_id.get_untracked(),
+            text: text.clone(),
+            model: chosen_model.clone(),
+            regenerate,
+        };
+        let before = local
+            .get_untracked()
+            .or_else(|| history.get_untracked().and_then(Result::ok).flatten().map(|c| c.messages))
+            .unwrap_or_default();
+        let mut shown = before.clone();
+        if regenerate {
+            while shown.last().is_some_and(|m| m.role == "assistant") {
+                shown.pop();
+            }
+        } else {
+            shown.push(MessageView {
+                id: 0,
+                role: "user".into(),
+                content: text.clone(),
+                model: chosen_model.clone(),
+                status: "complete".into(),
+                error: None,
+                paid_by: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_micro_usd: 0,
+            });
+        }
+        local.set(Some(shown));
+        draft.set(String::new());
+        page_error.set(None);
+        sending.set(true);
+        let reply = LiveReply::new(chosen_model);
+        live.set(Some(reply));
+        let navigate = navigate.clone();
+
+        leptos::task::spawn_local(async move {
+            let Some(handle) = AbortHandle::new() else {
+                page_error.set(Some("This browser cannot stream replies.".into()));
+                sending.set(false);
+                return;
+            };
+            abort.set_value(Some(handle.clone()));
+            let mut started = false;
+            let mut on_event = |event: ChatEvent| {
+                if let ChatEvent::Started { conversation_id: id, .. } = &event {
+                    started = true;
+                    if conversation_id.get_untracked() != Some(*id) {
+                        conversation_id.set(Some(*id));
+                        navigate(&format!("/chat/{id}"), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+                    }
+                    sidebar_version.update(|v| *v += 1);
+                }
+                reply.apply(&event);
+            };
+            let result = handle.send(&request, &mut on_event).await;
+            abort.set_value(None);
+            match result {
+                Err(message) if !started => {
+                    // Nothing was sent: put the text back and say why.
+                    local.set(Some(before));
+                    live.set(None);
+                    draft.set(text);
+                    page_error.set(Some(message));
+                    sending.set(false);
+                    return;
+                }
+                Err(_) if handle.was_aborted() => reply.status.set("stopped".into()),
+                Err(message) => {
+                    reply.status.set("error".into());
+                    reply.error.set(Some(format!("{message} The reply so far was kept.")));
+                }
+                Ok(()) if reply.status.get_untracked() == "streaming" => reply.status.set("stopped".into()),
+                Ok(()) => {}
+            }
+            local.update(|messages| messages.get_or_insert_with(Vec::new).push(reply.to_view()));
+            live.set(None);
+            sending.set(false);
+        });
+    });
+
+    let new_chat = Callback::new(move |()| {
+        stop();
+        local.set(None);
+        live.set(None);
+        page_error.set(None);
+        conversation_id.set(None);
+        leptos_router::hooks::use_navigate()("/chat", NavigateOptions::default());
+    });
+    let on_deleted = Callback::new(move |id: i64| {
+        if conversation_id.get_untracked() == Some(id) {
+            new_chat.run(());
+        }
+    });
+    let models = Signal::derive(move || options.get().and_then(Result::ok).map(|o| o.models).unwrap_or_default());
+    let can_regenerate = move || {
+        !sending.get() && live.get().is_none() && shown_messages().last().is_some_and(|m| m.role == "assistant")
+    };
+
+    view! {
+        <div class="chat-layout">
+            <Sidebar version=sidebar_version current=conversation_id on_new_chat=new_chat on_deleted />
+            <section class="chat-main" aria-label="Conversation">
+                <Show when=move || site.demo_mode>
+                    <p class="demo-banner" role="note">
+                        "Demo mode: replies are canned by the bundled mock, not written by Claude. Set ANTHROPIC_API_KEY to use the real API."
+                    </p>
+                </Show>
+                <div class="messages" node_ref=messages_box>
+                    <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading conversation…"</p> }>
+                        {move || {
+                            if let Some(Err(err)) = history.get() {
+                                let message = if err == AppError::NotFound {
+                                    "This conversation does not exist, or it is not yours.".to_owned()
+                                } else {
+                                    err.to_string()
+                                };
+                                return view! { <p class="alert alert-error" role="alert">{message}</p> }.into_any();
+                            }
+                            let messages = shown_messages();
+                            if messages.is_empty() && live.get().is_none() {
+                                return view! {
+                                    <div class="empty-state">
+                                        <h1>"What can I help with?"</h1>
+                                        <p class="muted">"Ask anything. Replies stream in as Claude writes them."</p>
+                                    </div>
+                                }
+                                .into_any();
+                            }
+                            messages
+                                .into_iter()
+                                .map(|message| view! { <StoredMessage message /> })
+                                .collect_view()
+                                .into_any()
+                        }}
+                    </Transition>
+                    {move || live.get().map(|reply| view! {
+                        <AssistantMessage
+                            content=reply.content
+                            status=reply.status
+                            error=reply.error
+                            paid_by=reply.paid_by.get()
+                            title=reply.title
+                        />
+                    })}
+                    <Show when=can_regenerate>
+                        <button type="button" class="button small-plain regenerate" on:click=move |_| send.run(true)>
+                            "Regenerate"
+                        </button>
+                    </Show>
+                </div>
+                {move || page_error.get().map(|message| view! { <p class="alert alert-error" role="alert">{message}</p> })}
+                <Composer
+                    draft
+                    model
+                    models
+                    sending
+                    on_send=Callback::new(move |()| send.run(false))
+                    on_stop=Callback::new(move |()| stop())
+                />
+            </section>
+        </div>
+    }
+}
+
+/// Aborts an in-flight send (Stop). Browser-only; inert on the server.
+#[derive(Clone)]
+struct AbortHandle {
+    #[cfg(feature = "hydrate")]
+    controller: web_sys::AbortController,
+}
+
+impl AbortHandle {
+    #[cfg(feature = "hydrate")]
+    fn new() -> Option<Self> {
+        web_sys::AbortController::new().ok().map(|controller| Self { controller })
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    fn new() -> Option<Self> {
+        None
+    }
+
+    fn abort(&self) {
+        #[cfg(feature = "hydrate")]
+        self.controller.abort();
+    }
+
+    fn was_aborted(&self) -> bool {
+        #[cfg(feature = "hydrate")]
+        return self.controller.signal().aborted();
+        #[cfg(not(feature = "hydrate"))]
+        false
+    }
+
+    async fn send(&self, request: &ChatRequest, on_event: &mut dyn FnMut(ChatEvent)) -> Result<(), String> {
+        #[cfg(feature = "hydrate")]
+        {
+            use crate::components::chat::stream::{send, SendError};
+            send(request, &self.controller.signal(), on_event).await.map_err(|err| match err {
+                SendError::Refused(message) => message,
+                SendError::Interrupted(_) => "The connection to the server was lost.".to_owned(),
+            })
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (request, on_event);
+            Err("Sending needs the page to finish loading.".to_owned())
+        }
     }
 }

@@ -89,6 +89,10 @@ pub struct Config {
     #[arg(long, global = true, env = "KEYWARD_SECURE_COOKIES", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
+    /// Say on every page that replies come from the bundled mock (set by `make run`).
+    #[arg(long, global = true, env = "KEYWARD_DEMO_MODE", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub demo_mode: bool,
+
     /// Largest accepted request body in bytes.
     #[arg(long, global = true, env = "KEYWARD_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -1,10 +1,13 @@
 //! Everything that runs only on the server.
 
+pub mod anthropic;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod metrics;
+pub mod routing;
 pub mod security;
 pub mod startup;
 pub mod state;

@@ -213,12 +213,13 @@ fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/logout", post(logout))
+        .route("/chat/send", post(super::chat::send_handler))
         .leptos_routes_with_context(&state, routes, || {}, {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(from_fn(auth::guard_pages))
+        .layer(from_fn_with_state(state.clone(), auth::guard_pages))
         .layer(from_fn_with_state(state.clone(), auth::load_current_user))
         .layer(session_layer)
         // Below: routes that need no session.

@@ -126,7 +126,7 @@ fn page_access(path: &str) -> PageAccess {
 /// Middleware for page loads (GET): access control on the server, not only
 /// in the UI. Anonymous users go to `/login`; a non-admin gets the page's
 /// "no access" view with HTTP 403.
-pub async fn guard_pages(req: Request, next: Next) -> Response {
+pub async fn guard_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != axum::http::Method::GET {
         return next.run(req).await;
     }
@@ -153,8 +153,24 @@ pub async fn guard_pages(req: Request, next: Next) -> Response {
             *response.status_mut() = StatusCode::FORBIDDEN;
             response
         }
-        PageAccess::User | PageAccess::Admin => next.run(req).await,
+        PageAccess::User | PageAccess::Admin => {
+            let path = req.uri().path().to_owned();
+            let user_id = logged_in.map(|u| u.id).unwrap_or_default();
+            let mut response = next.run(req).await;
+            if !owns_conversation_page(&state, user_id, &path).await {
+                *response.status_mut() = StatusCode::NOT_FOUND;
+            }
+            response
+        }
     }
+}
+
+/// `/chat/{id}` exists only for the conversation's owner; others get 404,
+/// the same as for an id that does not exist (no probing).
+async fn owns_conversation_page(state: &AppState, user_id: i64, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/chat/") else { return true };
+    let Ok(id) = rest.trim_end_matches('/').parse::<i64>() else { return false };
+    matches!(db::conversations::find_owned(&state.db, user_id, id).await, Ok(Some(_)))
 }
 
 #[cfg(test)]

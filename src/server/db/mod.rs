@@ -4,6 +4,7 @@
 //! integer times in unix milliseconds, 0/1 flags), and tested on both.
 
 pub mod audit;
+pub mod conversations;
 pub mod login_failures;
 pub mod sessions;
 pub mod user_keys;

@@ -1,0 +1,93 @@
+//! One message in the conversation.
+
+use leptos::prelude::*;
+
+use crate::{
+    markdown,
+    model::{chat::MessageView, models},
+};
+
+/// "$0.0012" from micro-USD.
+pub fn format_usd(micro: i64) -> String {
+    format!("${:.4}", micro as f64 / 1_000_000.0)
+}
+
+/// Hover text with the tokens and cost of a reply.
+fn usage_title(message: &MessageView) -> String {
+    format!(
+        "{} · {} input + {} output tokens · {}",
+        models::label(&message.model),
+        message.input_tokens,
+        message.output_tokens,
+        format_usd(message.cost_micro_usd)
+    )
+}
+
+#[component]
+pub fn UserMessage(content: String) -> impl IntoView {
+    view! {
+        <article class="msg msg-user" aria-label="You">
+            <div class="msg-body user-text">{content}</div>
+        </article>
+    }
+}
+
+/// An assistant reply. `content` and `status` are signals so a streaming reply
+/// updates in place.
+#[component]
+pub fn AssistantMessage(
+    #[prop(into)] content: Signal<String>,
+    #[prop(into)] status: Signal<String>,
+    #[prop(into)] error: Signal<Option<String>>,
+    paid_by: Option<String>,
+    #[prop(into)] title: Signal<String>,
+) -> impl IntoView {
+    let paid_by_attr = paid_by.clone().unwrap_or_default();
+    let badge = match paid_by.as_deref() {
+        Some("user") => Some(("badge badge-user", "your key")),
+        Some("platform") => Some(("badge badge-free", "free tier")),
+        _ => None,
+    };
+    let html = move || markdown::render(&content.get());
+    let streaming = move || status.get() == "streaming";
+    view! {
+        <article class="msg msg-assistant" aria-label="Claude" data-paid-by=paid_by_attr data-status=move || status.get()>
+            <div class="msg-meta">
+                <span class="msg-author">"Claude"</span>
+                {badge.map(|(class, text)| view! { <span class=class title=move || title.get()>{text}</span> })}
+                <Show when=move || status.get() == "stopped">
+                    <span class="badge badge-muted">"stopped"</span>
+                </Show>
+            </div>
+            <div class="msg-body markdown" inner_html=html></div>
+            <Show when=move || streaming() && content.with(String::is_empty)>
+                <p class="typing" aria-live="polite">"Claude is replying…"</p>
+            </Show>
+            {move || error.get().map(|message| view! { <p class="alert alert-error" role="alert">{message}</p> })}
+        </article>
+    }
+}
+
+/// A stored message, rendered by role.
+#[component]
+pub fn StoredMessage(message: MessageView) -> impl IntoView {
+    if message.role == "user" {
+        return view! { <UserMessage content=message.content /> }.into_any();
+    }
+    let title = usage_title(&message);
+    view! {
+        <AssistantMessage
+            content=message.content
+            status=message.status
+            error=message.error
+            paid_by=message.paid_by
+            title=title
+        />
+    }
+    .into_any()
+}
+
+/// Hover text for a reply that just finished streaming.
+pub fn live_usage_title(model: &str, input: i64, output: i64, cost: i64) -> String {
+    format!("{} · {input} input + {output} output tokens · {}", models::label(model), format_usd(cost))
+}

@@ -1,0 +1,80 @@
+//! Types of the chat page and its streaming endpoint (`POST /chat/send`).
+
+use serde::{Deserialize, Serialize};
+
+/// One turn sent from the chat page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// `None` starts a new conversation.
+    pub conversation_id: Option<i64>,
+    /// The user's message; ignored when `regenerate` is set.
+    #[serde(default)]
+    pub text: String,
+    pub model: String,
+    /// Replace the last reply instead of sending a new message.
+    #[serde(default)]
+    pub regenerate: bool,
+}
+
+/// One line of the NDJSON stream answering a `ChatRequest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    Started {
+        conversation_id: i64,
+        title: String,
+        user_message_id: Option<i64>,
+        assistant_message_id: i64,
+        paid_by: String,
+    },
+    Delta {
+        text: String,
+    },
+    /// The reply ended: `complete`, `stopped` or `error` (with a message).
+    Finished {
+        status: String,
+        error: Option<String>,
+        input_tokens: i64,
+        output_tokens: i64,
+        cost_micro_usd: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: i64,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub role: String,
+    pub content: String,
+    pub model: String,
+    /// `streaming`, `complete`, `stopped` or `error`.
+    pub status: String,
+    pub error: Option<String>,
+    /// `platform` or `user` for assistant messages.
+    pub paid_by: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micro_usd: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: i64,
+    pub title: String,
+    pub model: String,
+    pub messages: Vec<MessageView>,
+}
+
+/// What the chat page needs to offer: models this user may pick, and whether
+/// replies come from the bundled demo upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChatOptions {
+    pub models: Vec<(String, String)>,
+    pub default_model: String,
+    pub has_own_key: bool,
+}

@@ -1,0 +1,75 @@
+//! Calls to `$ANTHROPIC_BASE_URL/v1/messages` on a shared connection pool.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::errors::UpstreamError;
+
+/// The API version keyward speaks when the caller does not choose one.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// How long to wait for response headers. Streams answer at once; a long
+/// non-streamed completion can take minutes.
+const STREAM_HEADERS_TIMEOUT: Duration = Duration::from_secs(120);
+const JSON_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest silence tolerated between two chunks of a stream (Anthropic pings
+/// every few seconds).
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct AnthropicClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl AnthropicClient {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        Self { http, base_url: base_url.into() }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends a Messages request with `body` as given (already JSON). Returns
+    /// the response when the status is a success; otherwise the upstream
+    /// error, with Anthropic's error type, message and headers kept.
+    pub async fn post_messages(
+        &self,
+        key: &SecretString,
+        version: &str,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        self.post("/v1/messages", key, version, body, stream).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        key: &SecretString,
+        version: &str,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .header("x-api-key", key.expose_secret())
+            .header("anthropic-version", version)
+            .header("content-type", "application/json")
+            .body(body);
+        let timeout = if stream { STREAM_HEADERS_TIMEOUT } else { JSON_TIMEOUT };
+        let response = tokio::time::timeout(timeout, request.send())
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(UpstreamError::from_transport)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(UpstreamError::from_response(response).await)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The Anthropic Messages API client: one pooled HTTP client, a streaming SSE
+//! parser, typed stream events, usage accounting and user-facing errors.
+
+mod client;
+mod errors;
+mod events;
+pub mod sse;
+
+pub use client::{AnthropicClient, API_VERSION, STREAM_IDLE_TIMEOUT};
+pub use errors::UpstreamError;
+pub use events::{parse_event, StreamEvent, Usage};

@@ -1,0 +1,135 @@
+//! A Server-Sent Events parser that accepts bytes in chunks split anywhere:
+//! mid-line, mid-UTF-8 character, or between `\r` and `\n`.
+
+/// One dispatched event: its `event:` name (default `message`) and its
+/// `data:` lines joined by `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+    /// The last chunk ended on `\r`; a `\n` opening the next one belongs to it.
+    skip_lf: bool,
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes; returns the events completed by them, in order.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        for &byte in chunk {
+            if std::mem::take(&mut self.skip_lf) && byte == b'\n' {
+                continue;
+            }
+            match byte {
+                b'\n' | b'\r' => {
+                    self.skip_lf = byte == b'\r';
+                    let line = std::mem::take(&mut self.line);
+                    if let Some(event) = self.take_line(&line) {
+                        events.push(event);
+                    }
+                }
+                _ => self.line.push(byte),
+            }
+        }
+        events
+    }
+
+    fn take_line(&mut self, line: &[u8]) -> Option<SseEvent> {
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        let line = String::from_utf8_lossy(line);
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line.as_ref(), ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {} // id, retry and unknown fields do not matter here
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take();
+        if !std::mem::take(&mut self.has_data) {
+            return None;
+        }
+        Some(SseEvent {
+            event: event.unwrap_or_else(|| "message".to_owned()),
+            data: std::mem::take(&mut self.data),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "event: message_start\r\n\
+        data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\r\n\r\n\
+        : a comment line\n\
+        event: ping\ndata: {\"type\": \"ping\"}\n\n\
+        event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"héllo ✓\"}}\n\n\
+        event: error\rdata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\r\r\
+        data: line one\ndata: line two\n\n";
+
+    fn parse_whole(input: &[u8]) -> Vec<SseEvent> {
+        SseParser::new().push(input)
+    }
+
+    #[test]
+    fn parses_names_data_and_line_endings() {
+        let events = parse_whole(STREAM.as_bytes());
+        let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(names, ["message_start", "ping", "content_block_delta", "error", "message"]);
+        assert!(events[2].data.contains("héllo ✓"));
+        assert_eq!(events[4].data, "line one\nline two");
+    }
+
+    #[test]
+    fn same_events_when_split_at_every_byte() {
+        let whole = parse_whole(STREAM.as_bytes());
+        let bytes = STREAM.as_bytes();
+        for split in 0..=bytes.len() {
+            let mut parser = SseParser::new();
+            let mut events = parser.push(&bytes[..split]);
+            events.extend(parser.push(&bytes[split..]));
+            assert_eq!(events, whole, "split at byte {split}");
+        }
+    }
+
+    #[test]
+    fn same_events_when_fed_one_byte_at_a_time() {
+        let mut parser = SseParser::new();
+        let events: Vec<SseEvent> = STREAM.as_bytes().iter().flat_map(|b| parser.push(&[*b])).collect();
+        assert_eq!(events, parse_whole(STREAM.as_bytes()));
+    }
+
+    #[test]
+    fn an_unterminated_event_is_not_dispatched() {
+        let events = parse_whole(b"event: message_stop\ndata: {}\n");
+        assert!(events.is_empty());
+    }
+}

@@ -1,0 +1,9 @@
+//! Chat turns: the conversation bookkeeping around one streamed upstream call.
+
+mod endpoint;
+mod history;
+mod turn;
+
+pub use endpoint::send_handler;
+pub use history::{conversation_view, title_from};
+pub use turn::start_turn;

@@ -1,0 +1,221 @@
+//! Queries on `conversations` and `messages`. Every read and write names the
+//! owner, so one user can never reach another's conversation.
+
+use sqlx::Row;
+
+use super::{now_ms, Db};
+
+#[derive(Debug, Clone)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub title: String,
+    pub model: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub id: i64,
+    pub role: String,
+    pub content: String,
+    pub model: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub paid_by: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub created_at: i64,
+}
+
+/// How an assistant message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Complete,
+    Stopped,
+    Error,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Stopped => "stopped",
+            MessageStatus::Error => "error",
+        }
+    }
+}
+
+fn conversation(row: &sqlx::any::AnyRow) -> Result<ConversationRow, sqlx::Error> {
+    Ok(ConversationRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        title: row.try_get("title")?,
+        model: row.try_get("model")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn message(row: &sqlx::any::AnyRow) -> Result<MessageRow, sqlx::Error> {
+    Ok(MessageRow {
+        id: row.try_get("id")?,
+        role: row.try_get("role")?,
+        content: row.try_get("content")?,
+        model: row.try_get("model")?,
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        paid_by: row.try_get("paid_by")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        cost_micro_usd: row.try_get("cost_micro_usd")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub async fn create(db: &Db, user_id: i64, title: &str, model: &str) -> Result<ConversationRow, sqlx::Error> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "INSERT INTO conversations (user_id, title, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+         RETURNING id, user_id, title, model, updated_at",
+    )
+    .bind(user_id)
+    .bind(title)
+    .bind(model)
+    .bind(now)
+    .fetch_one(db)
+    .await?;
+    conversation(&row)
+}
+
+/// The conversation if it exists *and* belongs to `user_id`.
+pub async fn find_owned(db: &Db, user_id: i64, id: i64) -> Result<Option<ConversationRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, user_id, title, model, updated_at FROM conversations WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(conversation).transpose()
+}
+
+/// The user's conversations, most recently active first.
+pub async fn list_for_user(db: &Db, user_id: i64, limit: i64) -> Result<Vec<ConversationRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, title, model, updated_at FROM conversations WHERE user_id = $1 \
+         ORDER BY updated_at DESC, id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(conversation).collect()
+}
+
+pub async fn rename(db: &Db, user_id: i64, id: i64, title: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE conversations SET title = $1 WHERE id = $2 AND user_id = $3")
+        .bind(title)
+        .bind(id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn delete(db: &Db, user_id: i64, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn touch(db: &Db, id: i64, model: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE conversations SET updated_at = $1, model = $2 WHERE id = $3")
+        .bind(now_ms())
+        .bind(model)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, role, content, model, status, error, paid_by, input_tokens, output_tokens, cost_micro_usd, created_at";
+
+pub async fn messages(db: &Db, conversation_id: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY id");
+    let rows = sqlx::query(&sql).bind(conversation_id).fetch_all(db).await?;
+    rows.iter().map(message).collect()
+}
+
+pub async fn insert_user_message(db: &Db, conversation_id: i64, content: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, role, content, status, created_at) \
+         VALUES ($1, 'user', $2, 'complete', $3) RETURNING id",
+    )
+    .bind(conversation_id)
+    .bind(content)
+    .bind(now_ms())
+    .fetch_one(db)
+    .await
+}
+
+/// Starts an assistant reply in state `streaming`, recording who pays.
+pub async fn insert_assistant_placeholder(
+    db: &Db,
+    conversation_id: i64,
+    model: &str,
+    paid_by: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, role, content, model, status, paid_by, created_at) \
+         VALUES ($1, 'assistant', '', $2, 'streaming', $3, $4) RETURNING id",
+    )
+    .bind(conversation_id)
+    .bind(model)
+    .bind(paid_by)
+    .bind(now_ms())
+    .fetch_one(db)
+    .await
+}
+
+/// Records how a reply ended: its text (partial when stopped or cut), status and usage.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_assistant_message(
+    db: &Db,
+    id: i64,
+    content: &str,
+    status: MessageStatus,
+    error: Option<&str>,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_micro_usd: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET content = $1, status = $2, error = $3, input_tokens = $4, \
+         output_tokens = $5, cost_micro_usd = $6 WHERE id = $7",
+    )
+    .bind(content)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(input_tokens)
+    .bind(output_tokens)
+    .bind(cost_micro_usd)
+    .bind(id)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// For "Regenerate": removes the assistant replies after the last user message.
+pub async fn delete_trailing_assistant_messages(db: &Db, conversation_id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM messages WHERE conversation_id = $1 AND role = 'assistant' AND id > \
+         COALESCE((SELECT MAX(id) FROM messages WHERE conversation_id = $1 AND role = 'user'), 0)",
+    )
+    .bind(conversation_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
