@@ -54,7 +54,7 @@ lint: ## rustfmt and clippy (warnings are errors)
 	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 unit-and-integration: ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set)
-	cargo test --features ssr
+	timeout 1500 cargo test --features ssr
 
 e2e: browser-tools ## Playwright in Debian Chromium against the debug build
 	cargo build --features ssr --bin mock_llm

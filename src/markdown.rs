@@ -13,14 +13,17 @@ mod highlight;
 
 /// Renders `source` to sanitized HTML.
 pub fn render(source: &str) -> String {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let mut events = Vec::new();
     let mut code: Option<(String, String)> = None;
     for event in Parser::new_ext(source, options) {
         match (&mut code, event) {
             (None, Event::Start(Tag::CodeBlock(kind))) => {
                 let lang = match kind {
-                    CodeBlockKind::Fenced(info) => info.split_whitespace().next().unwrap_or("").to_owned(),
+                    CodeBlockKind::Fenced(info) => {
+                        info.split_whitespace().next().unwrap_or("").to_owned()
+                    }
                     CodeBlockKind::Indented => String::new(),
                 };
                 code = Some((lang, String::new()));
@@ -28,7 +31,9 @@ pub fn render(source: &str) -> String {
             (Some((_, text)), Event::Text(chunk)) => text.push_str(&chunk),
             (Some(_), Event::End(TagEnd::CodeBlock)) => {
                 let (lang, text) = code.take().unwrap_or_default();
-                events.push(Event::Html(CowStr::from(highlight::code_block(&lang, &text))));
+                events.push(Event::Html(CowStr::from(highlight::code_block(
+                    &lang, &text,
+                ))));
             }
             (Some(_), _) => {}
             (None, event) => events.push(sanitize(event)),
@@ -36,7 +41,9 @@ pub fn render(source: &str) -> String {
     }
     // A reply cut mid-code-block still shows its code.
     if let Some((lang, text)) = code {
-        events.push(Event::Html(CowStr::from(highlight::code_block(&lang, &text))));
+        events.push(Event::Html(CowStr::from(highlight::code_block(
+            &lang, &text,
+        ))));
     }
     let mut html = String::with_capacity(source.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
@@ -47,14 +54,28 @@ fn sanitize(event: Event<'_>) -> Event<'_> {
     match event {
         // Raw HTML from the model is displayed, not interpreted.
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) => Event::Start(Tag::Link {
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
             link_type,
             dest_url: safe_url(dest_url),
             title,
             id,
         }),
-        Event::Start(Tag::Image { link_type, dest_url, title, id }) => Event::Start(Tag::Image {
-            link_type: if matches!(link_type, LinkType::Email) { LinkType::Inline } else { link_type },
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type: if matches!(link_type, LinkType::Email) {
+                LinkType::Inline
+            } else {
+                link_type
+            },
             dest_url: safe_url(dest_url),
             title,
             id,
@@ -66,7 +87,10 @@ fn sanitize(event: Event<'_>) -> Event<'_> {
 /// Keeps web, mail and relative links; anything else (javascript:, data:,
 /// vbscript:, file:, …) becomes an inert `#`.
 fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
-    let trimmed: String = url.chars().filter(|c| !c.is_ascii_control() && !c.is_whitespace()).collect();
+    let trimmed: String = url
+        .chars()
+        .filter(|c| !c.is_ascii_control() && !c.is_whitespace())
+        .collect();
     let lower = trimmed.to_ascii_lowercase();
     let scheme = lower.split_once(':').map(|(scheme, _)| scheme);
     let has_scheme = scheme.is_some_and(|s| !s.contains(['/', '?', '#']));
@@ -103,11 +127,23 @@ mod tests {
 
     #[test]
     fn dangerous_links_are_dropped() {
-        for bad in ["javascript:alert(1)", "JavaScript:alert(1)", "java\tscript:alert(1)", "data:text/html,<b>x</b>", "vbscript:x"] {
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "java\tscript:alert(1)",
+            "data:text/html,<b>x</b>",
+            "vbscript:x",
+        ] {
             let html = render(&format!("[click]({bad})"));
             // Either no link at all (not valid markdown) or an inert one.
-            assert!(!html.contains("<a") || html.contains("href=\"#\""), "{bad}: {html}");
-            assert!(!html.to_lowercase().contains("href=\"java"), "{bad}: {html}");
+            assert!(
+                !html.contains("<a") || html.contains("href=\"#\""),
+                "{bad}: {html}"
+            );
+            assert!(
+                !html.to_lowercase().contains("href=\"java"),
+                "{bad}: {html}"
+            );
             assert!(!html.contains("href=\"data"), "{bad}: {html}");
         }
         let image = render("![x](data:image/svg+xml;base64,PHN2Zz4=)");
@@ -118,7 +154,9 @@ mod tests {
 
     #[test]
     fn safe_links_are_kept() {
-        let html = render("[a](https://example.com/x?y=1) [b](/chat/2) [c](mailto:a@example.com) [d](#top)");
+        let html = render(
+            "[a](https://example.com/x?y=1) [b](/chat/2) [c](mailto:a@example.com) [d](#top)",
+        );
         assert!(html.contains("href=\"https://example.com/x?y=1\""));
         assert!(html.contains("href=\"/chat/2\""));
         assert!(html.contains("href=\"mailto:a@example.com\""));
@@ -130,8 +168,14 @@ mod tests {
         let html = render("```rust\nfn main() { let s = \"<b>\"; } // done\n```");
         assert!(html.contains("class=\"language-rust\""), "{html}");
         assert!(html.contains("<span class=\"tok-kw\">fn</span>"), "{html}");
-        assert!(html.contains("<span class=\"tok-str\">&quot;&lt;b&gt;&quot;</span>"), "{html}");
-        assert!(html.contains("<span class=\"tok-com\">// done</span>"), "{html}");
+        assert!(
+            html.contains("<span class=\"tok-str\">&quot;&lt;b&gt;&quot;</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"tok-com\">// done</span>"),
+            "{html}"
+        );
     }
 
     #[test]

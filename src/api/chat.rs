@@ -18,7 +18,13 @@ pub async fn list_conversations() -> Result<Vec<ConversationSummary>, AppError> 
             let ctx = request_context()?;
             let user = ctx.require_user()?;
             let rows = conversations::list_for_user(&ctx.state.db, user.id, 200).await?;
-            Ok(rows.into_iter().map(|c| ConversationSummary { id: c.id, title: c.title }).collect())
+            Ok(rows
+                .into_iter()
+                .map(|c| ConversationSummary {
+                    id: c.id,
+                    title: c.title,
+                })
+                .collect())
         }
         .await,
     )
@@ -34,8 +40,9 @@ pub async fn get_conversation(id: i64) -> Result<ConversationView, AppError> {
         async {
             let ctx = request_context()?;
             let user = ctx.require_user()?;
-            let conversation =
-                conversations::find_owned(&ctx.state.db, user.id, id).await?.ok_or(AppError::NotFound)?;
+            let conversation = conversations::find_owned(&ctx.state.db, user.id, id)
+                .await?
+                .ok_or(AppError::NotFound)?;
             let messages = conversations::messages(&ctx.state.db, id).await?;
             Ok(chat::conversation_view(&conversation, &messages))
         }
@@ -54,7 +61,9 @@ pub async fn rename_conversation(id: i64, title: String) -> Result<(), AppError>
             let user = ctx.require_user()?;
             let title = title.trim();
             if title.is_empty() || title.chars().count() > 120 {
-                return Err(AppError::Validation("A title needs 1 to 120 characters.".into()));
+                return Err(AppError::Validation(
+                    "A title needs 1 to 120 characters.".into(),
+                ));
             }
             if conversations::rename(&ctx.state.db, user.id, id, title).await? {
                 Ok(())
@@ -103,7 +112,10 @@ pub async fn get_chat_options() -> Result<ChatOptions, AppError> {
             let allowed = routing::allowed_models(&ctx.state, has_own_key);
             let default_model = allowed.first().cloned().unwrap_or_default();
             Ok(ChatOptions {
-                models: allowed.into_iter().map(|id| (models::label(&id), id)).collect(),
+                models: allowed
+                    .into_iter()
+                    .map(|id| (models::label(&id), id))
+                    .collect(),
                 default_model,
                 has_own_key,
             })

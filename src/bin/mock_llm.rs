@@ -5,6 +5,7 @@
 //! put one of these words in the last user message, or send it in an
 //! `x-mock-fault` header —
 //! `mock:529`, `mock:429`, `mock:500`, `mock:400`, `mock:slow`, `mock:cut`.
+//! A message starting with `mock:echo ` is answered with the rest of it.
 //! `GET /_mock/requests` lists what it received (for tests).
 
 #[path = "mock_llm/faults.rs"]

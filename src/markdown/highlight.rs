@@ -4,18 +4,104 @@
 
 const KEYWORDS: &[&str] = &[
     // Rust
-    "fn", "let", "mut", "pub", "struct", "enum", "impl", "trait", "use", "mod", "match", "if", "else",
-    "for", "while", "loop", "return", "async", "await", "move", "where", "self", "Self", "crate", "const",
-    "static", "ref", "type", "dyn", "unsafe", "in", "as", "break", "continue", "true", "false",
+    "fn",
+    "let",
+    "mut",
+    "pub",
+    "struct",
+    "enum",
+    "impl",
+    "trait",
+    "use",
+    "mod",
+    "match",
+    "if",
+    "else",
+    "for",
+    "while",
+    "loop",
+    "return",
+    "async",
+    "await",
+    "move",
+    "where",
+    "self",
+    "Self",
+    "crate",
+    "const",
+    "static",
+    "ref",
+    "type",
+    "dyn",
+    "unsafe",
+    "in",
+    "as",
+    "break",
+    "continue",
+    "true",
+    "false",
     // Python
-    "def", "class", "import", "from", "elif", "try", "except", "finally", "with", "lambda", "yield",
-    "None", "True", "False", "and", "or", "not", "is", "pass", "raise", "print",
+    "def",
+    "class",
+    "import",
+    "from",
+    "elif",
+    "try",
+    "except",
+    "finally",
+    "with",
+    "lambda",
+    "yield",
+    "None",
+    "True",
+    "False",
+    "and",
+    "or",
+    "not",
+    "is",
+    "pass",
+    "raise",
+    "print",
     // JavaScript / TypeScript
-    "function", "var", "new", "this", "typeof", "instanceof", "export", "default", "interface",
-    "extends", "implements", "null", "undefined", "switch", "case", "catch", "throw",
+    "function",
+    "var",
+    "new",
+    "this",
+    "typeof",
+    "instanceof",
+    "export",
+    "default",
+    "interface",
+    "extends",
+    "implements",
+    "null",
+    "undefined",
+    "switch",
+    "case",
+    "catch",
+    "throw",
     // Go, C, Java, shell
-    "func", "package", "go", "defer", "chan", "map", "int", "void", "char", "double", "float", "bool",
-    "string", "public", "private", "protected", "echo", "then", "fi", "do", "done",
+    "func",
+    "package",
+    "go",
+    "defer",
+    "chan",
+    "map",
+    "int",
+    "void",
+    "char",
+    "double",
+    "float",
+    "bool",
+    "string",
+    "public",
+    "private",
+    "protected",
+    "echo",
+    "then",
+    "fi",
+    "do",
+    "done",
 ];
 
 pub fn escape(text: &str, out: &mut String) {
@@ -41,7 +127,11 @@ fn span(class: &str, text: &str, out: &mut String) {
 
 /// `<pre><code class="language-…">` with highlighted, escaped content.
 pub fn code_block(lang: &str, code: &str) -> String {
-    let lang: String = lang.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+')).take(20).collect();
+    let lang: String = lang
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+'))
+        .take(20)
+        .collect();
     let mut out = String::with_capacity(code.len() * 2);
     out.push_str("<pre class=\"code\"><code");
     if !lang.is_empty() {
@@ -57,7 +147,22 @@ pub fn code_block(lang: &str, code: &str) -> String {
 
 /// Languages where `#` starts a comment.
 fn hash_comments(lang: &str) -> bool {
-    matches!(lang, "python" | "py" | "sh" | "bash" | "shell" | "zsh" | "ruby" | "rb" | "yaml" | "yml" | "toml" | "perl" | "r")
+    matches!(
+        lang,
+        "python"
+            | "py"
+            | "sh"
+            | "bash"
+            | "shell"
+            | "zsh"
+            | "ruby"
+            | "rb"
+            | "yaml"
+            | "yml"
+            | "toml"
+            | "perl"
+            | "r"
+    )
 }
 
 fn highlight(code: &str, hash_comment: &bool, out: &mut String) {
@@ -74,7 +179,10 @@ fn highlight(code: &str, hash_comment: &bool, out: &mut String) {
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
-        if (c == '/' && next == Some('/')) || (c == '#' && *hash_comment) || (c == '-' && next == Some('-') && !*hash_comment) {
+        if (c == '/' && next == Some('/'))
+            || (c == '#' && *hash_comment)
+            || (c == '-' && next == Some('-') && !*hash_comment)
+        {
             let end = take_while(i, &|c| c != '\n');
             span("com", &text(i, end), out);
             i = end;

@@ -12,20 +12,41 @@ pub struct ModelInfo {
 /// Price families: any `claude-opus-4*`, `claude-sonnet-4*`, `claude-haiku-4*`
 /// id is priced like its family (from Anthropic's published list prices).
 pub const MODELS: [ModelInfo; 3] = [
-    ModelInfo { id: "claude-haiku-4-5", label: "Claude Haiku 4.5", input_usd_per_mtok: 1, output_usd_per_mtok: 5 },
-    ModelInfo { id: "claude-sonnet-4-6", label: "Claude Sonnet 4.6", input_usd_per_mtok: 3, output_usd_per_mtok: 15 },
-    ModelInfo { id: "claude-opus-4-7", label: "Claude Opus 4.7", input_usd_per_mtok: 5, output_usd_per_mtok: 25 },
+    ModelInfo {
+        id: "claude-haiku-4-5",
+        label: "Claude Haiku 4.5",
+        input_usd_per_mtok: 1,
+        output_usd_per_mtok: 5,
+    },
+    ModelInfo {
+        id: "claude-sonnet-4-6",
+        label: "Claude Sonnet 4.6",
+        input_usd_per_mtok: 3,
+        output_usd_per_mtok: 15,
+    },
+    ModelInfo {
+        id: "claude-opus-4-7",
+        label: "Claude Opus 4.7",
+        input_usd_per_mtok: 5,
+        output_usd_per_mtok: 25,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static ModelInfo> {
     MODELS.iter().find(|m| m.id == id).or_else(|| {
-        let family = ["claude-haiku-4", "claude-sonnet-4", "claude-opus-4"].into_iter().find(|f| id.starts_with(f))?;
+        let family = ["claude-haiku-4", "claude-sonnet-4", "claude-opus-4"]
+            .into_iter()
+            .find(|f| id.starts_with(f))?;
         MODELS.iter().find(|m| m.id.starts_with(family))
     })
 }
 
 pub fn label(id: &str) -> String {
-    MODELS.iter().find(|m| m.id == id).map(|m| m.label.to_owned()).unwrap_or_else(|| id.to_owned())
+    MODELS
+        .iter()
+        .find(|m| m.id == id)
+        .map(|m| m.label.to_owned())
+        .unwrap_or_else(|| id.to_owned())
 }
 
 /// Tokens of one call, as billed.
@@ -54,7 +75,12 @@ mod tests {
 
     #[test]
     fn cost_is_exact_in_micro_usd() {
-        let t = TokenCounts { input: 1_000, output: 200, cache_creation: 0, cache_read: 0 };
+        let t = TokenCounts {
+            input: 1_000,
+            output: 200,
+            cache_creation: 0,
+            cache_read: 0,
+        };
         // Haiku: 1000 × $1/M + 200 × $5/M = $0.001 + $0.001 = 2000 µ$
         assert_eq!(cost_micro_usd("claude-haiku-4-5", t), 2_000);
         // Sonnet: 1000×3 + 200×15 = 6000 µ$
@@ -62,15 +88,26 @@ mod tests {
         // Opus: 1000×5 + 200×25 = 10000 µ$
         assert_eq!(cost_micro_usd("claude-opus-4-7", t), 10_000);
         // Cache: 10 written at 1.25×3 = 37.5, 10 read at 0.3 = 3 → 40.5 → 41 (half up)
-        let cached = TokenCounts { input: 0, output: 0, cache_creation: 10, cache_read: 10 };
+        let cached = TokenCounts {
+            input: 0,
+            output: 0,
+            cache_creation: 10,
+            cache_read: 10,
+        };
         assert_eq!(cost_micro_usd("claude-sonnet-4-6", cached), 41);
         assert_eq!(cost_micro_usd("unknown-model", t), 0);
     }
 
     #[test]
     fn family_ids_are_priced_like_their_family() {
-        assert_eq!(find("claude-sonnet-4-5-20250929").map(|m| m.input_usd_per_mtok), Some(3));
-        assert_eq!(find("claude-opus-4-1").map(|m| m.output_usd_per_mtok), Some(25));
+        assert_eq!(
+            find("claude-sonnet-4-5-20250929").map(|m| m.input_usd_per_mtok),
+            Some(3)
+        );
+        assert_eq!(
+            find("claude-opus-4-1").map(|m| m.output_usd_per_mtok),
+            Some(25)
+        );
         assert!(find("gpt-4").is_none());
     }
 }

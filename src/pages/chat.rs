@@ -77,16 +77,32 @@ impl LiveReply {
 
     fn apply(self, event: &ChatEvent) {
         match event {
-            ChatEvent::Started { assistant_message_id, paid_by, .. } => {
+            ChatEvent::Started {
+                assistant_message_id,
+                paid_by,
+                ..
+            } => {
                 self.id.set(*assistant_message_id);
                 self.paid_by.set(Some(paid_by.clone()));
             }
             ChatEvent::Delta { text } => self.content.update(|c| c.push_str(text)),
-            ChatEvent::Finished { status, error, input_tokens, output_tokens, cost_micro_usd } => {
+            ChatEvent::Finished {
+                status,
+                error,
+                input_tokens,
+                output_tokens,
+                cost_micro_usd,
+            } => {
                 self.status.set(status.clone());
                 self.error.set(error.clone());
-                self.usage.set((*input_tokens, *output_tokens, *cost_micro_usd));
-                self.title.set(live_usage_title(&self.model.get_value(), *input_tokens, *output_tokens, *cost_micro_usd));
+                self.usage
+                    .set((*input_tokens, *output_tokens, *cost_micro_usd));
+                self.title.set(live_usage_title(
+                    &self.model.get_value(),
+                    *input_tokens,
+                    *output_tokens,
+                    *cost_micro_usd,
+                ));
             }
         }
     }
@@ -96,7 +112,12 @@ impl LiveReply {
 fn ChatView() -> impl IntoView {
     let site = expect_context::<SiteInfo>();
     let params = use_params_map();
-    let route_id = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let route_id = Memo::new(move |_| {
+        params
+            .read()
+            .get("id")
+            .and_then(|id| id.parse::<i64>().ok())
+    });
     let conversation_id = RwSignal::new(route_id.get_untracked());
     let history = Resource::new(
         move || route_id.get(),
@@ -108,6 +129,13 @@ fn ChatView() -> impl IntoView {
         },
     );
     let options = Resource::new(|| (), |_| get_chat_options());
+    // The loaded history, mirrored for event handlers (which must not read the resource).
+    let loaded = RwSignal::new(None::<Vec<MessageView>>);
+    Effect::new(move |_| {
+        if let Some(Ok(conversation)) = history.get() {
+            loaded.set(conversation.map(|c| c.messages));
+        }
+    });
     // Messages shown once this tab has sent something (until the next switch).
     let local = RwSignal::new(None::<Vec<MessageView>>);
     let live = RwSignal::new(None::<LiveReply>);
@@ -116,7 +144,7 @@ fn ChatView() -> impl IntoView {
     let sending = RwSignal::new(false);
     let page_error = RwSignal::new(None::<String>);
     let sidebar_version = RwSignal::new(0u32);
-    let abort = StoredValue::new_local(None::<AbortHandle>);
+    let abort = abort_slot();
     let messages_box = NodeRef::<html::Div>::new();
 
     let stop = move || {
@@ -136,12 +164,14 @@ fn ChatView() -> impl IntoView {
             page_error.set(None);
         }
     });
+    let models = RwSignal::new(Vec::<(String, String)>::new());
     Effect::new(move |_| {
         if let Some(Ok(opts)) = options.get() {
             let current = model.get_untracked();
             if !opts.models.iter().any(|(_, id)| *id == current) {
                 model.set(opts.default_model.clone());
             }
+            models.set(opts.models);
         }
     });
     // Keep the newest text in view while a reply streams.
@@ -158,7 +188,13 @@ fn ChatView() -> impl IntoView {
     let shown_messages = move || {
         local
             .get()
-            .or_else(|| history.get().and_then(Result::ok).flatten().map(|c| c.messages))
+            .or_else(|| {
+                history
+                    .get()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .map(|c| c.messages)
+            })
             .unwrap_or_default()
     };
 
@@ -177,7 +213,7 @@ fn ChatView() -> impl IntoView {
         };
         let before = local
             .get_untracked()
-            .or_else(|| history.get_untracked().and_then(Result::ok).flatten().map(|c| c.messages))
+            .or_else(|| loaded.get_untracked())
             .unwrap_or_default();
         let mut shown = before.clone();
         if regenerate {
@@ -215,11 +251,22 @@ fn ChatView() -> impl IntoView {
             abort.set_value(Some(handle.clone()));
             let mut started = false;
             let mut on_event = |event: ChatEvent| {
-                if let ChatEvent::Started { conversation_id: id, .. } = &event {
+                if let ChatEvent::Started {
+                    conversation_id: id,
+                    ..
+                } = &event
+                {
                     started = true;
                     if conversation_id.get_untracked() != Some(*id) {
                         conversation_id.set(Some(*id));
-                        navigate(&format!("/chat/{id}"), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+                        navigate(
+                            &format!("/chat/{id}"),
+                            NavigateOptions {
+                                replace: true,
+                                scroll: false,
+                                ..Default::default()
+                            },
+                        );
                     }
                     sidebar_version.update(|v| *v += 1);
                 }
@@ -240,9 +287,13 @@ fn ChatView() -> impl IntoView {
                 Err(_) if handle.was_aborted() => reply.status.set("stopped".into()),
                 Err(message) => {
                     reply.status.set("error".into());
-                    reply.error.set(Some(format!("{message} The reply so far was kept.")));
+                    reply
+                        .error
+                        .set(Some(format!("{message} The reply so far was kept.")));
                 }
-                Ok(()) if reply.status.get_untracked() == "streaming" => reply.status.set("stopped".into()),
+                Ok(()) if reply.status.get_untracked() == "streaming" => {
+                    reply.status.set("stopped".into())
+                }
                 Ok(()) => {}
             }
             local.update(|messages| messages.get_or_insert_with(Vec::new).push(reply.to_view()));
@@ -264,10 +315,6 @@ fn ChatView() -> impl IntoView {
             new_chat.run(());
         }
     });
-    let models = Signal::derive(move || options.get().and_then(Result::ok).map(|o| o.models).unwrap_or_default());
-    let can_regenerate = move || {
-        !sending.get() && live.get().is_none() && shown_messages().last().is_some_and(|m| m.role == "assistant")
-    };
 
     view! {
         <div class="chat-layout">
@@ -299,11 +346,21 @@ fn ChatView() -> impl IntoView {
                                 }
                                 .into_any();
                             }
-                            messages
-                                .into_iter()
-                                .map(|message| view! { <StoredMessage message /> })
-                                .collect_view()
-                                .into_any()
+                            let can_regenerate = !sending.get()
+                                && live.get().is_none()
+                                && messages.last().is_some_and(|m| m.role == "assistant");
+                            view! {
+                                {messages
+                                    .into_iter()
+                                    .map(|message| view! { <StoredMessage message /> })
+                                    .collect_view()}
+                                <Show when=move || can_regenerate>
+                                    <button type="button" class="button small-plain regenerate" on:click=move |_| send.run(true)>
+                                        "Regenerate"
+                                    </button>
+                                </Show>
+                            }
+                            .into_any()
                         }}
                     </Transition>
                     {move || live.get().map(|reply| view! {
@@ -315,11 +372,6 @@ fn ChatView() -> impl IntoView {
                             title=reply.title
                         />
                     })}
-                    <Show when=can_regenerate>
-                        <button type="button" class="button small-plain regenerate" on:click=move |_| send.run(true)>
-                            "Regenerate"
-                        </button>
-                    </Show>
                 </div>
                 {move || page_error.get().map(|message| view! { <p class="alert alert-error" role="alert">{message}</p> })}
                 <Composer
@@ -335,6 +387,21 @@ fn ChatView() -> impl IntoView {
     }
 }
 
+/// Where the page keeps the handle of the send in flight. In the browser the
+/// handle wraps a JS object (thread-local storage); on the server it is empty
+/// and must be `Send`, because a rendered page may be dropped on any thread.
+#[cfg(feature = "hydrate")]
+type AbortSlot = StoredValue<Option<AbortHandle>, LocalStorage>;
+#[cfg(not(feature = "hydrate"))]
+type AbortSlot = StoredValue<Option<AbortHandle>>;
+
+fn abort_slot() -> AbortSlot {
+    #[cfg(feature = "hydrate")]
+    return StoredValue::new_local(None);
+    #[cfg(not(feature = "hydrate"))]
+    StoredValue::new(None)
+}
+
 /// Aborts an in-flight send (Stop). Browser-only; inert on the server.
 #[derive(Clone)]
 struct AbortHandle {
@@ -345,7 +412,9 @@ struct AbortHandle {
 impl AbortHandle {
     #[cfg(feature = "hydrate")]
     fn new() -> Option<Self> {
-        web_sys::AbortController::new().ok().map(|controller| Self { controller })
+        web_sys::AbortController::new()
+            .ok()
+            .map(|controller| Self { controller })
     }
 
     #[cfg(not(feature = "hydrate"))]
@@ -365,14 +434,22 @@ impl AbortHandle {
         false
     }
 
-    async fn send(&self, request: &ChatRequest, on_event: &mut dyn FnMut(ChatEvent)) -> Result<(), String> {
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        on_event: &mut dyn FnMut(ChatEvent),
+    ) -> Result<(), String> {
         #[cfg(feature = "hydrate")]
         {
             use crate::components::chat::stream::{send, SendError};
-            send(request, &self.controller.signal(), on_event).await.map_err(|err| match err {
-                SendError::Refused(message) => message,
-                SendError::Interrupted(_) => "The connection to the server was lost.".to_owned(),
-            })
+            send(request, &self.controller.signal(), on_event)
+                .await
+                .map_err(|err| match err {
+                    SendError::Refused(message) => message,
+                    SendError::Interrupted(_) => {
+                        "The connection to the server was lost.".to_owned()
+                    }
+                })
         }
         #[cfg(not(feature = "hydrate"))]
         {

@@ -52,7 +52,11 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, A
                 "Anthropic rejected your key — update it in Settings.".into(),
             ));
         }
-        return Ok(RoutedKey { source: KeySource::User, secret: key.secret, user_key_id: Some(key.id) });
+        return Ok(RoutedKey {
+            source: KeySource::User,
+            secret: key.secret,
+            user_key_id: Some(key.id),
+        });
     }
     match &state.config.anthropic_api_key {
         Some(platform) => Ok(RoutedKey { source: KeySource::Platform, secret: platform.clone(), user_key_id: None }),
@@ -64,8 +68,18 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, A
 
 /// Models on the free plan (KEYWARD_FREE_MODELS, comma-separated).
 pub fn free_models(state: &AppState) -> Vec<String> {
-    let configured = state.config.free_plan.models.as_deref().unwrap_or(DEFAULT_FREE_MODEL);
-    configured.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect()
+    let configured = state
+        .config
+        .free_plan
+        .models
+        .as_deref()
+        .unwrap_or(DEFAULT_FREE_MODEL);
+    configured
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Models `user` may pick: every known model on their own key, the free
@@ -82,7 +96,11 @@ pub fn allowed_models(state: &AppState, has_own_key: bool) -> Vec<String> {
 pub fn chat_max_tokens(state: &AppState, source: KeySource) -> u32 {
     match source {
         KeySource::User => OWN_KEY_MAX_TOKENS,
-        KeySource::Platform => state.config.free_plan.max_tokens.unwrap_or(DEFAULT_FREE_MAX_TOKENS),
+        KeySource::Platform => state
+            .config
+            .free_plan
+            .max_tokens
+            .unwrap_or(DEFAULT_FREE_MAX_TOKENS),
     }
 }
 

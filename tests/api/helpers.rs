@@ -200,15 +200,21 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// Stops the server gracefully and waits until it has.
+    /// Stops the server gracefully and waits until it has (bounded, so a
+    /// stuck shutdown fails the test instead of hanging the suite).
     pub async fn stop(mut self) -> String {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.expect("server task ends cleanly");
+            tokio::time::timeout(std::time::Duration::from_secs(20), server)
+                .await
+                .expect("server shut down within 20 s")
+                .expect("server task ends cleanly");
         }
-        self.db.close().await;
+        tokio::time::timeout(std::time::Duration::from_secs(20), self.db.close())
+            .await
+            .expect("database pool closed within 20 s");
         self.database_url.clone()
     }
 

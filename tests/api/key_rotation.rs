@@ -1,7 +1,5 @@
 //! Master keys across restarts, and `keyward rotate-keys` while keys are stored.
 
-use std::process::Command;
-
 use reqwest::StatusCode;
 
 use crate::{
@@ -19,14 +17,21 @@ async fn key_health(app: &TestApp) -> serde_json::Value {
     status["health"].clone()
 }
 
-fn rotate(database_url: &str, current: &str, old: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+/// Runs `keyward rotate-keys` as an operator would, off the async runtime
+/// (the server under test keeps serving meanwhile), with a deadline.
+async fn rotate(database_url: &str, current: &str, old: &str) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    command
         .arg("rotate-keys")
         .env("DATABASE_URL", database_url)
         .env("KEYWARD_MASTER_KEY", current)
         .env("KEYWARD_OLD_MASTER_KEYS", old)
-        .env("RUST_LOG", "warn")
-        .output()
+        .env("RUST_LOG", "warn");
+    let run = tokio::task::spawn_blocking(move || command.output());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("rotate-keys finished within 60 s")
+        .unwrap()
         .unwrap();
     assert!(
         out.status.success(),
@@ -67,13 +72,13 @@ async fn stored_key_survives_restart_and_rotation(db: TestDb) {
     assert_eq!(key_health(&app).await, "Ok");
 
     // Rotate while that server is running, twice (idempotent).
-    let first = rotate(&url, NEW_MASTER_KEY, TEST_MASTER_KEY);
+    let first = rotate(&url, NEW_MASTER_KEY, TEST_MASTER_KEY).await;
     assert!(first.contains("rotated 1 key(s)"), "{first}");
     assert!(
         first.contains("no keys remain on old master keys"),
         "{first}"
     );
-    let second = rotate(&url, NEW_MASTER_KEY, TEST_MASTER_KEY);
+    let second = rotate(&url, NEW_MASTER_KEY, TEST_MASTER_KEY).await;
     assert!(second.contains("rotated 0 key(s)"), "{second}");
     assert_eq!(key_health(&app).await, "Ok");
     app.stop().await;
@@ -104,7 +109,7 @@ async fn rotation_reports_rows_no_key_can_open_and_keeps_them(db: TestDb) {
     app.call("keys/save", &[("api_key", VALID_KEY)]).await;
     let url = app.stop().await;
 
-    let out = rotate(&url, NEW_MASTER_KEY, UNRELATED_MASTER_KEY);
+    let out = rotate(&url, NEW_MASTER_KEY, UNRELATED_MASTER_KEY).await;
     assert!(out.contains("rotated 0 key(s)"), "{out}");
     assert!(out.contains(&format!("user ids: {}", ada["id"])), "{out}");
     assert!(out.contains("1 key(s) remain on master key"), "{out}");

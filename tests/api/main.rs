@@ -1,12 +1,14 @@
 #![allow(clippy::unwrap_used)]
 //! Integration tests: real server, real database, real HTTP.
 
+mod chat_helpers;
 mod helpers;
 mod logs;
 mod mock;
 
 mod accounts;
 mod admin;
+mod chat;
 mod cli;
 mod key_rotation;
 mod keys;

@@ -248,6 +248,7 @@ enum Answer {
     Text(&'static str),
     ToolUse { name: String },
     ToolResultEcho(String),
+    Echo(String),
 }
 
 fn answer_for(body: &Value) -> Answer {
@@ -268,6 +269,10 @@ fn answer_for(body: &Value) -> Answer {
     let mut prompt = String::new();
     if let Some(last) = last {
         collect_text(&last["content"], &mut prompt);
+    }
+    // Lets tests send any markdown through the whole path.
+    if let Some(echo) = prompt.strip_prefix("mock:echo ") {
+        return Answer::Echo(echo.to_owned());
     }
     Answer::Text(replies::reply_for(&prompt))
 }
@@ -351,7 +356,7 @@ impl Reply {
         let (content, stop_reason) = match answer {
             Answer::ToolUse { name } => (ReplyContent::ToolUse { name }, "tool_use"),
             Answer::Text(text) => Self::text(text, max_tokens),
-            Answer::ToolResultEcho(text) => Self::text(&text, max_tokens),
+            Answer::ToolResultEcho(text) | Answer::Echo(text) => Self::text(&text, max_tokens),
         };
         Self {
             id,

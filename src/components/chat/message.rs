@@ -89,5 +89,9 @@ pub fn StoredMessage(message: MessageView) -> impl IntoView {
 
 /// Hover text for a reply that just finished streaming.
 pub fn live_usage_title(model: &str, input: i64, output: i64, cost: i64) -> String {
-    format!("{} · {input} input + {output} output tokens · {}", models::label(model), format_usd(cost))
+    format!(
+        "{} · {input} input + {output} output tokens · {}",
+        models::label(model),
+        format_usd(cost)
+    )
 }

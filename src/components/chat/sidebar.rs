@@ -72,7 +72,10 @@ fn ConversationItem(
     };
     let delete = move |_| {
         let confirmed = window()
-            .confirm_with_message(&format!("Delete \"{}\"? This cannot be undone.", title.get_untracked()))
+            .confirm_with_message(&format!(
+                "Delete \"{}\"? This cannot be undone.",
+                title.get_untracked()
+            ))
             .unwrap_or(false);
         if !confirmed {
             return;
@@ -116,10 +119,14 @@ fn ConversationItem(
             </Show>
             <span class="conversation-actions">
                 <button type="button" class="icon-button" title="Rename" aria-label="Rename conversation" on:click=move |_| editing.set(true)>
-                    "✎"
+                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+                        <path d="M4 20h4L19 9l-4-4L4 16v4z" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round" />
+                    </svg>
                 </button>
                 <button type="button" class="icon-button" title="Delete" aria-label="Delete conversation" on:click=delete>
-                    "🗑"
+                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+                        <path d="M5 7h14M10 7V4h4v3M7 7l1 13h8l1-13" fill="none" stroke="currentColor" stroke-width="2" stroke-linejoin="round" />
+                    </svg>
                 </button>
             </span>
         </li>

@@ -26,7 +26,10 @@ pub struct AnthropicClient {
 
 impl AnthropicClient {
     pub fn new(http: reqwest::Client, base_url: impl Into<String>) -> Self {
-        Self { http, base_url: base_url.into() }
+        Self {
+            http,
+            base_url: base_url.into(),
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -61,7 +64,11 @@ impl AnthropicClient {
             .header("anthropic-version", version)
             .header("content-type", "application/json")
             .body(body);
-        let timeout = if stream { STREAM_HEADERS_TIMEOUT } else { JSON_TIMEOUT };
+        let timeout = if stream {
+            STREAM_HEADERS_TIMEOUT
+        } else {
+            JSON_TIMEOUT
+        };
         let response = tokio::time::timeout(timeout, request.send())
             .await
             .map_err(|_| UpstreamError::Timeout)?

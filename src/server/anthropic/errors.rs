@@ -20,7 +20,10 @@ pub enum UpstreamError {
     /// The connection dropped before `message_stop`.
     StreamCut,
     /// An `error` event inside a stream.
-    StreamError { kind: String, message: String },
+    StreamError {
+        kind: String,
+        message: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -50,7 +53,9 @@ impl UpstreamError {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap_or_default();
-        let detail = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .map(|b| b.error);
         UpstreamError::Status {
             status,
             kind: detail.as_ref().and_then(|d| d.kind.clone()),
@@ -74,7 +79,13 @@ impl UpstreamError {
 
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            UpstreamError::Status { headers, .. } => headers.get("retry-after")?.to_str().ok()?.trim().parse().ok(),
+            UpstreamError::Status { headers, .. } => headers
+                .get("retry-after")?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse()
+                .ok(),
             _ => None,
         }
     }
@@ -129,7 +140,9 @@ impl UpstreamError {
 
     fn is_overloaded(&self) -> bool {
         match self {
-            UpstreamError::Status { status, kind, .. } => *status == 529 || kind.as_deref() == Some("overloaded_error"),
+            UpstreamError::Status { status, kind, .. } => {
+                *status == 529 || kind.as_deref() == Some("overloaded_error")
+            }
             UpstreamError::StreamError { kind, .. } => kind == "overloaded_error",
             _ => false,
         }
@@ -152,22 +165,52 @@ mod tests {
     fn status(code: u16, kind: &str) -> UpstreamError {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", "7".parse().unwrap());
-        UpstreamError::Status { status: code, kind: Some(kind.into()), message: Some("prompt is too long".into()), body: bytes::Bytes::new(), headers }
+        UpstreamError::Status {
+            status: code,
+            kind: Some(kind.into()),
+            message: Some("prompt is too long".into()),
+            body: bytes::Bytes::new(),
+            headers,
+        }
     }
 
     #[test]
     fn every_status_gets_a_clear_message() {
-        assert_eq!(status(401, "authentication_error").user_message(true), "Anthropic rejected your key — update it in Settings.");
-        assert!(status(401, "authentication_error").user_message(false).contains("administrator"));
-        assert!(status(400, "invalid_request_error").user_message(false).contains("prompt is too long"));
-        assert!(status(404, "not_found_error").user_message(false).contains("model"));
-        assert!(status(413, "request_too_large").user_message(false).contains("too long"));
-        assert!(status(429, "rate_limit_error").user_message(false).contains("Try again in 7 seconds"));
-        assert!(status(500, "api_error").user_message(false).contains("internal error"));
-        assert!(status(529, "overloaded_error").user_message(false).contains("overloaded"));
-        assert!(UpstreamError::Timeout.user_message(false).contains("in time"));
-        assert!(UpstreamError::StreamCut.user_message(false).contains("partial reply was kept"));
-        let overloaded = UpstreamError::StreamError { kind: "overloaded_error".into(), message: "Overloaded".into() };
+        assert_eq!(
+            status(401, "authentication_error").user_message(true),
+            "Anthropic rejected your key — update it in Settings."
+        );
+        assert!(status(401, "authentication_error")
+            .user_message(false)
+            .contains("administrator"));
+        assert!(status(400, "invalid_request_error")
+            .user_message(false)
+            .contains("prompt is too long"));
+        assert!(status(404, "not_found_error")
+            .user_message(false)
+            .contains("model"));
+        assert!(status(413, "request_too_large")
+            .user_message(false)
+            .contains("too long"));
+        assert!(status(429, "rate_limit_error")
+            .user_message(false)
+            .contains("Try again in 7 seconds"));
+        assert!(status(500, "api_error")
+            .user_message(false)
+            .contains("internal error"));
+        assert!(status(529, "overloaded_error")
+            .user_message(false)
+            .contains("overloaded"));
+        assert!(UpstreamError::Timeout
+            .user_message(false)
+            .contains("in time"));
+        assert!(UpstreamError::StreamCut
+            .user_message(false)
+            .contains("partial reply was kept"));
+        let overloaded = UpstreamError::StreamError {
+            kind: "overloaded_error".into(),
+            message: "Overloaded".into(),
+        };
         assert!(overloaded.user_message(false).contains("overloaded"));
     }
 

@@ -23,38 +23,78 @@ impl Usage {
     pub fn merge(&mut self, later: &Usage) {
         self.input_tokens = self.input_tokens.max(later.input_tokens);
         self.output_tokens = self.output_tokens.max(later.output_tokens);
-        self.cache_creation_input_tokens = self.cache_creation_input_tokens.max(later.cache_creation_input_tokens);
-        self.cache_read_input_tokens = self.cache_read_input_tokens.max(later.cache_read_input_tokens);
+        self.cache_creation_input_tokens = self
+            .cache_creation_input_tokens
+            .max(later.cache_creation_input_tokens);
+        self.cache_read_input_tokens = self
+            .cache_read_input_tokens
+            .max(later.cache_read_input_tokens);
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
-    MessageStart { id: String, model: String, usage: Usage },
-    ContentBlockStart { index: u32 },
-    TextDelta { index: u32, text: String },
+    MessageStart {
+        id: String,
+        model: String,
+        usage: Usage,
+    },
+    ContentBlockStart {
+        index: u32,
+    },
+    TextDelta {
+        index: u32,
+        text: String,
+    },
     /// Tool input, thinking and other non-text deltas.
-    OtherDelta { index: u32 },
-    ContentBlockStop { index: u32 },
-    MessageDelta { stop_reason: Option<String>, usage: Usage },
+    OtherDelta {
+        index: u32,
+    },
+    ContentBlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        stop_reason: Option<String>,
+        usage: Usage,
+    },
     MessageStop,
     Ping,
-    Error { kind: String, message: String },
+    Error {
+        kind: String,
+        message: String,
+    },
     /// An event type this version does not know; ignored, per Anthropic's guidance.
-    Unknown { kind: String },
+    Unknown {
+        kind: String,
+    },
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Wire {
-    MessageStart { message: WireMessage },
-    ContentBlockStart { index: u32 },
-    ContentBlockDelta { index: u32, delta: WireDelta },
-    ContentBlockStop { index: u32 },
-    MessageDelta { delta: WireMessageDelta, #[serde(default)] usage: Usage },
+    MessageStart {
+        message: WireMessage,
+    },
+    ContentBlockStart {
+        index: u32,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: WireDelta,
+    },
+    ContentBlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        delta: WireMessageDelta,
+        #[serde(default)]
+        usage: Usage,
+    },
     MessageStop,
     Ping,
-    Error { error: WireError },
+    Error {
+        error: WireError,
+    },
 }
 
 #[derive(Deserialize)]
@@ -70,7 +110,9 @@ struct WireMessage {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireDelta {
-    TextDelta { text: String },
+    TextDelta {
+        text: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -100,20 +142,38 @@ pub fn parse_event(event: &SseEvent) -> Result<StreamEvent, serde_json::Error> {
     let wire = match serde_json::from_str::<Wire>(&event.data) {
         Ok(wire) => wire,
         Err(err) => {
-            let kind = serde_json::from_str::<TypeOnly>(&event.data).map_err(|_| err)?.kind;
+            let kind = serde_json::from_str::<TypeOnly>(&event.data)
+                .map_err(|_| err)?
+                .kind;
             return Ok(StreamEvent::Unknown { kind });
         }
     };
     Ok(match wire {
-        Wire::MessageStart { message } => StreamEvent::MessageStart { id: message.id, model: message.model, usage: message.usage },
+        Wire::MessageStart { message } => StreamEvent::MessageStart {
+            id: message.id,
+            model: message.model,
+            usage: message.usage,
+        },
         Wire::ContentBlockStart { index } => StreamEvent::ContentBlockStart { index },
-        Wire::ContentBlockDelta { index, delta: WireDelta::TextDelta { text } } => StreamEvent::TextDelta { index, text },
-        Wire::ContentBlockDelta { index, delta: WireDelta::Other } => StreamEvent::OtherDelta { index },
+        Wire::ContentBlockDelta {
+            index,
+            delta: WireDelta::TextDelta { text },
+        } => StreamEvent::TextDelta { index, text },
+        Wire::ContentBlockDelta {
+            index,
+            delta: WireDelta::Other,
+        } => StreamEvent::OtherDelta { index },
         Wire::ContentBlockStop { index } => StreamEvent::ContentBlockStop { index },
-        Wire::MessageDelta { delta, usage } => StreamEvent::MessageDelta { stop_reason: delta.stop_reason, usage },
+        Wire::MessageDelta { delta, usage } => StreamEvent::MessageDelta {
+            stop_reason: delta.stop_reason,
+            usage,
+        },
         Wire::MessageStop => StreamEvent::MessageStop,
         Wire::Ping => StreamEvent::Ping,
-        Wire::Error { error } => StreamEvent::Error { kind: error.kind, message: error.message },
+        Wire::Error { error } => StreamEvent::Error {
+            kind: error.kind,
+            message: error.message,
+        },
     })
 }
 
@@ -123,42 +183,111 @@ mod tests {
     use crate::server::anthropic::sse::SseParser;
 
     fn event(data: &str) -> StreamEvent {
-        parse_event(&SseEvent { event: "x".into(), data: data.into() }).unwrap()
+        parse_event(&SseEvent {
+            event: "x".into(),
+            data: data.into(),
+        })
+        .unwrap()
     }
 
     #[test]
     fn types_every_documented_event() {
         assert_eq!(
-            event(r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-haiku-4-5","usage":{"input_tokens":25,"output_tokens":1,"cache_read_input_tokens":7}}}"#),
+            event(
+                r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-haiku-4-5","usage":{"input_tokens":25,"output_tokens":1,"cache_read_input_tokens":7}}}"#
+            ),
             StreamEvent::MessageStart {
                 id: "msg_1".into(),
                 model: "claude-haiku-4-5".into(),
-                usage: Usage { input_tokens: 25, output_tokens: 1, cache_read_input_tokens: 7, ..Usage::default() }
+                usage: Usage {
+                    input_tokens: 25,
+                    output_tokens: 1,
+                    cache_read_input_tokens: 7,
+                    ..Usage::default()
+                }
             }
         );
-        assert_eq!(event(r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#), StreamEvent::ContentBlockStart { index: 0 });
-        assert_eq!(event(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#), StreamEvent::TextDelta { index: 0, text: "Hi".into() });
-        assert_eq!(event(r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#), StreamEvent::OtherDelta { index: 1 });
-        assert_eq!(event(r#"{"type":"content_block_stop","index":0}"#), StreamEvent::ContentBlockStop { index: 0 });
         assert_eq!(
-            event(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#),
-            StreamEvent::MessageDelta { stop_reason: Some("end_turn".into()), usage: Usage { output_tokens: 15, ..Usage::default() } }
+            event(
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+            ),
+            StreamEvent::ContentBlockStart { index: 0 }
         );
-        assert_eq!(event(r#"{"type":"message_stop"}"#), StreamEvent::MessageStop);
+        assert_eq!(
+            event(
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#
+            ),
+            StreamEvent::TextDelta {
+                index: 0,
+                text: "Hi".into()
+            }
+        );
+        assert_eq!(
+            event(
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#
+            ),
+            StreamEvent::OtherDelta { index: 1 }
+        );
+        assert_eq!(
+            event(r#"{"type":"content_block_stop","index":0}"#),
+            StreamEvent::ContentBlockStop { index: 0 }
+        );
+        assert_eq!(
+            event(
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#
+            ),
+            StreamEvent::MessageDelta {
+                stop_reason: Some("end_turn".into()),
+                usage: Usage {
+                    output_tokens: 15,
+                    ..Usage::default()
+                }
+            }
+        );
+        assert_eq!(
+            event(r#"{"type":"message_stop"}"#),
+            StreamEvent::MessageStop
+        );
         assert_eq!(event(r#"{"type": "ping"}"#), StreamEvent::Ping);
         assert_eq!(
             event(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
-            StreamEvent::Error { kind: "overloaded_error".into(), message: "Overloaded".into() }
+            StreamEvent::Error {
+                kind: "overloaded_error".into(),
+                message: "Overloaded".into()
+            }
         );
-        assert_eq!(event(r#"{"type":"brand_new_event","x":1}"#), StreamEvent::Unknown { kind: "brand_new_event".into() });
-        assert!(parse_event(&SseEvent { event: "x".into(), data: "not json".into() }).is_err());
+        assert_eq!(
+            event(r#"{"type":"brand_new_event","x":1}"#),
+            StreamEvent::Unknown {
+                kind: "brand_new_event".into()
+            }
+        );
+        assert!(parse_event(&SseEvent {
+            event: "x".into(),
+            data: "not json".into()
+        })
+        .is_err());
     }
 
     #[test]
     fn usage_merges_cumulative_reports() {
-        let mut usage = Usage { input_tokens: 25, output_tokens: 1, ..Usage::default() };
-        usage.merge(&Usage { output_tokens: 15, ..Usage::default() });
-        assert_eq!(usage, Usage { input_tokens: 25, output_tokens: 15, ..Usage::default() });
+        let mut usage = Usage {
+            input_tokens: 25,
+            output_tokens: 1,
+            ..Usage::default()
+        };
+        usage.merge(&Usage {
+            output_tokens: 15,
+            ..Usage::default()
+        });
+        assert_eq!(
+            usage,
+            Usage {
+                input_tokens: 25,
+                output_tokens: 15,
+                ..Usage::default()
+            }
+        );
     }
 
     #[test]
@@ -181,14 +310,19 @@ mod tests {
             let (mut text, mut usage, mut stopped) = (String::new(), Usage::default(), false);
             for event in raw.iter().map(|e| parse_event(e).unwrap()) {
                 match event {
-                    StreamEvent::MessageStart { usage: u, .. } | StreamEvent::MessageDelta { usage: u, .. } => usage.merge(&u),
+                    StreamEvent::MessageStart { usage: u, .. }
+                    | StreamEvent::MessageDelta { usage: u, .. } => usage.merge(&u),
                     StreamEvent::TextDelta { text: t, .. } => text.push_str(&t),
                     StreamEvent::MessageStop => stopped = true,
                     _ => {}
                 }
             }
             assert_eq!(text, "Grüß dich 👋", "split at {split}");
-            assert_eq!((usage.input_tokens, usage.output_tokens), (9, 4), "split at {split}");
+            assert_eq!(
+                (usage.input_tokens, usage.output_tokens),
+                (9, 4),
+                "split at {split}"
+            );
             assert!(stopped);
         }
     }

@@ -103,7 +103,16 @@ mod tests {
     fn parses_names_data_and_line_endings() {
         let events = parse_whole(STREAM.as_bytes());
         let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        assert_eq!(names, ["message_start", "ping", "content_block_delta", "error", "message"]);
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "ping",
+                "content_block_delta",
+                "error",
+                "message"
+            ]
+        );
         assert!(events[2].data.contains("héllo ✓"));
         assert_eq!(events[4].data, "line one\nline two");
     }
@@ -123,7 +132,11 @@ mod tests {
     #[test]
     fn same_events_when_fed_one_byte_at_a_time() {
         let mut parser = SseParser::new();
-        let events: Vec<SseEvent> = STREAM.as_bytes().iter().flat_map(|b| parser.push(&[*b])).collect();
+        let events: Vec<SseEvent> = STREAM
+            .as_bytes()
+            .iter()
+            .flat_map(|b| parser.push(&[*b]))
+            .collect();
         assert_eq!(events, parse_whole(STREAM.as_bytes()));
     }
 

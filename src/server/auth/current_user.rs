@@ -168,9 +168,16 @@ pub async fn guard_pages(State(state): State<AppState>, req: Request, next: Next
 /// `/chat/{id}` exists only for the conversation's owner; others get 404,
 /// the same as for an id that does not exist (no probing).
 async fn owns_conversation_page(state: &AppState, user_id: i64, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/chat/") else { return true };
-    let Ok(id) = rest.trim_end_matches('/').parse::<i64>() else { return false };
-    matches!(db::conversations::find_owned(&state.db, user_id, id).await, Ok(Some(_)))
+    let Some(rest) = path.strip_prefix("/chat/") else {
+        return true;
+    };
+    let Ok(id) = rest.trim_end_matches('/').parse::<i64>() else {
+        return false;
+    };
+    matches!(
+        db::conversations::find_owned(&state.db, user_id, id).await,
+        Ok(Some(_))
+    )
 }
 
 #[cfg(test)]

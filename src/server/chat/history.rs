@@ -10,7 +10,11 @@ use crate::{
 
 /// A title from the first message: its first line, at most 60 characters.
 pub fn title_from(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("New chat");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("New chat");
     let mut title: String = line.chars().take(60).collect();
     if line.chars().count() > 60 {
         title.push('…');
@@ -18,32 +22,21 @@ pub fn title_from(text: &str) -> String {
     title
 }
 
-/// The conversation so far as Anthropic `messages`: failed replies and empty
-/// partial replies are left out, and turns of the same role are merged so
-/// roles alternate as the API requires.
+/// The conversation so far as Anthropic `messages`. Failed replies and empty
+/// partial replies are left out; the consecutive user turns this can leave
+/// are fine (the API combines them into one turn).
 pub fn upstream_messages(rows: &[MessageRow]) -> Vec<Value> {
-    let mut turns: Vec<(String, String)> = Vec::new();
-    for row in rows {
-        let usable = match row.role.as_str() {
+    rows.iter()
+        .filter(|row| match row.role.as_str() {
             "user" => true,
-            _ => matches!(row.status.as_str(), "complete" | "stopped") && !row.content.trim().is_empty(),
-        };
-        if !usable {
-            continue;
-        }
-        match turns.last_mut() {
-            Some((role, text)) if *role == row.role => {
-                text.push_str("\n\n");
-                text.push_str(&row.content);
+            _ => {
+                matches!(row.status.as_str(), "complete" | "stopped")
+                    && !row.content.trim().is_empty()
             }
-            _ => turns.push((row.role.clone(), row.content.clone())),
-        }
-    }
-    // The API wants the conversation to start with the user.
-    while turns.first().is_some_and(|(role, _)| role != "user") {
-        turns.remove(0);
-    }
-    turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect()
+        })
+        .skip_while(|row| row.role != "user")
+        .map(|row| json!({ "role": row.role, "content": row.content }))
+        .collect()
 }
 
 pub fn message_view(row: &MessageRow) -> MessageView {
@@ -53,7 +46,11 @@ pub fn message_view(row: &MessageRow) -> MessageView {
         content: row.content.clone(),
         model: row.model.clone(),
         // A reply still marked streaming after a restart was cut off.
-        status: if row.status == "streaming" { "stopped".into() } else { row.status.clone() },
+        status: if row.status == "streaming" {
+            "stopped".into()
+        } else {
+            row.status.clone()
+        },
         error: row.error.clone(),
         paid_by: row.paid_by.clone(),
         input_tokens: row.input_tokens,
@@ -99,7 +96,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_replies_are_skipped_and_roles_alternate() {
+    fn failed_replies_are_skipped() {
         let rows = [
             row("user", "one", "complete"),
             row("assistant", "", "error"),
@@ -111,7 +108,8 @@ mod tests {
         assert_eq!(
             messages,
             vec![
-                json!({ "role": "user", "content": "one\n\ntwo" }),
+                json!({ "role": "user", "content": "one" }),
+                json!({ "role": "user", "content": "two" }),
                 json!({ "role": "assistant", "content": "partial" }),
                 json!({ "role": "user", "content": "three" }),
             ]

@@ -21,8 +21,8 @@ use crate::{
     },
     server::{
         anthropic::{
-            parse_event, sse::SseParser, AnthropicClient, StreamEvent, UpstreamError, Usage, API_VERSION,
-            STREAM_IDLE_TIMEOUT,
+            parse_event, sse::SseParser, AnthropicClient, StreamEvent, UpstreamError, Usage,
+            API_VERSION, STREAM_IDLE_TIMEOUT,
         },
         db::{
             conversations::{self, MessageStatus},
@@ -48,11 +48,13 @@ pub async fn start_turn(
         return Err(AppError::Validation("Type a message first.".into()));
     }
     if text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(AppError::Validation(format!("Messages can be at most {MAX_MESSAGE_CHARS} characters.")));
+        return Err(AppError::Validation(format!(
+            "Messages can be at most {MAX_MESSAGE_CHARS} characters."
+        )));
     }
     let routed = routing::route_call(&state, &user).await?;
     let allowed = routing::allowed_models(&state, routed.source == KeySource::User);
-    if !allowed.iter().any(|m| *m == request.model) {
+    if !allowed.contains(&request.model) {
         return Err(AppError::Validation(format!(
             "The model {} is not available to you. Pick one of: {}. Add your own key in Settings for all models.",
             request.model,
@@ -61,9 +63,17 @@ pub async fn start_turn(
     }
 
     let conversation = match request.conversation_id {
-        Some(id) => conversations::find_owned(&state.db, user.id, id).await?.ok_or(AppError::NotFound)?,
-        None if request.regenerate => return Err(AppError::Validation("There is no reply to regenerate yet.".into())),
-        None => conversations::create(&state.db, user.id, &title_from(text), &request.model).await?,
+        Some(id) => conversations::find_owned(&state.db, user.id, id)
+            .await?
+            .ok_or(AppError::NotFound)?,
+        None if request.regenerate => {
+            return Err(AppError::Validation(
+                "There is no reply to regenerate yet.".into(),
+            ))
+        }
+        None => {
+            conversations::create(&state.db, user.id, &title_from(text), &request.model).await?
+        }
     };
     let user_message_id = if request.regenerate {
         conversations::delete_trailing_assistant_messages(&state.db, conversation.id).await?;
@@ -74,11 +84,17 @@ pub async fn start_turn(
     conversations::touch(&state.db, conversation.id, &request.model).await?;
     let history = upstream_messages(&conversations::messages(&state.db, conversation.id).await?);
     if history.is_empty() {
-        return Err(AppError::Validation("There is no message to reply to.".into()));
+        return Err(AppError::Validation(
+            "There is no message to reply to.".into(),
+        ));
     }
-    let assistant_id =
-        conversations::insert_assistant_placeholder(&state.db, conversation.id, &request.model, routed.source.as_str())
-            .await?;
+    let assistant_id = conversations::insert_assistant_placeholder(
+        &state.db,
+        conversation.id,
+        &request.model,
+        routed.source.as_str(),
+    )
+    .await?;
 
     let body = json!({
         "model": request.model,
@@ -94,7 +110,12 @@ pub async fn start_turn(
         paid_by: routed.source.as_str().to_owned(),
     };
     let (tx, rx) = mpsc::channel::<ChatEvent>(64);
-    let call = UpstreamCall { state, routed, model: request.model, assistant_id };
+    let call = UpstreamCall {
+        state,
+        routed,
+        model: request.model,
+        assistant_id,
+    };
     tokio::spawn(call.run(Bytes::from(body.to_string()), tx));
 
     let events = futures::stream::once(async move { started }).chain(tokio_stream_from(rx));
@@ -126,23 +147,38 @@ struct UpstreamCall {
 impl UpstreamCall {
     async fn run(self, body: Bytes, tx: mpsc::Sender<ChatEvent>) {
         let started_at = Instant::now();
-        let client = AnthropicClient::new(self.state.http.clone(), self.state.config.anthropic_base_url.clone());
+        let client = AnthropicClient::new(
+            self.state.http.clone(),
+            self.state.config.anthropic_base_url.clone(),
+        );
         let mut text = String::new();
         let mut usage = Usage::default();
-        let ending = match client.post_messages(&self.routed.secret, API_VERSION, body, true).await {
+        let ending = match client
+            .post_messages(&self.routed.secret, API_VERSION, body, true)
+            .await
+        {
             Err(err) => Ending::Failed(err),
             Ok(response) => relay(response, &tx, &mut text, &mut usage).await,
         };
         self.finish(ending, text, usage, started_at, &tx).await;
     }
 
-    async fn finish(self, ending: Ending, text: String, usage: Usage, started_at: Instant, tx: &mpsc::Sender<ChatEvent>) {
+    async fn finish(
+        self,
+        ending: Ending,
+        text: String,
+        usage: Usage,
+        started_at: Instant,
+        tx: &mpsc::Sender<ChatEvent>,
+    ) {
         let (status, error, metric) = match &ending {
             Ending::Complete => (MessageStatus::Complete, None, "200".to_owned()),
             Ending::Stopped => (MessageStatus::Stopped, None, "stopped".to_owned()),
-            Ending::Failed(err) => {
-                (MessageStatus::Error, Some(err.user_message(self.routed.source == KeySource::User)), err.label())
-            }
+            Ending::Failed(err) => (
+                MessageStatus::Error,
+                Some(err.user_message(self.routed.source == KeySource::User)),
+                err.label(),
+            ),
         };
         if let Ending::Failed(err) = &ending {
             tracing::warn!(error = %err.label(), source = self.routed.source.as_str(), "upstream call failed");
@@ -155,7 +191,9 @@ impl UpstreamCall {
             (Ending::Failed(UpstreamError::StreamCut), false) => MessageStatus::Stopped,
             _ => status,
         };
-        self.state.metrics.record_upstream(self.routed.source.as_str(), &metric);
+        self.state
+            .metrics
+            .record_upstream(self.routed.source.as_str(), &metric);
         let tokens = TokenCounts {
             input: usage.input_tokens,
             output: usage.output_tokens,
@@ -178,7 +216,9 @@ impl UpstreamCall {
         if let Err(err) = saved {
             tracing::error!(error = %err, "could not save the end of a reply");
         }
-        if let (Some(key_id), Ending::Complete | Ending::Stopped) = (self.routed.user_key_id, &ending) {
+        if let (Some(key_id), Ending::Complete | Ending::Stopped) =
+            (self.routed.user_key_id, &ending)
+        {
             let _ = user_keys::mark_used(&self.state.db, key_id).await;
         }
         tracing::info!(
@@ -204,7 +244,12 @@ impl UpstreamCall {
 
 /// Relays text deltas to the browser until the reply ends, the browser
 /// leaves, or the stream fails. Dropping `response` cancels the upstream call.
-async fn relay(response: reqwest::Response, tx: &mpsc::Sender<ChatEvent>, text: &mut String, usage: &mut Usage) -> Ending {
+async fn relay(
+    response: reqwest::Response,
+    tx: &mpsc::Sender<ChatEvent>,
+    text: &mut String,
+    usage: &mut Usage,
+) -> Ending {
     let mut chunks = response.bytes_stream();
     let mut parser = SseParser::new();
     loop {
@@ -224,9 +269,12 @@ async fn relay(response: reqwest::Response, tx: &mpsc::Sender<ChatEvent>, text: 
                 continue;
             };
             match event {
-                StreamEvent::MessageStart { usage: reported, .. } | StreamEvent::MessageDelta { usage: reported, .. } => {
-                    usage.merge(&reported)
+                StreamEvent::MessageStart {
+                    usage: reported, ..
                 }
+                | StreamEvent::MessageDelta {
+                    usage: reported, ..
+                } => usage.merge(&reported),
                 StreamEvent::TextDelta { text: delta, .. } => {
                     text.push_str(&delta);
                     if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
@@ -234,7 +282,9 @@ async fn relay(response: reqwest::Response, tx: &mpsc::Sender<ChatEvent>, text: 
                     }
                 }
                 StreamEvent::MessageStop => return Ending::Complete,
-                StreamEvent::Error { kind, message } => return Ending::Failed(UpstreamError::StreamError { kind, message }),
+                StreamEvent::Error { kind, message } => {
+                    return Ending::Failed(UpstreamError::StreamError { kind, message })
+                }
                 _ => {}
             }
         }

@@ -73,7 +73,12 @@ fn message(row: &sqlx::any::AnyRow) -> Result<MessageRow, sqlx::Error> {
     })
 }
 
-pub async fn create(db: &Db, user_id: i64, title: &str, model: &str) -> Result<ConversationRow, sqlx::Error> {
+pub async fn create(
+    db: &Db,
+    user_id: i64,
+    title: &str,
+    model: &str,
+) -> Result<ConversationRow, sqlx::Error> {
     let now = now_ms();
     let row = sqlx::query(
         "INSERT INTO conversations (user_id, title, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
@@ -89,7 +94,11 @@ pub async fn create(db: &Db, user_id: i64, title: &str, model: &str) -> Result<C
 }
 
 /// The conversation if it exists *and* belongs to `user_id`.
-pub async fn find_owned(db: &Db, user_id: i64, id: i64) -> Result<Option<ConversationRow>, sqlx::Error> {
+pub async fn find_owned(
+    db: &Db,
+    user_id: i64,
+    id: i64,
+) -> Result<Option<ConversationRow>, sqlx::Error> {
     let row = sqlx::query("SELECT id, user_id, title, model, updated_at FROM conversations WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
@@ -99,7 +108,11 @@ pub async fn find_owned(db: &Db, user_id: i64, id: i64) -> Result<Option<Convers
 }
 
 /// The user's conversations, most recently active first.
-pub async fn list_for_user(db: &Db, user_id: i64, limit: i64) -> Result<Vec<ConversationRow>, sqlx::Error> {
+pub async fn list_for_user(
+    db: &Db,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<ConversationRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, user_id, title, model, updated_at FROM conversations WHERE user_id = $1 \
          ORDER BY updated_at DESC, id DESC LIMIT $2",
@@ -144,12 +157,20 @@ const MESSAGE_COLUMNS: &str =
     "id, role, content, model, status, error, paid_by, input_tokens, output_tokens, cost_micro_usd, created_at";
 
 pub async fn messages(db: &Db, conversation_id: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY id");
-    let rows = sqlx::query(&sql).bind(conversation_id).fetch_all(db).await?;
+    let sql =
+        format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY id");
+    let rows = sqlx::query(&sql)
+        .bind(conversation_id)
+        .fetch_all(db)
+        .await?;
     rows.iter().map(message).collect()
 }
 
-pub async fn insert_user_message(db: &Db, conversation_id: i64, content: &str) -> Result<i64, sqlx::Error> {
+pub async fn insert_user_message(
+    db: &Db,
+    conversation_id: i64,
+    content: &str,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO messages (conversation_id, role, content, status, created_at) \
          VALUES ($1, 'user', $2, 'complete', $3) RETURNING id",
@@ -209,7 +230,10 @@ pub async fn finish_assistant_message(
 }
 
 /// For "Regenerate": removes the assistant replies after the last user message.
-pub async fn delete_trailing_assistant_messages(db: &Db, conversation_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn delete_trailing_assistant_messages(
+    db: &Db,
+    conversation_id: i64,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM messages WHERE conversation_id = $1 AND role = 'assistant' AND id > \
          COALESCE((SELECT MAX(id) FROM messages WHERE conversation_id = $1 AND role = 'user'), 0)",
