@@ -38,12 +38,22 @@ browser-tools: ## Debian Chromium and the Playwright test runner
 	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
 		|| npm ci --no-audit --no-fund; }
 
+DEMO_PLATFORM_KEY := sk-ant-api03-keyward-demo-platform-key
+DEMO_USER_KEY     := sk-ant-api03-keyward-demo-user-key-TRY1
+MOCK_ADDR         := 127.0.0.1:4010
+
 run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/)
 	cargo leptos build
-	@if [ -z "$$ANTHROPIC_API_KEY" ]; then \
-		echo "note: ANTHROPIC_API_KEY is not set, so the platform (free) tier is off."; \
-	fi
-	./target/debug/keyward serve
+	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
+		exec ./target/debug/keyward serve; \
+	fi; \
+	cargo build --features ssr --bin mock_llm && \
+	echo "No ANTHROPIC_API_KEY: starting the bundled mock upstream on $(MOCK_ADDR). Demo mode: replies are canned." && \
+	echo "To try your own key in Settings, paste $(DEMO_USER_KEY)" && \
+	./target/debug/mock_llm --addr $(MOCK_ADDR) --keys $(DEMO_PLATFORM_KEY),$(DEMO_USER_KEY) & MOCK_PID=$$!; \
+	trap 'kill $$MOCK_PID 2>/dev/null' EXIT INT TERM; \
+	ANTHROPIC_BASE_URL=http://$(MOCK_ADDR) ANTHROPIC_API_KEY=$(DEMO_PLATFORM_KEY) KEYWARD_DEMO_MODE=true \
+		./target/debug/keyward serve
 
 build: tools ## release build: target/release/keyward + target/site
 	cargo leptos build --release

@@ -1,0 +1,100 @@
+import { expect, test, type Page } from '@playwright/test';
+import { gotoHydrated, signUp, uniqueEmail } from './helpers';
+
+async function send(page: Page, text: string) {
+  await page.getByLabel('Message').fill(text);
+  await page.getByRole('button', { name: 'Send' }).click();
+}
+
+const replies = (page: Page) => page.locator('article.msg-assistant');
+
+test('a reply streams in, survives a reload, and conversations can be switched and deleted', async ({ page }) => {
+  await signUp(page, uniqueEmail('chat'));
+  await gotoHydrated(page, '/chat');
+  await expect(page.getByText('What can I help with?')).toBeVisible();
+
+  await send(page, 'First topic, slowly please mock:slow');
+  // While streaming: Stop is offered, the box is disabled, and text is already there.
+  await expect(page.getByRole('button', { name: 'Stop' })).toBeVisible();
+  await expect(page.getByLabel('Message')).toBeDisabled();
+  const streaming = page.locator('article.msg-assistant[data-status="streaming"] .markdown');
+  await expect(streaming).not.toBeEmpty();
+  const early = (await streaming.textContent()) ?? '';
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete', { timeout: 20_000 });
+  const full = (await replies(page).last().locator('.markdown').textContent()) ?? '';
+  expect(full.length).toBeGreaterThan(early.length);
+  await expect(replies(page).last()).toHaveAttribute('data-paid-by', 'platform');
+  await expect(replies(page).last().getByText('free tier')).toBeVisible();
+  await expect(page).toHaveURL(/\/chat\/\d+$/);
+  const firstUrl = page.url();
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('article.msg-user')).toHaveText(['First topic, slowly please mock:slow']);
+  await expect(replies(page)).toHaveCount(1);
+
+  await page.getByRole('button', { name: 'New chat' }).click();
+  await expect(page.getByText('What can I help with?')).toBeVisible();
+  await send(page, 'Second topic');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  const sidebar = page.getByRole('complementary', { name: 'Conversations' });
+  await expect(sidebar.getByRole('link')).toHaveCount(2);
+  // Newest first.
+  await expect(sidebar.getByRole('link').first()).toHaveText('Second topic');
+
+  await sidebar.getByRole('link', { name: /First topic/ }).click();
+  await expect(page).toHaveURL(firstUrl);
+  await expect(page.locator('article.msg-user')).toHaveText(['First topic, slowly please mock:slow']);
+
+  page.once('dialog', (dialog) => dialog.accept());
+  await sidebar.getByRole('listitem').filter({ hasText: 'Second topic' }).getByRole('button', { name: 'Delete conversation' }).click();
+  await expect(sidebar.getByRole('link')).toHaveCount(1);
+  await page.reload();
+  await expect(page.getByRole('complementary', { name: 'Conversations' }).getByRole('link')).toHaveCount(1);
+});
+
+test('Stop keeps the partial reply', async ({ page }) => {
+  await signUp(page, uniqueEmail('stop'));
+  await gotoHydrated(page, '/chat');
+  await send(page, 'A long story mock:slow');
+  const reply = page.locator('article.msg-assistant[data-status="streaming"] .markdown');
+  await expect(reply).not.toBeEmpty();
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'stopped');
+  await expect(page.getByLabel('Message')).toBeEnabled();
+  const partial = (await replies(page).last().locator('.markdown').textContent()) ?? '';
+  expect(partial.length).toBeGreaterThan(0);
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'stopped');
+  expect(((await replies(page).last().locator('.markdown').textContent()) ?? '').length).toBeGreaterThan(0);
+});
+
+test('Enter sends, Shift+Enter adds a line, and a refused message stays in the box', async ({ page }) => {
+  await signUp(page, uniqueEmail('keys'));
+  await gotoHydrated(page, '/chat');
+  const box = page.getByLabel('Message');
+  await box.fill('line one');
+  await box.press('Shift+Enter');
+  await box.pressSequentially('line two');
+  await expect(box).toHaveValue('line one\nline two');
+  await box.press('Enter');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  await expect(page.locator('article.msg-user').last()).toContainText('line two');
+
+  const tooLong = 'x'.repeat(100_001);
+  await box.fill(tooLong);
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.getByRole('alert')).toContainText('at most 100000 characters');
+  await expect(box).toHaveValue(tooLong);
+});
+
+test('an overloaded upstream shows a clear error and the chat goes on', async ({ page }) => {
+  await signUp(page, uniqueEmail('overload'));
+  await gotoHydrated(page, '/chat');
+  await send(page, 'hello mock:529');
+  await expect(page.getByRole('alert')).toContainText('overloaded');
+  await send(page, 'hello again');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+});
