@@ -17,7 +17,7 @@ export RUSTFLAGS := --cfg erase_components
 export LEPTOS_OUTPUT_NAME := keyward
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help run test build tools browser-tools lint unit-and-integration e2e clean-test-data
+.PHONY: help run test build bench tools browser-tools lint unit-and-integration e2e
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -57,6 +57,11 @@ run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/
 
 build: tools ## release build: target/release/keyward + target/site
 	cargo leptos build --release
+
+bench: tools ## benchmarks on a release build (time to first token through keyward vs the mock)
+	cargo leptos build --release
+	RUSTFLAGS= cargo build --release --features ssr --bin mock_llm
+	RUSTFLAGS= cargo bench --features ssr --bench ttft
 
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check

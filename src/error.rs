@@ -30,6 +30,12 @@ pub enum AppError {
     SignupClosed,
     #[error("This account is disabled. Ask an administrator to re-enable it.")]
     AccountDisabled,
+    /// A plan limit on the platform key; the message names the limit and when it resets.
+    #[error("{message}")]
+    LimitReached {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A service we depend on could not answer; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
@@ -47,7 +53,9 @@ impl AppError {
         match self {
             AppError::Validation(_) => StatusCode::BAD_REQUEST,
             AppError::InvalidCredentials | AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts { .. } | AppError::LimitReached { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Forbidden | AppError::SignupClosed | AppError::AccountDisabled => {
                 StatusCode::FORBIDDEN
             }

@@ -109,7 +109,7 @@ pub async fn get_chat_options() -> Result<ChatOptions, AppError> {
             let user = ctx.require_user()?;
             let own_key = user_keys::find(&ctx.state.db, user.id, ANTHROPIC).await?;
             let has_own_key = own_key.is_some_and(|k| k.rejected_at.is_none());
-            let allowed = routing::allowed_models(&ctx.state, has_own_key);
+            let allowed = routing::allowed_models(&ctx.state, user.id, has_own_key).await?;
             let default_model = allowed.first().cloned().unwrap_or_default();
             Ok(ChatOptions {
                 models: allowed

@@ -11,7 +11,14 @@ use secrecy::SecretString;
 use crate::{
     error::AppError,
     model::models,
-    server::{db::users::UserRow, state::AppState, user_keys},
+    server::{
+        db::{
+            plans::{self, Plan},
+            users::UserRow,
+        },
+        state::AppState,
+        user_keys,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +43,30 @@ pub struct RoutedKey {
     pub secret: SecretString,
     /// The `user_api_keys` row, when the user pays.
     pub user_key_id: Option<i64>,
+    /// The user's plan, when the platform pays (its limits apply).
+    pub plan: Option<Plan>,
 }
 
-pub const DEFAULT_FREE_MODEL: &str = "claude-haiku-4-5";
-/// `max_tokens` clamp on the free plan (KEYWARD_FREE_MAX_TOKENS).
-pub const DEFAULT_FREE_MAX_TOKENS: u32 = 1024;
+impl RoutedKey {
+    /// Models this call may use.
+    pub fn allowed_models(&self) -> Vec<String> {
+        match &self.plan {
+            Some(plan) => plan.models.clone(),
+            None => models::MODELS.iter().map(|m| m.id.to_owned()).collect(),
+        }
+    }
+
+    /// `max_tokens` for a chat turn: the plan's clamp on the platform key.
+    pub fn chat_max_tokens(&self) -> i64 {
+        match &self.plan {
+            Some(plan) => plan.max_tokens,
+            None => OWN_KEY_MAX_TOKENS,
+        }
+    }
+}
+
 /// `max_tokens` for chat turns on a user's own key.
-pub const OWN_KEY_MAX_TOKENS: u32 = 4096;
+pub const OWN_KEY_MAX_TOKENS: i64 = 4096;
 
 /// Picks the key for `user`'s next call.
 pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, AppError> {
@@ -56,51 +80,33 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, A
             source: KeySource::User,
             secret: key.secret,
             user_key_id: Some(key.id),
+            plan: None,
         });
     }
     match &state.config.anthropic_api_key {
-        Some(platform) => Ok(RoutedKey { source: KeySource::Platform, secret: platform.clone(), user_key_id: None }),
+        Some(platform) => Ok(RoutedKey {
+            source: KeySource::Platform,
+            secret: platform.clone(),
+            user_key_id: None,
+            plan: Some(plans::for_user(&state.db, user.id).await?),
+        }),
         None => Err(AppError::Validation(
             "This server has no free tier configured. Add your own Anthropic API key in Settings to start chatting.".into(),
         )),
     }
 }
 
-/// Models on the free plan (KEYWARD_FREE_MODELS, comma-separated).
-pub fn free_models(state: &AppState) -> Vec<String> {
-    let configured = state
-        .config
-        .free_plan
-        .models
-        .as_deref()
-        .unwrap_or(DEFAULT_FREE_MODEL);
-    configured
-        .split(',')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Models `user` may pick: every known model on their own key, the free
+/// Models `user` may pick: every known model on their own key, their
 /// plan's models otherwise.
-pub fn allowed_models(state: &AppState, has_own_key: bool) -> Vec<String> {
+pub async fn allowed_models(
+    state: &AppState,
+    user_id: i64,
+    has_own_key: bool,
+) -> Result<Vec<String>, AppError> {
     if has_own_key {
-        models::MODELS.iter().map(|m| m.id.to_owned()).collect()
+        Ok(models::MODELS.iter().map(|m| m.id.to_owned()).collect())
     } else {
-        free_models(state)
-    }
-}
-
-/// `max_tokens` for a chat turn paid by `source`.
-pub fn chat_max_tokens(state: &AppState, source: KeySource) -> u32 {
-    match source {
-        KeySource::User => OWN_KEY_MAX_TOKENS,
-        KeySource::Platform => state
-            .config
-            .free_plan
-            .max_tokens
-            .unwrap_or(DEFAULT_FREE_MAX_TOKENS),
+        Ok(plans::for_user(&state.db, user_id).await?.models)
     }
 }
 

@@ -56,9 +56,12 @@ pub enum StartupError {
 }
 
 /// Opens and migrates the database named by the configuration.
+/// Opens and migrates the database named by the configuration, and makes
+/// sure the free plan exists (environment values override stored ones).
 pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
     let db = db::connect(&config.database_url).await?;
     db::migrate(&db, Backend::of_url(&config.database_url)).await?;
+    db::plans::ensure_free_plan(&db, &config.free_plan).await?;
     Ok(db)
 }
 
@@ -161,6 +164,7 @@ impl Application {
             login_throttle: LoginThrottle::default(),
             dummy_hash: auth::new_dummy_hash(),
             http: upstream_client(),
+            clock: Arc::default(),
         };
         let router = router(state.clone());
         Ok(Self {
@@ -323,6 +327,9 @@ fn spawn_housekeeping(db: db::Db) {
                 tracing::warn!(error = %err, "could not delete expired sessions");
             }
             let day_ago = db::now_ms() - 24 * 60 * 60 * 1000;
+            if let Err(err) = db::usage::prune_rate_events(&db, db::now_ms() - 120_000).await {
+                tracing::warn!(error = %err, "could not prune rate events");
+            }
             if let Err(err) = db::login_failures::prune_older_than(&db, day_ago).await {
                 tracing::warn!(error = %err, "could not prune login failures");
             }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub metrics: Arc<Metrics>,
     pub login_throttle: LoginThrottle,
+    /// The time limits are computed against (tests move it).
+    pub clock: Arc<super::clock::Clock>,
     /// One pooled HTTP client for every upstream call.
     pub http: reqwest::Client,
     /// Verified against when a login names an unknown email (equal timing).

@@ -109,6 +109,8 @@ pub struct TestApp {
     pub database_url: String,
     /// A browser-like client: keeps cookies, sends our Origin, does not follow redirects.
     pub client: Client,
+    /// The clock limits use; tests move it to cross window edges.
+    pub clock: std::sync::Arc<keyward::server::clock::Clock>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -151,6 +153,7 @@ pub async fn spawn_app_on(database_url: &str, extra_args: &[&str]) -> TestApp {
         .expect("app builds");
     let addr = app.local_addr();
     let db = app.state().db.clone();
+    let clock = app.state().clock.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -162,6 +165,7 @@ pub async fn spawn_app_on(database_url: &str, extra_args: &[&str]) -> TestApp {
     let base = format!("http://{addr}");
     TestApp {
         client: browser_client(&base),
+        clock,
         base,
         db,
         database_url: database_url.to_owned(),

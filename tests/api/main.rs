@@ -12,5 +12,7 @@ mod chat;
 mod cli;
 mod key_rotation;
 mod keys;
+mod ledger;
+mod limits;
 mod ops;
 mod web_security;

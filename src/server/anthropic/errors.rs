@@ -90,6 +90,30 @@ impl UpstreamError {
         }
     }
 
+    /// Anthropic's `request-id` of the failed call, if it answered.
+    pub fn request_id(&self) -> Option<String> {
+        match self {
+            UpstreamError::Status { headers, .. } => {
+                headers.get("request-id")?.to_str().ok().map(str::to_owned)
+            }
+            _ => None,
+        }
+    }
+
+    /// The error type for the ledger: Anthropic's, or ours for transport failures.
+    pub fn error_type(&self) -> String {
+        match self {
+            UpstreamError::Status {
+                kind: Some(kind), ..
+            } => kind.clone(),
+            UpstreamError::Status { status, .. } => format!("http_{status}"),
+            UpstreamError::StreamError { kind, .. } => kind.clone(),
+            UpstreamError::Timeout => "timeout".into(),
+            UpstreamError::Connect => "connect_error".into(),
+            UpstreamError::StreamCut => "stream_cut".into(),
+        }
+    }
+
     /// A short label for metrics and the ledger.
     pub fn label(&self) -> String {
         match self {

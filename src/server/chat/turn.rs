@@ -25,10 +25,13 @@ use crate::{
             API_VERSION, STREAM_IDLE_TIMEOUT,
         },
         db::{
-            conversations::{self, MessageStatus},
+            conversations::{self, ConversationRow, MessageStatus},
+            ledger::{self, LedgerRow},
+            usage::Reservation,
             user_keys,
             users::UserRow,
         },
+        limits,
         routing::{self, KeySource, RoutedKey},
         state::AppState,
     },
@@ -37,7 +40,8 @@ use crate::{
 /// Longest message keyward accepts from the chat page.
 const MAX_MESSAGE_CHARS: usize = 100_000;
 
-/// Validates and records the turn, then returns the NDJSON event stream.
+/// Validates and records the turn, reserves the platform budget when the
+/// platform pays, then returns the NDJSON event stream.
 pub async fn start_turn(
     state: AppState,
     user: UserRow,
@@ -53,7 +57,7 @@ pub async fn start_turn(
         )));
     }
     let routed = routing::route_call(&state, &user).await?;
-    let allowed = routing::allowed_models(&state, routed.source == KeySource::User);
+    let allowed = routed.allowed_models();
     if !allowed.contains(&request.model) {
         return Err(AppError::Validation(format!(
             "The model {} is not available to you. Pick one of: {}. Add your own key in Settings for all models.",
@@ -61,44 +65,73 @@ pub async fn start_turn(
             allowed.join(", ")
         )));
     }
-
-    let conversation = match request.conversation_id {
-        Some(id) => conversations::find_owned(&state.db, user.id, id)
-            .await?
-            .ok_or(AppError::NotFound)?,
+    let existing = match request.conversation_id {
+        Some(id) => Some(
+            conversations::find_owned(&state.db, user.id, id)
+                .await?
+                .ok_or(AppError::NotFound)?,
+        ),
         None if request.regenerate => {
             return Err(AppError::Validation(
                 "There is no reply to regenerate yet.".into(),
             ))
         }
-        None => {
-            conversations::create(&state.db, user.id, &title_from(text), &request.model).await?
+        None => None,
+    };
+    let mut rows = match &existing {
+        Some(conversation) => conversations::messages(&state.db, conversation.id).await?,
+        None => Vec::new(),
+    };
+    if request.regenerate {
+        while rows.last().is_some_and(|m| m.role == "assistant") {
+            rows.pop();
         }
-    };
-    let user_message_id = if request.regenerate {
-        conversations::delete_trailing_assistant_messages(&state.db, conversation.id).await?;
-        None
-    } else {
-        Some(conversations::insert_user_message(&state.db, conversation.id, text).await?)
-    };
-    conversations::touch(&state.db, conversation.id, &request.model).await?;
-    let history = upstream_messages(&conversations::messages(&state.db, conversation.id).await?);
-    if history.is_empty() {
+    }
+    let mut texts: Vec<&str> = rows.iter().map(|m| m.content.as_str()).collect();
+    if !request.regenerate {
+        texts.push(text);
+    }
+    if texts.is_empty() {
         return Err(AppError::Validation(
             "There is no message to reply to.".into(),
         ));
     }
-    let assistant_id = conversations::insert_assistant_placeholder(
-        &state.db,
-        conversation.id,
-        &request.model,
+    let max_tokens = routed.chat_max_tokens();
+    // Before anything is stored or sent: the platform's worst case must fit the plan.
+    let reservation = match &routed.plan {
+        Some(plan) => {
+            let worst_case = limits::estimate_input_tokens(&texts) + max_tokens;
+            Some(limits::reserve_platform_call(&state, user.id, plan, worst_case).await?)
+        }
+        None => None,
+    };
+    let prepared = prepare_rows(
+        &state,
+        &user,
+        &request,
+        text,
+        existing,
         routed.source.as_str(),
     )
-    .await?;
+    .await;
+    let PreparedTurn {
+        conversation,
+        user_message_id,
+        assistant_id,
+        history,
+    } = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            if let Some(reservation) = &reservation {
+                limits::finish_reservation(&state, reservation, 0).await;
+            }
+            return Err(err);
+        }
+    };
 
     let body = json!({
         "model": request.model,
-        "max_tokens": routing::chat_max_tokens(&state, routed.source),
+        "max_tokens": max_tokens,
         "stream": true,
         "messages": history,
     });
@@ -113,7 +146,10 @@ pub async fn start_turn(
     let call = UpstreamCall {
         state,
         routed,
+        reservation,
         model: request.model,
+        user_id: user.id,
+        conversation_id: conversation.id,
         assistant_id,
     };
     tokio::spawn(call.run(Bytes::from(body.to_string()), tx));
@@ -124,6 +160,54 @@ pub async fn start_turn(
         line.push(b'\n');
         Ok(Bytes::from(line))
     }))
+}
+
+/// What `prepare_rows` stored: the conversation, the user's message (none
+/// when regenerating), the reply placeholder, and the history to send.
+struct PreparedTurn {
+    conversation: ConversationRow,
+    user_message_id: Option<i64>,
+    assistant_id: i64,
+    history: Vec<serde_json::Value>,
+}
+
+/// Creates the conversation if needed, stores the user's message (or drops the
+/// reply being regenerated) and a reply placeholder that records who pays.
+async fn prepare_rows(
+    state: &AppState,
+    user: &UserRow,
+    request: &ChatRequest,
+    text: &str,
+    existing: Option<ConversationRow>,
+    paid_by: &str,
+) -> Result<PreparedTurn, AppError> {
+    let conversation = match existing {
+        Some(conversation) => conversation,
+        None => {
+            conversations::create(&state.db, user.id, &title_from(text), &request.model).await?
+        }
+    };
+    let user_message_id = if request.regenerate {
+        conversations::delete_trailing_assistant_messages(&state.db, conversation.id).await?;
+        None
+    } else {
+        Some(conversations::insert_user_message(&state.db, conversation.id, text).await?)
+    };
+    conversations::touch(&state.db, conversation.id, &request.model).await?;
+    let history = upstream_messages(&conversations::messages(&state.db, conversation.id).await?);
+    let assistant_id = conversations::insert_assistant_placeholder(
+        &state.db,
+        conversation.id,
+        &request.model,
+        paid_by,
+    )
+    .await?;
+    Ok(PreparedTurn {
+        conversation,
+        user_message_id,
+        assistant_id,
+        history,
+    })
 }
 
 fn tokio_stream_from(mut rx: mpsc::Receiver<ChatEvent>) -> impl Stream<Item = ChatEvent> {
@@ -140,8 +224,20 @@ enum Ending {
 struct UpstreamCall {
     state: AppState,
     routed: RoutedKey,
+    reservation: Option<Reservation>,
     model: String,
+    user_id: i64,
+    conversation_id: i64,
     assistant_id: i64,
+}
+
+/// What one upstream call reported, for the ledger.
+#[derive(Default)]
+struct CallStats {
+    text: String,
+    usage: Usage,
+    ttft_ms: Option<i64>,
+    request_id: Option<String>,
 }
 
 impl UpstreamCall {
@@ -151,26 +247,40 @@ impl UpstreamCall {
             self.state.http.clone(),
             self.state.config.anthropic_base_url.clone(),
         );
-        let mut text = String::new();
-        let mut usage = Usage::default();
+        let mut stats = CallStats::default();
         let ending = match client
             .post_messages(&self.routed.secret, API_VERSION, body, true)
             .await
         {
-            Err(err) => Ending::Failed(err),
-            Ok(response) => relay(response, &tx, &mut text, &mut usage).await,
+            Err(err) => {
+                stats.request_id = err.request_id();
+                Ending::Failed(err)
+            }
+            Ok(response) => {
+                stats.request_id = response
+                    .headers()
+                    .get("request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                relay(response, &tx, &mut stats, started_at).await
+            }
         };
-        self.finish(ending, text, usage, started_at, &tx).await;
+        self.finish(ending, stats, started_at, &tx).await;
     }
 
     async fn finish(
         self,
         ending: Ending,
-        text: String,
-        usage: Usage,
+        stats: CallStats,
         started_at: Instant,
         tx: &mpsc::Sender<ChatEvent>,
     ) {
+        let CallStats {
+            text,
+            usage,
+            ttft_ms,
+            request_id,
+        } = stats;
         let (status, error, metric) = match &ending {
             Ending::Complete => (MessageStatus::Complete, None, "200".to_owned()),
             Ending::Stopped => (MessageStatus::Stopped, None, "stopped".to_owned()),
@@ -202,6 +312,37 @@ impl UpstreamCall {
         };
         let cost = models::cost_micro_usd(&self.model, tokens) as i64;
         let (input, output) = (usage.input_tokens as i64, usage.output_tokens as i64);
+        let used =
+            (tokens.input + tokens.output + tokens.cache_creation + tokens.cache_read) as i64;
+        if let Some(reservation) = &self.reservation {
+            limits::finish_reservation(&self.state, reservation, used).await;
+        }
+        let latency_ms = started_at.elapsed().as_millis() as i64;
+        let entry = LedgerRow {
+            at: self.state.clock.now_ms(),
+            user_id: self.user_id,
+            conversation_id: Some(self.conversation_id),
+            message_id: Some(self.assistant_id),
+            token_id: None,
+            key_source: self.routed.source.as_str(),
+            model: self.model.clone(),
+            input_tokens: input,
+            output_tokens: output,
+            cache_creation_tokens: tokens.cache_creation as i64,
+            cache_read_tokens: tokens.cache_read as i64,
+            cost_micro_usd: cost,
+            status: metric.clone(),
+            error_type: match &ending {
+                Ending::Failed(err) => Some(err.error_type()),
+                _ => None,
+            },
+            latency_ms,
+            ttft_ms,
+            request_id,
+        };
+        if let Err(err) = ledger::insert(&self.state.db, &entry).await {
+            tracing::error!(error = %err, "could not write the ledger row of an upstream call");
+        }
         let saved = conversations::finish_assistant_message(
             &self.state.db,
             self.assistant_id,
@@ -227,7 +368,7 @@ impl UpstreamCall {
             model = %self.model,
             input_tokens = input,
             output_tokens = output,
-            latency_ms = started_at.elapsed().as_millis() as u64,
+            latency_ms,
             "chat turn finished"
         );
         let _ = tx
@@ -247,8 +388,8 @@ impl UpstreamCall {
 async fn relay(
     response: reqwest::Response,
     tx: &mpsc::Sender<ChatEvent>,
-    text: &mut String,
-    usage: &mut Usage,
+    stats: &mut CallStats,
+    started_at: Instant,
 ) -> Ending {
     let mut chunks = response.bytes_stream();
     let mut parser = SseParser::new();
@@ -274,9 +415,12 @@ async fn relay(
                 }
                 | StreamEvent::MessageDelta {
                     usage: reported, ..
-                } => usage.merge(&reported),
+                } => stats.usage.merge(&reported),
                 StreamEvent::TextDelta { text: delta, .. } => {
-                    text.push_str(&delta);
+                    stats
+                        .ttft_ms
+                        .get_or_insert_with(|| started_at.elapsed().as_millis() as i64);
+                    stats.text.push_str(&delta);
                     if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
                         return Ending::Stopped;
                     }

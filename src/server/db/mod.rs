@@ -5,8 +5,11 @@
 
 pub mod audit;
 pub mod conversations;
+pub mod ledger;
 pub mod login_failures;
+pub mod plans;
 pub mod sessions;
+pub mod usage;
 pub mod user_keys;
 pub mod users;
 

@@ -1,0 +1,57 @@
+//! The time limits are computed against. Real time in production; tests
+//! move it forward to cross a window edge without waiting.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        super::db::now_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock forward (tests only have a reason to).
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// `YYYY-MM-DD` of the UTC day containing `ms`.
+pub fn utc_day(ms: i64) -> String {
+    super::db::format_day(ms)
+}
+
+/// Start of the next UTC day after `ms`.
+pub fn next_utc_midnight(ms: i64) -> i64 {
+    (ms.div_euclid(DAY_MS) + 1) * DAY_MS
+}
+
+/// "3 h 5 min", "42 s".
+pub fn human_duration(ms: i64) -> String {
+    let secs = (ms.max(0) + 999) / 1000;
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", (secs + 59) / 60),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn midnight_and_durations() {
+        let noon = 12 * 60 * 60 * 1000 + 20 * DAY_MS;
+        assert_eq!(next_utc_midnight(noon), 21 * DAY_MS);
+        assert_eq!(next_utc_midnight(21 * DAY_MS), 22 * DAY_MS);
+        assert_eq!(human_duration(42_000), "42 s");
+        assert_eq!(human_duration(61_000), "2 min");
+        assert_eq!(human_duration(3 * 3600 * 1000 + 5 * 60 * 1000), "3 h 5 min");
+    }
+}

@@ -1,0 +1,54 @@
+//! The usage ledger: exactly one row per upstream call.
+
+use super::Db;
+
+#[derive(Debug, Clone, Default)]
+pub struct LedgerRow {
+    pub at: i64,
+    pub user_id: i64,
+    pub conversation_id: Option<i64>,
+    pub message_id: Option<i64>,
+    pub token_id: Option<i64>,
+    pub key_source: &'static str,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cost_micro_usd: i64,
+    /// HTTP status of the upstream answer, or `stopped`, `timeout`, …
+    pub status: String,
+    pub error_type: Option<String>,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub request_id: Option<String>,
+}
+
+pub async fn insert(db: &Db, row: &LedgerRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
+         input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
+         error_type, latency_ms, ttft_ms, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(row.at)
+    .bind(row.user_id)
+    .bind(row.conversation_id)
+    .bind(row.message_id)
+    .bind(row.token_id)
+    .bind(row.key_source)
+    .bind(&row.model)
+    .bind(row.input_tokens)
+    .bind(row.output_tokens)
+    .bind(row.cache_creation_tokens)
+    .bind(row.cache_read_tokens)
+    .bind(row.cost_micro_usd)
+    .bind(&row.status)
+    .bind(&row.error_type)
+    .bind(row.latency_ms)
+    .bind(row.ttft_ms)
+    .bind(&row.request_id)
+    .execute(db)
+    .await
+    .map(|_| ())
+}

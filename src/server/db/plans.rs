@@ -1,0 +1,112 @@
+//! Plans: what a user may spend on the platform key.
+
+use sqlx::Row;
+
+use super::{now_ms, Db};
+use crate::server::config::FreePlanOverrides;
+
+pub const FREE: &str = "free";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub id: i64,
+    pub name: String,
+    /// `None` = unlimited.
+    pub requests_per_minute: Option<i64>,
+    pub requests_per_day: Option<i64>,
+    pub tokens_per_day: Option<i64>,
+    pub models: Vec<String>,
+    pub max_tokens: i64,
+}
+
+/// Free plan defaults when the environment says nothing.
+pub const DEFAULT_REQUESTS_PER_DAY: i64 = 50;
+pub const DEFAULT_TOKENS_PER_DAY: i64 = 200_000;
+pub const DEFAULT_REQUESTS_PER_MINUTE: i64 = 10;
+pub const DEFAULT_MODELS: &str = "claude-haiku-4-5";
+pub const DEFAULT_MAX_TOKENS: i64 = 1024;
+
+const COLUMNS: &str =
+    "id, name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
+    let models: String = row.try_get("models")?;
+    Ok(Plan {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        requests_per_minute: row.try_get("requests_per_minute")?,
+        requests_per_day: row.try_get("requests_per_day")?,
+        tokens_per_day: row.try_get("tokens_per_day")?,
+        models: models
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        max_tokens: row.try_get("max_tokens")?,
+    })
+}
+
+/// Creates the free plan from the environment (or defaults) on a new
+/// database; on later starts, values set in the environment win.
+pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(FREE)
+    .bind(env.requests_per_minute.map(i64::from).unwrap_or(DEFAULT_REQUESTS_PER_MINUTE))
+    .bind(env.requests_per_day.map(i64::from).unwrap_or(DEFAULT_REQUESTS_PER_DAY))
+    .bind(env.tokens_per_day.map(|t| t as i64).unwrap_or(DEFAULT_TOKENS_PER_DAY))
+    .bind(env.models.clone().unwrap_or_else(|| DEFAULT_MODELS.to_owned()))
+    .bind(env.max_tokens.map(i64::from).unwrap_or(DEFAULT_MAX_TOKENS))
+    .bind(now_ms())
+    .execute(db)
+    .await?;
+    let overrides: [(&str, Option<i64>); 4] = [
+        (
+            "requests_per_minute",
+            env.requests_per_minute.map(i64::from),
+        ),
+        ("requests_per_day", env.requests_per_day.map(i64::from)),
+        ("tokens_per_day", env.tokens_per_day.map(|t| t as i64)),
+        ("max_tokens", env.max_tokens.map(i64::from)),
+    ];
+    for (column, value) in overrides {
+        if let Some(value) = value {
+            sqlx::query(&format!("UPDATE plans SET {column} = $1 WHERE name = $2"))
+                .bind(value)
+                .bind(FREE)
+                .execute(db)
+                .await?;
+        }
+    }
+    if let Some(models) = &env.models {
+        sqlx::query("UPDATE plans SET models = $1 WHERE name = $2")
+            .bind(models)
+            .bind(FREE)
+            .execute(db)
+            .await?;
+    }
+    by_name(db, FREE).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+pub async fn by_name(db: &Db, name: &str) -> Result<Option<Plan>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM plans WHERE name = $1");
+    let row = sqlx::query(&sql).bind(name).fetch_optional(db).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The user's plan; users without one are on the free plan.
+pub async fn for_user(db: &Db, user_id: i64) -> Result<Plan, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plans WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = $1), \
+         (SELECT id FROM plans WHERE name = $2))"
+    );
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(FREE)
+        .fetch_one(db)
+        .await?;
+    from_row(&row)
+}
