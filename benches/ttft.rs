@@ -166,5 +166,6 @@ async fn main() {
         ms(keyward_p50.saturating_sub(direct_p50))
     );
     let _ = mock.kill();
+    let _ = mock.wait();
     let _ = std::fs::remove_file(&db_path);
 }
