@@ -65,6 +65,8 @@ export default defineConfig({
       KEYWARD_MASTER_KEY: 'a2V5d2FyZC1lMmUtbWFzdGVyLWtleS0zMi1ieXRlcyE=',
       ANTHROPIC_BASE_URL: `http://127.0.0.1:${mockPort}`,
       ANTHROPIC_API_KEY: MOCK_KEYS.platform,
+      // Small enough for a test to reach; each test signs up its own user.
+      KEYWARD_FREE_REQUESTS_PER_DAY: '4',
       RUST_LOG: 'warn',
     },
     },

@@ -7,3 +7,4 @@ pub mod chat;
 pub mod guards;
 pub mod nav;
 pub mod password_section;
+pub mod usage_section;

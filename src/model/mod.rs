@@ -55,6 +55,34 @@ pub enum KeyHealth {
     Unreadable,
 }
 
+/// The settings page's usage section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSummary {
+    pub plan: String,
+    pub has_own_key: bool,
+    pub requests_today: i64,
+    pub requests_per_day: Option<i64>,
+    pub tokens_today: i64,
+    pub tokens_per_day: Option<i64>,
+    pub requests_per_minute: Option<i64>,
+    pub max_tokens: i64,
+    /// "5 h 12 min"
+    pub resets_in: String,
+    pub recent: Vec<CallSummary>,
+}
+
+/// One upstream call in the user's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSummary {
+    pub at: String,
+    pub model: String,
+    pub paid_by: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub status: String,
+}
+
 /// A password (or other secret) typed into a form on its way to the server.
 /// `Debug` never shows it; on the server it becomes a `SecretString` at once.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

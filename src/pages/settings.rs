@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::components::{
     api_key_section::ApiKeySection, auth_state::use_auth, guards::RequireUser,
-    password_section::PasswordSection,
+    password_section::PasswordSection, usage_section::UsageSection,
 };
 
 #[component]
@@ -17,6 +17,7 @@ pub fn SettingsPage() -> impl IntoView {
                 <h1>"Settings"</h1>
                 <p class="muted">"Logged in as " <strong>{email}</strong></p>
                 <ApiKeySection />
+                <UsageSection />
                 <PasswordSection />
             </div>
         </RequireUser>

@@ -141,4 +141,29 @@ async fn every_kind_of_call_leaves_exactly_one_accurate_row(db: TestDb) {
     assert_eq!(stopped_row.message_id, Some(stopped_id));
 }
 
-db_tests!(every_kind_of_call_leaves_exactly_one_accurate_row);
+async fn the_usage_page_shows_todays_use_and_recent_calls(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &["--requests-per-day", "7"]).await;
+    send(&app, None, "one").await;
+    send(&app, None, "two").await;
+    let usage: serde_json::Value = app.call("usage/mine", &[]).await.json().await.unwrap();
+    assert_eq!(usage["plan"], "free");
+    assert_eq!(usage["requests_today"], 2);
+    assert_eq!(usage["requests_per_day"], 7);
+    let recent = usage["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0]["paid_by"], "platform");
+    let settled: i64 = entries(&app).await.iter().map(|e| e.input + e.output).sum();
+    assert_eq!(
+        usage["tokens_today"].as_i64().unwrap(),
+        settled,
+        "today's tokens are the settled real usage"
+    );
+    let page = app.get("/settings").await.text().await.unwrap();
+    assert!(page.contains("2 of 7"), "the bar's numbers are on the page");
+}
+
+db_tests!(
+    every_kind_of_call_leaves_exactly_one_accurate_row,
+    the_usage_page_shows_todays_use_and_recent_calls
+);

@@ -52,3 +52,40 @@ pub async fn insert(db: &Db, row: &LedgerRow) -> Result<(), sqlx::Error> {
     .await
     .map(|_| ())
 }
+
+/// A user's most recent calls, newest first.
+pub async fn recent_for_user(
+    db: &Db,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<LedgerRow>, sqlx::Error> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT at, key_source, model, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, \
+         cost_micro_usd, status, error_type, latency_ms FROM usage_ledger WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let source: String = r.try_get("key_source")?;
+            Ok(LedgerRow {
+                at: r.try_get("at")?,
+                user_id,
+                key_source: if source == "user" { "user" } else { "platform" },
+                model: r.try_get("model")?,
+                input_tokens: r.try_get("input_tokens")?,
+                output_tokens: r.try_get("output_tokens")?,
+                cache_creation_tokens: r.try_get("cache_creation_tokens")?,
+                cache_read_tokens: r.try_get("cache_read_tokens")?,
+                cost_micro_usd: r.try_get("cost_micro_usd")?,
+                status: r.try_get("status")?,
+                error_type: r.try_get("error_type")?,
+                latency_ms: r.try_get("latency_ms")?,
+                ..LedgerRow::default()
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,58 @@
+//! The user's own usage: today's use against the plan, and recent calls.
+
+use leptos::prelude::*;
+
+use crate::{error::AppError, model::UsageSummary};
+
+#[server(endpoint = "usage/mine")]
+pub async fn my_usage() -> Result<UsageSummary, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::{
+        model::CallSummary,
+        server::{
+            clock::{human_duration, next_utc_midnight, utc_day},
+            db::{self, ledger, plans, usage, user_keys},
+            user_keys::ANTHROPIC,
+        },
+    };
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let db = &ctx.state.db;
+            let now = ctx.state.clock.now_ms();
+            let plan = plans::for_user(db, user.id).await?;
+            let (requests_today, tokens_today) = usage::today(db, user.id, &utc_day(now)).await?;
+            let has_own_key = user_keys::find(db, user.id, ANTHROPIC)
+                .await?
+                .is_some_and(|k| k.rejected_at.is_none());
+            let recent = ledger::recent_for_user(db, user.id, 20)
+                .await?
+                .into_iter()
+                .map(|row| CallSummary {
+                    at: db::format_time(row.at),
+                    model: row.model,
+                    paid_by: row.key_source.to_owned(),
+                    input_tokens: row.input_tokens,
+                    output_tokens: row.output_tokens,
+                    cost_micro_usd: row.cost_micro_usd,
+                    status: row.status,
+                })
+                .collect();
+            Ok(UsageSummary {
+                plan: plan.name,
+                has_own_key,
+                requests_today,
+                requests_per_day: plan.requests_per_day,
+                tokens_today,
+                tokens_per_day: plan.tokens_per_day,
+                requests_per_minute: plan.requests_per_minute,
+                max_tokens: plan.max_tokens,
+                resets_in: human_duration(next_utc_midnight(now) - now),
+                recent,
+            })
+        }
+        .await,
+    )
+}
