@@ -38,8 +38,8 @@ browser-tools: ## Debian Chromium and the Playwright test runner
 	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
 		|| npm ci --no-audit --no-fund; }
 
-DEMO_PLATFORM_KEY := sk-ant-api03-keyward-demo-platform-key
-DEMO_USER_KEY     := sk-ant-api03-keyward-demo-user-key-TRY1
+DEMO_PLATFORM_KEY := sk-ant-api03-keyward-mock-platform-key
+DEMO_USER_KEY     := sk-ant-api03-keyward-mock-user-key-TRY1
 MOCK_ADDR         := 127.0.0.1:4010
 
 run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/)

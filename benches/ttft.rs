@@ -14,7 +14,7 @@ use serde_json::json;
 
 const ROUNDS: usize = 300;
 const WARMUP: usize = 20;
-const PLATFORM_KEY: &str = "sk-ant-api03-bench-platform-key-0000-BNCH";
+const PLATFORM_KEY: &str = "sk-ant-api03-bench-mock-platform-key-BNCH";
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;

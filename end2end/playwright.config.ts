@@ -11,8 +11,8 @@ const baseURL = `http://127.0.0.1:${port}`;
 
 /** Keys the mock upstream accepts; tests paste these into Settings. */
 export const MOCK_KEYS = {
-  platform: 'sk-ant-api03-e2e-platform-key-0000-PLAT',
-  user: 'sk-ant-api03-e2e-user-key-0001-WXYZ',
+  platform: 'sk-ant-api03-mock-platform-key-0000-PLAT',
+  user: 'sk-ant-api03-mock-user-key-0001-WXYZ',
 };
 
 export default defineConfig({

@@ -30,7 +30,7 @@ struct Args {
         long,
         env = "MOCK_LLM_KEYS",
         value_delimiter = ',',
-        default_value = "sk-ant-api03-keyward-demo-platform-key"
+        default_value = "sk-ant-api03-keyward-mock-platform-key"
     )]
     keys: Vec<String>,
     /// Pause between streamed text deltas, in milliseconds.

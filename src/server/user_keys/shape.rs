@@ -60,14 +60,14 @@ mod tests {
     #[test]
     fn trims_and_accepts_api_keys() {
         assert_eq!(
-            check("  sk-ant-api03-abcdefghijklmnop_XYZ-1234\n").unwrap(),
-            "sk-ant-api03-abcdefghijklmnop_XYZ-1234"
+            check("  sk-ant-api03-test-abcdefghijklm_XYZ-1234\n").unwrap(),
+            "sk-ant-api03-test-abcdefghijklm_XYZ-1234"
         );
     }
 
     #[test]
     fn refuses_subscription_tokens_with_the_reason() {
-        let err = check("sk-ant-oat01-abcdefghijklmnopqrstuvwxyz").unwrap_err();
+        let err = check("sk-ant-oat01-test-abcdefghijklmnopqrstuv").unwrap_err();
         assert!(err.contains("subscription"), "{err}");
         assert!(err.contains("Anthropic Console"), "{err}");
     }
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn masks_with_last_four() {
-        let key = SecretString::from("sk-ant-api03-abcdefghijklmnopWXYZ".to_owned());
+        let key = SecretString::from("sk-ant-api03-test-abcdefghijklWXYZ".to_owned());
         assert_eq!(mask(&last4(&key)), "sk-ant-…WXYZ");
     }
 }
