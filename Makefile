@@ -9,12 +9,15 @@ WASM_BINDGEN_VERSION := 0.2.130
 BINARYEN_VERSION     := 132.0.0
 BINARYEN_MAJOR       := 132
 
-# cargo-leptos builds debug code with `--cfg erase_components` and sets
-# LEPTOS_OUTPUT_NAME, which leptos reads at compile time (it names the wasm
-# file the pages load). cargo test and clippy get the same flags and variable,
-# so all of them share one build and test binaries serve the right assets.
-export RUSTFLAGS := --cfg erase_components
+# cargo-leptos builds debug code with RUSTFLAGS="--cfg erase_components" (it
+# appends that to any RUSTFLAGS it inherits, so RUSTFLAGS must stay unset for
+# it) and sets LEPTOS_OUTPUT_NAME, which leptos reads at compile time (it names
+# the wasm file pages load). Plain cargo commands get exactly the same flags
+# and variable, so every step shares one build and test binaries serve the
+# right assets.
+unexport RUSTFLAGS
 export LEPTOS_OUTPUT_NAME := keyward
+CARGO := RUSTFLAGS="--cfg erase_components" cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help run test build bench tools browser-tools lint unit-and-integration e2e
@@ -47,7 +50,7 @@ run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
 		exec ./target/debug/keyward serve; \
 	fi; \
-	cargo build --features ssr --bin mock_llm && \
+	$(CARGO) build --features ssr --bin mock_llm && \
 	echo "No ANTHROPIC_API_KEY: starting the bundled mock upstream on $(MOCK_ADDR). Demo mode: replies are canned." && \
 	echo "To try your own key in Settings, paste $(DEMO_USER_KEY)" && \
 	./target/debug/mock_llm --addr $(MOCK_ADDR) --keys $(DEMO_PLATFORM_KEY),$(DEMO_USER_KEY) & MOCK_PID=$$!; \
@@ -60,19 +63,19 @@ build: tools ## release build: target/release/keyward + target/site
 
 bench: tools ## benchmarks on a release build (time to first token through keyward vs the mock)
 	cargo leptos build --release
-	RUSTFLAGS= cargo build --release --features ssr --bin mock_llm
-	RUSTFLAGS= cargo bench --features ssr --bench ttft
+	cargo build --release --features ssr --bin mock_llm
+	cargo bench --features ssr --bench ttft
 
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check
-	cargo clippy --features ssr --all-targets -- -D warnings
-	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+	$(CARGO) clippy --features ssr --all-targets -- -D warnings
+	$(CARGO) clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 unit-and-integration: ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set)
-	timeout 1500 cargo test --features ssr
+	timeout 1500 $(CARGO) test --features ssr
 
 e2e: browser-tools ## Playwright in Debian Chromium against the debug build
-	cargo build --features ssr --bin mock_llm
+	$(CARGO) build --features ssr --bin mock_llm
 	cd end2end && npx playwright test
 
 test: tools browser-tools ## everything: lint, unit, integration, browser

@@ -303,12 +303,7 @@ async fn logout(
             .into_response();
     }
     if let Some(user) = user {
-        let entry = db::audit::AuditEntry {
-            actor_user_id: Some(user.id),
-            subject_user_id: Some(user.id),
-            ip: Some(&ip),
-            ..Default::default()
-        };
+        let entry = db::audit::AuditEntry::own_account(user.id, &ip);
         if let Err(err) = db::audit::append(&state.db, db::audit::AuditAction::Logout, entry).await
         {
             tracing::error!(error = %err, "could not audit logout");

@@ -69,12 +69,7 @@ pub async fn signup(
     audit::append(
         &state.db,
         AuditAction::Signup,
-        AuditEntry {
-            actor_user_id: Some(user.id),
-            subject_user_id: Some(user.id),
-            ip: Some(ip),
-            ..Default::default()
-        },
+        AuditEntry::own_account(user.id, ip),
     )
     .await?;
     tracing::info!(
@@ -188,12 +183,7 @@ pub async fn login(
     audit::append(
         db,
         AuditAction::Login,
-        AuditEntry {
-            actor_user_id: Some(user.id),
-            subject_user_id: Some(user.id),
-            ip: Some(ip),
-            ..Default::default()
-        },
+        AuditEntry::own_account(user.id, ip),
     )
     .await?;
     Ok(user)
@@ -221,12 +211,7 @@ pub async fn change_password(
     audit::append(
         &state.db,
         AuditAction::PasswordChanged,
-        AuditEntry {
-            actor_user_id: Some(user.id),
-            subject_user_id: Some(user.id),
-            ip: Some(ip),
-            ..Default::default()
-        },
+        AuditEntry::own_account(user.id, ip),
     )
     .await?;
     Ok(())

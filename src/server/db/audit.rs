@@ -50,6 +50,17 @@ pub struct AuditEntry<'a> {
     pub ip: Option<&'a str>,
 }
 
+impl<'a> AuditEntry<'a> {
+    /// A user acting on their own account, from `ip`.
+    pub fn own_account(user_id: i64, ip: &'a str) -> Self {
+        Self { actor_user_id: Some(user_id), subject_user_id: Some(user_id), detail: "", ip: Some(ip) }
+    }
+
+    pub fn with_detail(self, detail: &'a str) -> Self {
+        Self { detail, ..self }
+    }
+}
+
 pub async fn append(
     db: &Db,
     action: AuditAction,

@@ -41,12 +41,7 @@ pub async fn save_key(
     ip: &str,
 ) -> Result<KeyStatus, AppError> {
     let key = check_shape(pasted)?;
-    let audit_entry = |detail| AuditEntry {
-        actor_user_id: Some(user.id),
-        subject_user_id: Some(user.id),
-        detail,
-        ip: Some(ip),
-    };
+    let audit_entry = |detail| AuditEntry::own_account(user.id, ip).with_detail(detail);
     let outcome = probe_key(&state.http, &state.config.anthropic_base_url, &key).await;
     let refusal = match outcome {
         ProbeOutcome::Valid => None,
@@ -95,12 +90,7 @@ pub async fn save_key(
 pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bool, AppError> {
     let removed = user_keys::delete(&state.db, user.id, ANTHROPIC).await?;
     if removed {
-        let entry = AuditEntry {
-            actor_user_id: Some(user.id),
-            subject_user_id: Some(user.id),
-            detail: "",
-            ip: Some(ip),
-        };
+        let entry = AuditEntry::own_account(user.id, ip);
         audit::append(&state.db, AuditAction::KeyRemoved, entry).await?;
     }
     Ok(removed)
