@@ -18,6 +18,14 @@ const JSON_TIMEOUT: Duration = Duration::from_secs(600);
 /// every few seconds).
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The key as a header value marked sensitive, so it never shows in a
+/// header map's `Debug` output. `None` if it holds characters no header can.
+pub fn api_key_header(key: &SecretString) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(key.expose_secret()).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 #[derive(Clone)]
 pub struct AnthropicClient {
     http: reqwest::Client,
@@ -60,7 +68,10 @@ impl AnthropicClient {
         let request = self
             .http
             .post(format!("{}{path}", self.base_url))
-            .header("x-api-key", key.expose_secret())
+            .header(
+                "x-api-key",
+                api_key_header(key).ok_or(UpstreamError::Connect)?,
+            )
             .header("anthropic-version", version)
             .header("content-type", "application/json")
             .body(body);

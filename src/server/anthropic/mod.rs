@@ -6,6 +6,6 @@ mod errors;
 mod events;
 pub mod sse;
 
-pub use client::{AnthropicClient, API_VERSION, STREAM_IDLE_TIMEOUT};
+pub use client::{api_key_header, AnthropicClient, API_VERSION, STREAM_IDLE_TIMEOUT};
 pub use errors::UpstreamError;
 pub use events::{parse_event, StreamEvent, Usage};

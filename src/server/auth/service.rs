@@ -180,12 +180,7 @@ pub async fn login(
         return Err(AppError::AccountDisabled);
     }
     login_failures::clear_for_email(db, &email_norm).await?;
-    audit::append(
-        db,
-        AuditAction::Login,
-        AuditEntry::own_account(user.id, ip),
-    )
-    .await?;
+    audit::append(db, AuditAction::Login, AuditEntry::own_account(user.id, ip)).await?;
     Ok(user)
 }
 

@@ -53,7 +53,12 @@ pub struct AuditEntry<'a> {
 impl<'a> AuditEntry<'a> {
     /// A user acting on their own account, from `ip`.
     pub fn own_account(user_id: i64, ip: &'a str) -> Self {
-        Self { actor_user_id: Some(user_id), subject_user_id: Some(user_id), detail: "", ip: Some(ip) }
+        Self {
+            actor_user_id: Some(user_id),
+            subject_user_id: Some(user_id),
+            detail: "",
+            ip: Some(ip),
+        }
     }
 
     pub fn with_detail(self, detail: &'a str) -> Self {

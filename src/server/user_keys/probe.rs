@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
+
+use crate::server::anthropic::api_key_header;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,9 +25,12 @@ pub async fn probe_key(
     base_url: &str,
     key: &SecretString,
 ) -> ProbeOutcome {
+    let Some(header) = api_key_header(key) else {
+        return ProbeOutcome::Rejected;
+    };
     let response = client
         .get(format!("{base_url}/v1/models"))
-        .header("x-api-key", key.expose_secret())
+        .header("x-api-key", header)
         .header("anthropic-version", "2023-06-01")
         .timeout(PROBE_TIMEOUT)
         .send()
