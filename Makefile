@@ -17,7 +17,7 @@ BINARYEN_MAJOR       := 132
 # right assets.
 unexport RUSTFLAGS
 export LEPTOS_OUTPUT_NAME := keyward
-CARGO := RUSTFLAGS="--cfg erase_components" cargo
+CARGO := env RUSTFLAGS="--cfg erase_components" cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help run test build bench tools browser-tools lint unit-and-integration e2e
