@@ -50,9 +50,9 @@ run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
 		exec ./target/debug/keyward serve; \
 	fi; \
-	$(CARGO) build --features ssr --bin mock_llm && \
-	echo "No ANTHROPIC_API_KEY: starting the bundled mock upstream on $(MOCK_ADDR). Demo mode: replies are canned." && \
-	echo "To try your own key in Settings, paste $(DEMO_USER_KEY)" && \
+	$(CARGO) build --features ssr --bin mock_llm || exit 1; \
+	echo "No ANTHROPIC_API_KEY: starting the bundled mock upstream on $(MOCK_ADDR). Demo mode: replies are canned."; \
+	echo "To try your own key in Settings, paste $(DEMO_USER_KEY)"; \
 	./target/debug/mock_llm --addr $(MOCK_ADDR) --keys $(DEMO_PLATFORM_KEY),$(DEMO_USER_KEY) & MOCK_PID=$$!; \
 	trap 'kill $$MOCK_PID 2>/dev/null' EXIT INT TERM; \
 	ANTHROPIC_BASE_URL=http://$(MOCK_ADDR) ANTHROPIC_API_KEY=$(DEMO_PLATFORM_KEY) KEYWARD_DEMO_MODE=true \
