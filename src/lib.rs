@@ -3,6 +3,9 @@
 //! One crate, two builds: `ssr` (the axum server, `src/server`) and `hydrate`
 //! (the wasm that takes over the server-rendered pages).
 
+// Leptos view types nest deeply; release builds (no type erasure) need headroom.
+#![recursion_limit = "512"]
+
 pub mod api;
 pub mod app;
 pub mod components;
