@@ -86,6 +86,13 @@ async fn main() {
         &mock_url,
         "--anthropic-api-key",
         PLATFORM_KEY,
+        // Limits stay enforced (a reservation per turn) but never refuse here.
+        "--requests-per-day",
+        "1000000",
+        "--requests-per-minute",
+        "1000000",
+        "--tokens-per-day",
+        "4000000000",
     ])
     .expect("bench config")
     .config;
