@@ -40,10 +40,6 @@ impl AnthropicClient {
         }
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// Sends a Messages request with `body` as given (already JSON). Returns
     /// the response when the status is a success; otherwise the upstream
     /// error, with Anthropic's error type, message and headers kept.

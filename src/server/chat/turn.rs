@@ -25,7 +25,7 @@ use crate::{
             API_VERSION, STREAM_IDLE_TIMEOUT,
         },
         db::{
-            conversations::{self, ConversationRow, MessageStatus},
+            conversations::{self, ConversationRow, MessageRow, MessageStatus},
             ledger::{self, LedgerRow},
             usage::Reservation,
             user_keys,
@@ -111,6 +111,7 @@ pub async fn start_turn(
         &request,
         text,
         existing,
+        rows,
         routed.source.as_str(),
     )
     .await;
@@ -179,6 +180,8 @@ async fn prepare_rows(
     request: &ChatRequest,
     text: &str,
     existing: Option<ConversationRow>,
+    // The conversation as already loaded (trailing replies dropped when regenerating).
+    mut rows: Vec<MessageRow>,
     paid_by: &str,
 ) -> Result<PreparedTurn, AppError> {
     let conversation = match existing {
@@ -191,10 +194,24 @@ async fn prepare_rows(
         conversations::delete_trailing_assistant_messages(&state.db, conversation.id).await?;
         None
     } else {
-        Some(conversations::insert_user_message(&state.db, conversation.id, text).await?)
+        let id = conversations::insert_user_message(&state.db, conversation.id, text).await?;
+        rows.push(MessageRow {
+            id,
+            role: "user".into(),
+            content: text.to_owned(),
+            model: String::new(),
+            status: "complete".into(),
+            error: None,
+            paid_by: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_micro_usd: 0,
+            created_at: 0,
+        });
+        Some(id)
     };
     conversations::touch(&state.db, conversation.id, &request.model).await?;
-    let history = upstream_messages(&conversations::messages(&state.db, conversation.id).await?);
+    let history = upstream_messages(&rows);
     let assistant_id = conversations::insert_assistant_placeholder(
         &state.db,
         conversation.id,

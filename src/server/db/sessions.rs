@@ -134,11 +134,3 @@ pub async fn delete_expired(db: &Db) -> Result<u64, sqlx::Error> {
         .await?;
     Ok(done.rows_affected())
 }
-
-pub async fn count_for_user(db: &Db, user_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND expires_at > $2")
-        .bind(user_id)
-        .bind(now_ms())
-        .fetch_one(db)
-        .await
-}

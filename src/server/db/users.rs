@@ -132,12 +132,6 @@ pub async fn set_disabled(db: &Db, id: i64, disabled: bool) -> Result<bool, sqlx
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(db)
-        .await
-}
-
 /// Users newest first, for the admin overview.
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id DESC LIMIT $1");
