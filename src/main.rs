@@ -32,6 +32,12 @@ async fn main() -> ExitCode {
         Command::EnableUser { email } => cli::set_disabled(&config, &email, false)
             .await
             .map_err(|e| e.to_string()),
+        Command::IssueToken { email, name } => cli::issue_token(&config, &email, &name)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::RevokeToken { email, name } => cli::revoke_token(&config, &email, &name)
+            .await
+            .map_err(|e| e.to_string()),
         Command::RotateKeys => cli::rotate_keys(&config).await.map_err(|e| e.to_string()),
         Command::GenMasterKey => {
             cli::gen_master_key();

@@ -17,7 +17,7 @@ pub async fn get_key_status() -> Result<Option<KeyStatus>, AppError> {
         async {
             let ctx = request_context()?;
             let user = ctx.require_user()?;
-            user_keys::key_status(&ctx.state, user.id).await
+            user_keys::key_status(&ctx.state, user).await
         }
         .await,
     )
@@ -50,6 +50,22 @@ pub async fn remove_key() -> Result<(), AppError> {
             user_keys::remove_key(&ctx.state, user, &ctx.ip)
                 .await
                 .map(|_| ())
+        }
+        .await,
+    )
+}
+
+/// Turns "use the free tier when my key fails" on or off.
+#[server(endpoint = "keys/fallback")]
+pub async fn set_fallback(on: bool) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::user_keys;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            user_keys::set_fallback(&ctx.state, user, on, &ctx.ip).await
         }
         .await,
     )

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod keys;
+pub mod tokens;
 pub mod usage;
 
 #[cfg(feature = "ssr")]

@@ -4,7 +4,7 @@ use leptos::{html, prelude::*};
 
 use super::alert::{action_error, ErrorAlert};
 use crate::{
-    api::keys::{get_key_status, RemoveKey, SaveKey},
+    api::keys::{get_key_status, RemoveKey, SaveKey, SetFallback},
     model::{KeyHealth, KeyStatus},
 };
 
@@ -12,8 +12,15 @@ use crate::{
 pub fn ApiKeySection() -> impl IntoView {
     let save = ServerAction::<SaveKey>::new();
     let remove = ServerAction::<RemoveKey>::new();
+    let fallback = ServerAction::<SetFallback>::new();
     let status = Resource::new(
-        move || (save.version().get(), remove.version().get()),
+        move || {
+            (
+                save.version().get(),
+                remove.version().get(),
+                fallback.version().get(),
+            )
+        },
         |_| get_key_status(),
     );
     let input = NodeRef::<html::Input>::new();
@@ -49,6 +56,7 @@ pub fn ApiKeySection() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading your key status…"</p> }>
                 {move || status.get().map(|result| match result {
                     Ok(Some(key)) => view! {
+                        <FallbackChoice on=key.fallback_to_free action=fallback />
                         <KeyStatusCard key />
                         <ActionForm action=remove attr:class="inline-form">
                             <button type="submit" class="button danger" disabled=removing>
@@ -87,6 +95,7 @@ pub fn ApiKeySection() -> impl IntoView {
                 </button>
             </ActionForm>
             <ErrorAlert message=action_error(remove) />
+            <ErrorAlert message=action_error(fallback) />
         </section>
     }
 }
@@ -115,5 +124,30 @@ fn KeyStatusCard(key: KeyStatus) -> impl IntoView {
             <dt>"Status"</dt>
             <dd class=format!("health {health_class}")>{health_text}</dd>
         </dl>
+    }
+}
+
+/// "Use the free tier when my key fails": off unless the user turns it on.
+#[component]
+fn FallbackChoice(on: bool, action: ServerAction<SetFallback>) -> impl IntoView {
+    let (state, button) = if on {
+        (
+            "If Anthropic rejects your key, your chats continue on this server's free tier, under its limits, and those replies are marked \"free tier\".",
+            "Stop using the free tier when my key fails",
+        )
+    } else {
+        (
+            "If Anthropic rejects your key, your chats stop with a message until you update it; nothing is sent on this server's key.",
+            "Use the free tier when my key fails",
+        )
+    };
+    view! {
+        <div class="fallback" data-fallback=on.to_string()>
+            <p class="hint">{state}</p>
+            <ActionForm action attr:class="inline-form">
+                <input type="hidden" name="on" value=(!on).to_string() />
+                <button type="submit" class="button small-plain">{button}</button>
+            </ActionForm>
+        </div>
     }
 }

@@ -7,4 +7,5 @@ pub mod chat;
 pub mod guards;
 pub mod nav;
 pub mod password_section;
+pub mod tokens_section;
 pub mod usage_section;

@@ -42,6 +42,8 @@ pub struct KeyStatus {
     /// `YYYY-MM-DD HH:MM UTC`
     pub last_used: Option<String>,
     pub health: KeyHealth,
+    /// The user opted in to the free tier when this key fails.
+    pub fallback_to_free: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +83,35 @@ pub struct CallSummary {
     pub output_tokens: i64,
     pub cost_micro_usd: i64,
     pub status: String,
+}
+
+/// A personal gateway token as lists show it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    /// `kw_AbC123` — the start of the token, to tell tokens apart.
+    pub prefix: String,
+    /// `YYYY-MM-DD` (UTC)
+    pub created_on: String,
+    /// `YYYY-MM-DD HH:MM UTC`
+    pub last_used: Option<String>,
+}
+
+/// A token just created: `token` is shown this once and never again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub token: String,
+    pub view: TokenView,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("token", &"[REDACTED]")
+            .field("view", &self.view)
+            .finish()
+    }
 }
 
 /// A password (or other secret) typed into a form on its way to the server.

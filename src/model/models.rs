@@ -41,6 +41,19 @@ pub fn find(id: &str) -> Option<&'static ModelInfo> {
     })
 }
 
+/// Whether `requested` names the model `allowed`: the same id, or a dated
+/// snapshot of it (`claude-haiku-4-5-20251001` for `claude-haiku-4-5`).
+pub fn same_model(allowed: &str, requested: &str) -> bool {
+    match requested.strip_prefix(allowed) {
+        Some("") => true,
+        Some(rest) => {
+            let digits = rest.strip_prefix('-').unwrap_or("");
+            digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
 pub fn label(id: &str) -> String {
     MODELS
         .iter()
@@ -72,6 +85,15 @@ pub fn cost_micro_usd(model: &str, tokens: TokenCounts) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dated_snapshots_name_their_model() {
+        assert!(same_model("claude-haiku-4-5", "claude-haiku-4-5"));
+        assert!(same_model("claude-haiku-4-5", "claude-haiku-4-5-20251001"));
+        assert!(!same_model("claude-haiku-4-5", "claude-haiku-4-5-1"));
+        assert!(!same_model("claude-haiku-4-5", "claude-haiku-4-50"));
+        assert!(!same_model("claude-haiku-4-5", "claude-sonnet-4-6"));
+    }
 
     #[test]
     fn cost_is_exact_in_micro_usd() {

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 
 use crate::components::{
     api_key_section::ApiKeySection, auth_state::use_auth, guards::RequireUser,
-    password_section::PasswordSection, usage_section::UsageSection,
+    password_section::PasswordSection, tokens_section::TokensSection, usage_section::UsageSection,
 };
 
 #[component]
@@ -18,6 +18,7 @@ pub fn SettingsPage() -> impl IntoView {
                 <p class="muted">"Logged in as " <strong>{email}</strong></p>
                 <ApiKeySection />
                 <UsageSection />
+                <TokensSection />
                 <PasswordSection />
             </div>
         </RequireUser>

@@ -2,7 +2,7 @@
 
 use std::io::BufRead;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::{
@@ -13,6 +13,7 @@ use super::{
         users::{self, Role},
     },
     startup::{open_database, resolve_keyring, StartupError},
+    tokens,
     user_keys::rotation,
     vault::MasterKey,
 };
@@ -67,9 +68,7 @@ fn read_password_line(mut input: impl BufRead) -> Result<SecretString, CliError>
 /// `disable-user` / `enable-user --email E`
 pub async fn set_disabled(config: &Config, email: &str, disabled: bool) -> Result<(), CliError> {
     let db = open_database(config).await?;
-    let user = users::find_by_email(&db, email).await?.ok_or_else(|| {
-        crate::error::AppError::Validation(format!("no account with email {email}"))
-    })?;
+    let user = user_by_email(&db, email).await?;
     auth::set_user_disabled(&db, user.id, disabled).await?;
     let action = if disabled {
         AuditAction::UserDisabled
@@ -91,6 +90,37 @@ pub async fn set_disabled(config: &Config, email: &str, disabled: bool) -> Resul
         if disabled { "disabled" } else { "enabled" },
         user.email
     );
+    Ok(())
+}
+
+async fn user_by_email(
+    db: &crate::server::db::Db,
+    email: &str,
+) -> Result<users::UserRow, CliError> {
+    Ok(users::find_by_email(db, email).await?.ok_or_else(|| {
+        crate::error::AppError::Validation(format!("no account with email {email}"))
+    })?)
+}
+
+/// `issue-token --email E --name N`: prints only the new token on stdout.
+pub async fn issue_token(config: &Config, email: &str, name: &str) -> Result<(), CliError> {
+    let db = open_database(config).await?;
+    let user = user_by_email(&db, email).await?;
+    let created = tokens::create_token(&db, &user, name, None).await?;
+    println!("{}", created.token.expose_secret());
+    eprintln!(
+        "issued token \"{}\" for {}; it is shown only now — store it safely",
+        created.row.name, user.email
+    );
+    Ok(())
+}
+
+/// `revoke-token --email E --name N`
+pub async fn revoke_token(config: &Config, email: &str, name: &str) -> Result<(), CliError> {
+    let db = open_database(config).await?;
+    let user = user_by_email(&db, email).await?;
+    tokens::revoke_token_by_name(&db, &user, name).await?;
+    println!("revoked token \"{}\" of {}", name.trim(), user.email);
     Ok(())
 }
 
@@ -142,8 +172,6 @@ pub fn gen_master_key() {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     #[test]

@@ -52,6 +52,20 @@ pub enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Create a personal token for the /v1 gateway; prints only the token.
+    IssueToken {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a user's personal token by name.
+    RevokeToken {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -81,15 +81,10 @@ fn limit_error(refusal: Refusal, now: i64) -> AppError {
     }
 }
 
-/// After the call: the reservation becomes the real usage, or goes away.
-pub async fn finish_reservation(state: &AppState, reservation: &Reservation, used_tokens: i64) {
-    let result = if used_tokens > 0 {
-        usage::settle(&state.db, reservation, used_tokens).await
-    } else {
-        usage::release(&state.db, reservation).await
-    };
-    if let Err(err) = result {
-        tracing::error!(error = %err, "could not settle a platform reservation");
+/// Gives back a reservation whose call never started.
+pub async fn release_unused(state: &AppState, reservation: &Reservation) {
+    if let Err(err) = usage::release(&state.db, reservation).await {
+        tracing::error!(error = %err, "could not release a platform reservation");
     }
 }
 

@@ -1,5 +1,6 @@
 //! Everything that runs only on the server.
 
+pub mod accounting;
 pub mod anthropic;
 pub mod auth;
 pub mod chat;
@@ -7,11 +8,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod gateway;
 pub mod limits;
 pub mod metrics;
 pub mod routing;
 pub mod security;
 pub mod startup;
 pub mod state;
+pub mod tokens;
 pub mod user_keys;
 pub mod vault;

@@ -1,10 +1,12 @@
 //! Whose key pays for a call — decided here, on the server, for every call
-//! (chat turns and, later, gateway requests alike).
+//! (chat turns and gateway requests alike).
 //!
 //! A user with a saved, healthy key uses it. Otherwise the platform key is
-//! used under the free plan. A saved key that Anthropic rejected, or that
+//! used under the user's plan. A saved key that Anthropic rejected, or that
 //! this server can no longer decrypt, is an error for the user to fix:
-//! keyward never quietly spends the platform key in its place.
+//! keyward never quietly spends the platform key in its place — unless the
+//! user opted in to "use the free tier when my key fails", and then only
+//! under the free plan, and the call is marked as such.
 
 use secrecy::SecretString;
 
@@ -13,11 +15,12 @@ use crate::{
     model::models,
     server::{
         db::{
+            self,
             plans::{self, Plan},
             users::UserRow,
         },
         state::AppState,
-        user_keys,
+        user_keys::{self, ANTHROPIC},
     },
 };
 
@@ -36,8 +39,37 @@ impl KeySource {
     }
 }
 
+/// Why no key could be chosen. Each case is the user's to fix, except `Database`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("Anthropic rejected your key — update it in Settings.")]
+    KeyRejected,
+    #[error("Your saved Anthropic key can no longer be read by this server. Please re-enter your key in Settings.")]
+    KeyUnreadable,
+    #[error("This server has no free tier configured. Add your own Anthropic API key in Settings to start chatting.")]
+    NoPlatformKey,
+    #[error("database error")]
+    Database,
+}
+
+impl From<RouteError> for AppError {
+    fn from(err: RouteError) -> Self {
+        match err {
+            RouteError::Database => AppError::Internal,
+            other => AppError::Validation(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for RouteError {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::error!(error = %err, "database error while routing a call");
+        RouteError::Database
+    }
+}
+
 /// The key chosen for one call.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RoutedKey {
     pub source: KeySource,
     pub secret: SecretString,
@@ -45,6 +77,8 @@ pub struct RoutedKey {
     pub user_key_id: Option<i64>,
     /// The user's plan, when the platform pays (its limits apply).
     pub plan: Option<Plan>,
+    /// The platform pays because the user's own key failed and they opted in.
+    pub fallback: bool,
 }
 
 impl RoutedKey {
@@ -53,6 +87,15 @@ impl RoutedKey {
         match &self.plan {
             Some(plan) => plan.models.clone(),
             None => models::MODELS.iter().map(|m| m.id.to_owned()).collect(),
+        }
+    }
+
+    /// Whether `model` may be called: on the platform key only the plan's
+    /// models (or a dated snapshot of one); on the user's key any model.
+    pub fn allows_model(&self, model: &str) -> bool {
+        match &self.plan {
+            Some(plan) => plan.models.iter().any(|m| models::same_model(m, model)),
+            None => true,
         }
     }
 
@@ -69,31 +112,52 @@ impl RoutedKey {
 pub const OWN_KEY_MAX_TOKENS: i64 = 4096;
 
 /// Picks the key for `user`'s next call.
-pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, AppError> {
-    if let Some((stored, key)) = user_keys::open_user_key(state, user.id).await? {
-        if stored.rejected_at.is_some() {
-            return Err(AppError::Validation(
-                "Anthropic rejected your key — update it in Settings.".into(),
-            ));
+pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, RouteError> {
+    let saved = db::user_keys::find(&state.db, user.id, ANTHROPIC).await?;
+    let own_key_problem = match saved {
+        None => None,
+        Some(stored) if stored.rejected_at.is_some() => Some(RouteError::KeyRejected),
+        Some(stored) => match user_keys::decrypt_stored(state, &stored) {
+            Ok(secret) => {
+                return Ok(RoutedKey {
+                    source: KeySource::User,
+                    secret,
+                    user_key_id: Some(stored.id),
+                    plan: None,
+                    fallback: false,
+                })
+            }
+            Err(_) => {
+                tracing::error!(user_id = user.id, "a saved key cannot be decrypted");
+                Some(RouteError::KeyUnreadable)
+            }
+        },
+    };
+    if let Some(problem) = &own_key_problem {
+        if !user.fallback_to_free {
+            return Err(problem.clone());
         }
-        return Ok(RoutedKey {
-            source: KeySource::User,
-            secret: key.secret,
-            user_key_id: Some(key.id),
-            plan: None,
-        });
     }
-    match &state.config.anthropic_api_key {
-        Some(platform) => Ok(RoutedKey {
-            source: KeySource::Platform,
-            secret: platform.clone(),
-            user_key_id: None,
-            plan: Some(plans::for_user(&state.db, user.id).await?),
-        }),
-        None => Err(AppError::Validation(
-            "This server has no free tier configured. Add your own Anthropic API key in Settings to start chatting.".into(),
-        )),
-    }
+    let platform = state
+        .config
+        .anthropic_api_key
+        .clone()
+        .ok_or(RouteError::NoPlatformKey)?;
+    // A fallback call runs under the free plan, whatever the user's plan is.
+    let plan = if own_key_problem.is_some() {
+        plans::by_name(&state.db, plans::FREE)
+            .await?
+            .ok_or(RouteError::Database)?
+    } else {
+        plans::for_user(&state.db, user.id).await?
+    };
+    Ok(RoutedKey {
+        source: KeySource::Platform,
+        secret: platform,
+        user_key_id: None,
+        plan: Some(plan),
+        fallback: own_key_problem.is_some(),
+    })
 }
 
 /// Models `user` may pick: every known model on their own key, their
@@ -113,8 +177,9 @@ pub async fn allowed_models(
 /// After a failed call: a user key Anthropic refused is marked unhealthy.
 pub async fn note_key_rejection(state: &AppState, routed: &RoutedKey) {
     if let Some(id) = routed.user_key_id {
-        if let Err(err) = crate::server::db::user_keys::mark_rejected(&state.db, id).await {
+        if let Err(err) = db::user_keys::mark_rejected(&state.db, id).await {
             tracing::error!(error = %err, "could not mark a rejected key");
         }
+        state.principals.invalidate();
     }
 }

@@ -23,7 +23,10 @@ use tower_http::{
 };
 use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 
+use tokio_util::task::TaskTracker;
+
 use super::{
+    accounting::LedgerWriter,
     auth::{self, LoginThrottle},
     config::Config,
     db::{self, sessions::DbSessionStore, Backend},
@@ -37,6 +40,8 @@ use crate::app::{shell, App};
 /// Idle sessions end after a week without a request.
 const IDLE_TIMEOUT: time::Duration = time::Duration::days(7);
 const GENERATED_MASTER_KEY_PATH: &str = "data/master.key";
+/// How long shutdown waits for upstream calls still streaming.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -158,13 +163,16 @@ impl Application {
         let state = AppState {
             leptos_options,
             keyring: Arc::new(keyring),
-            db,
+            db: db.clone(),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             login_throttle: LoginThrottle::default(),
             dummy_hash: auth::new_dummy_hash(),
             http: upstream_client(),
             clock: Arc::default(),
+            ledger: LedgerWriter::start(db.clone()),
+            tasks: TaskTracker::new(),
+            principals: Arc::default(),
         };
         let router = router(state.clone());
         Ok(Self {
@@ -191,14 +199,24 @@ impl Application {
     ) -> Result<(), StartupError> {
         spawn_housekeeping(self.state.db.clone());
         tracing::info!(addr = %self.local_addr(), "keyward is listening");
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(StartupError::Serve)
+        .map_err(StartupError::Serve);
+        // Calls still running record their usage before the ledger closes.
+        self.state.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("upstream calls still running at shutdown were cut off");
+        }
+        self.state.ledger.stop().await;
+        served
     }
 }
 
@@ -240,6 +258,9 @@ fn router(state: AppState) -> Router {
             tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path())
         }))
         .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        // The gateway sits outside the page layers: no session, CSRF check,
+        // compression or body-limit layer (it answers 413 in Anthropic's shape).
+        .merge(super::gateway::router(&state))
         .with_state(state)
 }
 

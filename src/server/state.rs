@@ -5,7 +5,12 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use super::{auth::LoginThrottle, config::Config, db::Db, metrics::Metrics, vault::Keyring};
+use tokio_util::task::TaskTracker;
+
+use super::{
+    accounting::LedgerWriter, auth::LoginThrottle, config::Config, db::Db, metrics::Metrics,
+    tokens::PrincipalCache, vault::Keyring,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,6 +27,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Verified against when a login names an unknown email (equal timing).
     pub dummy_hash: Arc<String>,
+    /// Ledger rows and reservation settlements, committed in groups.
+    pub ledger: LedgerWriter,
+    /// Upstream calls running in their own tasks; shutdown waits for them.
+    pub tasks: TaskTracker,
+    /// Gateway tokens resolved to their owner and routing, for under a second.
+    pub principals: Arc<PrincipalCache>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -13,7 +13,7 @@ pub const API_VERSION: &str = "2023-06-01";
 /// How long to wait for response headers. Streams answer at once; a long
 /// non-streamed completion can take minutes.
 const STREAM_HEADERS_TIMEOUT: Duration = Duration::from_secs(120);
-const JSON_TIMEOUT: Duration = Duration::from_secs(600);
+pub const JSON_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest silence tolerated between two chunks of a stream (Anthropic pings
 /// every few seconds).
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,22 +61,42 @@ impl AnthropicClient {
         body: Bytes,
         stream: bool,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let request = self
+        let version = http::HeaderValue::from_str(version).map_err(|_| UpstreamError::Connect)?;
+        let forwarded = ForwardedHeaders {
+            version,
+            beta: None,
+        };
+        self.post_forwarded(path, key, &forwarded, body, stream)
+            .await
+    }
+
+    /// Like `post`, with the API version and beta flags a gateway client chose.
+    pub async fn post_forwarded(
+        &self,
+        path: &str,
+        key: &SecretString,
+        forwarded: &ForwardedHeaders,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base_url))
             .header(
                 "x-api-key",
                 api_key_header(key).ok_or(UpstreamError::Connect)?,
             )
-            .header("anthropic-version", version)
-            .header("content-type", "application/json")
-            .body(body);
+            .header("anthropic-version", forwarded.version.clone())
+            .header("content-type", "application/json");
+        if let Some(beta) = &forwarded.beta {
+            request = request.header("anthropic-beta", beta.clone());
+        }
         let timeout = if stream {
             STREAM_HEADERS_TIMEOUT
         } else {
             JSON_TIMEOUT
         };
-        let response = tokio::time::timeout(timeout, request.send())
+        let response = tokio::time::timeout(timeout, request.body(body).send())
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(UpstreamError::from_transport)?;
@@ -84,6 +104,25 @@ impl AnthropicClient {
             Ok(response)
         } else {
             Err(UpstreamError::from_response(response).await)
+        }
+    }
+}
+
+/// Request headers a gateway client sets that go upstream with its call.
+#[derive(Debug, Clone)]
+pub struct ForwardedHeaders {
+    pub version: http::HeaderValue,
+    pub beta: Option<http::HeaderValue>,
+}
+
+impl ForwardedHeaders {
+    pub fn from_client(headers: &http::HeaderMap) -> Self {
+        Self {
+            version: headers
+                .get("anthropic-version")
+                .cloned()
+                .unwrap_or_else(|| http::HeaderValue::from_static(API_VERSION)),
+            beta: headers.get("anthropic-beta").cloned(),
         }
     }
 }

@@ -6,6 +6,9 @@ mod errors;
 mod events;
 pub mod sse;
 
-pub use client::{api_key_header, AnthropicClient, API_VERSION, STREAM_IDLE_TIMEOUT};
+pub use client::{
+    api_key_header, AnthropicClient, ForwardedHeaders, API_VERSION, JSON_TIMEOUT,
+    STREAM_IDLE_TIMEOUT,
+};
 pub use errors::UpstreamError;
 pub use events::{parse_event, StreamEvent, Usage};

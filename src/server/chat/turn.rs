@@ -15,24 +15,19 @@ use tokio::sync::mpsc;
 use super::history::{title_from, upstream_messages};
 use crate::{
     error::AppError,
-    model::{
-        chat::{ChatEvent, ChatRequest},
-        models::{self, TokenCounts},
-    },
+    model::chat::{ChatEvent, ChatRequest},
     server::{
+        accounting::{CallEnd, CallInFlight, CallOrigin, CallReport},
         anthropic::{
-            parse_event, sse::SseParser, AnthropicClient, StreamEvent, UpstreamError, Usage,
-            API_VERSION, STREAM_IDLE_TIMEOUT,
+            parse_event, sse::SseParser, AnthropicClient, StreamEvent, UpstreamError, API_VERSION,
+            STREAM_IDLE_TIMEOUT,
         },
         db::{
             conversations::{self, ConversationRow, MessageRow, MessageStatus},
-            ledger::{self, LedgerRow},
-            usage::Reservation,
-            user_keys,
             users::UserRow,
         },
         limits,
-        routing::{self, KeySource, RoutedKey},
+        routing::{self, KeySource},
         state::AppState,
     },
 };
@@ -57,12 +52,11 @@ pub async fn start_turn(
         )));
     }
     let routed = routing::route_call(&state, &user).await?;
-    let allowed = routed.allowed_models();
-    if !allowed.contains(&request.model) {
+    if !routed.allows_model(&request.model) {
         return Err(AppError::Validation(format!(
             "The model {} is not available to you. Pick one of: {}. Add your own key in Settings for all models.",
             request.model,
-            allowed.join(", ")
+            routed.allowed_models().join(", ")
         )));
     }
     let existing = match request.conversation_id {
@@ -124,7 +118,7 @@ pub async fn start_turn(
         Ok(prepared) => prepared,
         Err(err) => {
             if let Some(reservation) = &reservation {
-                limits::finish_reservation(&state, reservation, 0).await;
+                limits::release_unused(&state, reservation).await;
             }
             return Err(err);
         }
@@ -145,15 +139,24 @@ pub async fn start_turn(
     };
     let (tx, rx) = mpsc::channel::<ChatEvent>(64);
     let call = UpstreamCall {
-        state,
-        routed,
-        reservation,
-        model: request.model,
-        user_id: user.id,
-        conversation_id: conversation.id,
+        state: state.clone(),
+        call: CallInFlight {
+            routed,
+            reservation,
+            model: request.model,
+            origin: CallOrigin {
+                user_id: user.id,
+                conversation_id: Some(conversation.id),
+                message_id: Some(assistant_id),
+                token_id: None,
+            },
+            started_at: Instant::now(),
+        },
         assistant_id,
     };
-    tokio::spawn(call.run(Bytes::from(body.to_string()), tx));
+    state
+        .tasks
+        .spawn(call.run(Bytes::from(body.to_string()), tx));
 
     let events = futures::stream::once(async move { started }).chain(tokio_stream_from(rx));
     Ok(events.map(|event| {
@@ -231,161 +234,86 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<ChatEvent>) -> impl Stream<Item = Ch
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// How a streamed reply ended.
-enum Ending {
-    Complete,
-    Stopped,
-    Failed(UpstreamError),
-}
-
 struct UpstreamCall {
     state: AppState,
-    routed: RoutedKey,
-    reservation: Option<Reservation>,
-    model: String,
-    user_id: i64,
-    conversation_id: i64,
+    call: CallInFlight,
     assistant_id: i64,
 }
 
-/// What one upstream call reported, for the ledger.
+/// What one streamed reply produced.
 #[derive(Default)]
-struct CallStats {
+struct ReplySoFar {
     text: String,
-    usage: Usage,
-    ttft_ms: Option<i64>,
-    request_id: Option<String>,
+    report: CallReport,
 }
 
 impl UpstreamCall {
     async fn run(self, body: Bytes, tx: mpsc::Sender<ChatEvent>) {
-        let started_at = Instant::now();
         let client = AnthropicClient::new(
             self.state.http.clone(),
             self.state.config.anthropic_base_url.clone(),
         );
-        let mut stats = CallStats::default();
-        let ending = match client
-            .post_messages(&self.routed.secret, API_VERSION, body, true)
+        let mut reply = ReplySoFar::default();
+        let end = match client
+            .post_messages(&self.call.routed.secret, API_VERSION, body, true)
             .await
         {
             Err(err) => {
-                stats.request_id = err.request_id();
-                Ending::Failed(err)
+                reply.report.request_id = err.request_id();
+                CallEnd::Failed(err)
             }
             Ok(response) => {
-                stats.request_id = response
+                reply.report.request_id = response
                     .headers()
                     .get("request-id")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                relay(response, &tx, &mut stats, started_at).await
+                relay(response, &tx, &mut reply, self.call.started_at).await
             }
         };
-        self.finish(ending, stats, started_at, &tx).await;
+        self.finish(end, reply, &tx).await;
     }
 
-    async fn finish(
-        self,
-        ending: Ending,
-        stats: CallStats,
-        started_at: Instant,
-        tx: &mpsc::Sender<ChatEvent>,
-    ) {
-        let CallStats {
-            text,
-            usage,
-            ttft_ms,
-            request_id,
-        } = stats;
-        let (status, error, metric) = match &ending {
-            Ending::Complete => (MessageStatus::Complete, None, "200".to_owned()),
-            Ending::Stopped => (MessageStatus::Stopped, None, "stopped".to_owned()),
-            Ending::Failed(err) => (
-                MessageStatus::Error,
-                Some(err.user_message(self.routed.source == KeySource::User)),
-                err.label(),
-            ),
-        };
-        if let Ending::Failed(err) = &ending {
-            tracing::warn!(error = %err.label(), source = self.routed.source.as_str(), "upstream call failed");
-            if err.is_key_rejection() {
-                routing::note_key_rejection(&self.state, &self.routed).await;
+    async fn finish(self, end: CallEnd, reply: ReplySoFar, tx: &mpsc::Sender<ChatEvent>) {
+        let UpstreamCall {
+            state,
+            call,
+            assistant_id,
+        } = self;
+        let own_key = call.routed.source == KeySource::User;
+        let (status, error) = match &end {
+            CallEnd::Complete => (MessageStatus::Complete, None),
+            CallEnd::Stopped => (MessageStatus::Stopped, None),
+            // A cut stream keeps what arrived; the message says so.
+            CallEnd::Failed(UpstreamError::StreamCut) if !reply.text.is_empty() => {
+                (MessageStatus::Stopped, None)
             }
-        }
-        // A cut stream keeps what arrived; the message says so.
-        let status = match (&ending, text.is_empty()) {
-            (Ending::Failed(UpstreamError::StreamCut), false) => MessageStatus::Stopped,
-            _ => status,
+            CallEnd::Failed(err) => (MessageStatus::Error, Some(err.user_message(own_key))),
         };
-        self.state
-            .metrics
-            .record_upstream(self.routed.source.as_str(), &metric);
-        let tokens = TokenCounts {
-            input: usage.input_tokens,
-            output: usage.output_tokens,
-            cache_creation: usage.cache_creation_input_tokens,
-            cache_read: usage.cache_read_input_tokens,
-        };
-        let cost = models::cost_micro_usd(&self.model, tokens) as i64;
-        let (input, output) = (usage.input_tokens as i64, usage.output_tokens as i64);
-        let used =
-            (tokens.input + tokens.output + tokens.cache_creation + tokens.cache_read) as i64;
-        if let Some(reservation) = &self.reservation {
-            limits::finish_reservation(&self.state, reservation, used).await;
-        }
-        let latency_ms = started_at.elapsed().as_millis() as i64;
-        let entry = LedgerRow {
-            at: self.state.clock.now_ms(),
-            user_id: self.user_id,
-            conversation_id: Some(self.conversation_id),
-            message_id: Some(self.assistant_id),
-            token_id: None,
-            key_source: self.routed.source.as_str(),
-            model: self.model.clone(),
-            input_tokens: input,
-            output_tokens: output,
-            cache_creation_tokens: tokens.cache_creation as i64,
-            cache_read_tokens: tokens.cache_read as i64,
-            cost_micro_usd: cost,
-            status: metric.clone(),
-            error_type: match &ending {
-                Ending::Failed(err) => Some(err.error_type()),
-                _ => None,
-            },
-            latency_ms,
-            ttft_ms,
-            request_id,
-        };
-        if let Err(err) = ledger::insert(&self.state.db, &entry).await {
-            tracing::error!(error = %err, "could not write the ledger row of an upstream call");
-        }
+        let source = call.routed.source.as_str();
+        let model = call.model.clone();
+        let billed = call.finish(&state, &end, reply.report).await;
+        let (input, output) = (billed.tokens.input as i64, billed.tokens.output as i64);
         let saved = conversations::finish_assistant_message(
-            &self.state.db,
-            self.assistant_id,
-            &text,
+            &state.db,
+            assistant_id,
+            &reply.text,
             status,
             error.as_deref(),
             input,
             output,
-            cost,
+            billed.cost_micro_usd,
         )
         .await;
         if let Err(err) = saved {
             tracing::error!(error = %err, "could not save the end of a reply");
         }
-        if let (Some(key_id), Ending::Complete | Ending::Stopped) =
-            (self.routed.user_key_id, &ending)
-        {
-            let _ = user_keys::mark_used(&self.state.db, key_id).await;
-        }
         tracing::info!(
             status = status.as_str(),
-            source = self.routed.source.as_str(),
-            model = %self.model,
+            source,
+            model = %model,
             input_tokens = input,
             output_tokens = output,
-            latency_ms,
             "chat turn finished"
         );
         let _ = tx
@@ -394,7 +322,7 @@ impl UpstreamCall {
                 error,
                 input_tokens: input,
                 output_tokens: output,
-                cost_micro_usd: cost,
+                cost_micro_usd: billed.cost_micro_usd,
             })
             .await;
     }
@@ -405,20 +333,20 @@ impl UpstreamCall {
 async fn relay(
     response: reqwest::Response,
     tx: &mpsc::Sender<ChatEvent>,
-    stats: &mut CallStats,
+    reply: &mut ReplySoFar,
     started_at: Instant,
-) -> Ending {
+) -> CallEnd {
     let mut chunks = response.bytes_stream();
     let mut parser = SseParser::new();
     loop {
         let chunk = tokio::select! {
-            _ = tx.closed() => return Ending::Stopped,
+            _ = tx.closed() => return CallEnd::Stopped,
             chunk = tokio::time::timeout(STREAM_IDLE_TIMEOUT, chunks.next()) => chunk,
         };
         let bytes = match chunk {
-            Err(_) => return Ending::Failed(UpstreamError::Timeout),
-            Ok(None) => return Ending::Failed(UpstreamError::StreamCut),
-            Ok(Some(Err(_))) => return Ending::Failed(UpstreamError::StreamCut),
+            Err(_) => return CallEnd::Failed(UpstreamError::Timeout),
+            Ok(None) => return CallEnd::Failed(UpstreamError::StreamCut),
+            Ok(Some(Err(_))) => return CallEnd::Failed(UpstreamError::StreamCut),
             Ok(Some(Ok(bytes))) => bytes,
         };
         for raw in parser.push(&bytes) {
@@ -432,19 +360,20 @@ async fn relay(
                 }
                 | StreamEvent::MessageDelta {
                     usage: reported, ..
-                } => stats.usage.merge(&reported),
+                } => reply.report.usage.merge(&reported),
                 StreamEvent::TextDelta { text: delta, .. } => {
-                    stats
+                    reply
+                        .report
                         .ttft_ms
                         .get_or_insert_with(|| started_at.elapsed().as_millis() as i64);
-                    stats.text.push_str(&delta);
+                    reply.text.push_str(&delta);
                     if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
-                        return Ending::Stopped;
+                        return CallEnd::Stopped;
                     }
                 }
-                StreamEvent::MessageStop => return Ending::Complete,
+                StreamEvent::MessageStop => return CallEnd::Complete,
                 StreamEvent::Error { kind, message } => {
-                    return Ending::Failed(UpstreamError::StreamError { kind, message })
+                    return CallEnd::Failed(UpstreamError::StreamError { kind, message })
                 }
                 _ => {}
             }

@@ -19,6 +19,9 @@ pub enum AuditAction {
     KeyRemoved,
     KeyRejected,
     KeysRotated,
+    TokenIssued,
+    TokenRevoked,
+    FallbackChanged,
 }
 
 impl AuditAction {
@@ -38,6 +41,9 @@ impl AuditAction {
             AuditAction::KeyRemoved => "key_removed",
             AuditAction::KeyRejected => "key_rejected",
             AuditAction::KeysRotated => "keys_rotated",
+            AuditAction::TokenIssued => "token_issued",
+            AuditAction::TokenRevoked => "token_revoked",
+            AuditAction::FallbackChanged => "fallback_changed",
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct LedgerRow {
     pub request_id: Option<String>,
 }
 
-pub async fn insert(db: &Db, row: &LedgerRow) -> Result<(), sqlx::Error> {
+pub async fn insert(conn: &mut sqlx::AnyConnection, row: &LedgerRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
          input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
@@ -48,7 +48,7 @@ pub async fn insert(db: &Db, row: &LedgerRow) -> Result<(), sqlx::Error> {
     .bind(row.latency_ms)
     .bind(row.ttft_ms)
     .bind(&row.request_id)
-    .execute(db)
+    .execute(conn)
     .await
     .map(|_| ())
 }

@@ -3,6 +3,7 @@
 //! Queries are written once, in the SQL both engines accept (`$1` placeholders,
 //! integer times in unix milliseconds, 0/1 flags), and tested on both.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod conversations;
 pub mod ledger;

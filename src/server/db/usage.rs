@@ -116,35 +116,43 @@ pub async fn reserve(
     }))
 }
 
-/// Replaces the reserved tokens with what the call really used.
-pub async fn settle(
-    db: &Db,
+/// Replaces the reserved tokens with what the call really used, or gives
+/// the whole reservation back when the call used nothing. Runs on the
+/// caller's connection, usually inside the ledger writer's transaction.
+pub async fn finish(
+    conn: &mut sqlx::AnyConnection,
     reservation: &Reservation,
     used_tokens: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE usage_daily SET tokens = tokens - $3 + $4 WHERE user_id = $1 AND day = $2")
+    if used_tokens > 0 {
+        sqlx::query(
+            "UPDATE usage_daily SET tokens = tokens - $3 + $4 WHERE user_id = $1 AND day = $2",
+        )
         .bind(reservation.user_id)
         .bind(&reservation.day)
         .bind(reservation.tokens)
         .bind(used_tokens)
-        .execute(db)
-        .await
-        .map(|_| ())
-}
-
-/// Gives back a reservation whose call used nothing (failed before any output).
-pub async fn release(db: &Db, reservation: &Reservation) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
     sqlx::query("UPDATE usage_daily SET requests = requests - 1, tokens = tokens - $3 WHERE user_id = $1 AND day = $2")
         .bind(reservation.user_id)
         .bind(&reservation.day)
         .bind(reservation.tokens)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM rate_events WHERE id = $1")
         .bind(reservation.rate_event_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Gives back a reservation whose call never started.
+pub async fn release(db: &Db, reservation: &Reservation) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    finish(&mut tx, reservation, 0).await?;
     tx.commit().await
 }
 

@@ -96,11 +96,15 @@ pub async fn mark_rejected(db: &Db, id: i64) -> Result<(), sqlx::Error> {
         .map(|_| ())
 }
 
-pub async fn mark_used(db: &Db, id: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_used(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    at: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE user_api_keys SET last_used_at = $1 WHERE id = $2")
-        .bind(now_ms())
+        .bind(at)
         .bind(id)
-        .execute(db)
+        .execute(conn)
         .await
         .map(|_| ())
 }

@@ -37,6 +37,8 @@ pub struct UserRow {
     pub role: Role,
     pub disabled: bool,
     pub created_at: i64,
+    /// Opted in to the free tier when their own key fails.
+    pub fallback_to_free: bool,
 }
 
 impl UserRow {
@@ -58,9 +60,10 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at";
+pub(super) const COLUMNS: &str =
+    "id, email, password_hash, role, disabled, created_at, fallback_to_free";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
+pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
@@ -68,6 +71,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
         role: Role::parse(&row.try_get::<String, _>("role")?),
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: row.try_get("created_at")?,
+        fallback_to_free: row.try_get::<i64, _>("fallback_to_free")? != 0,
     })
 }
 
@@ -137,4 +141,13 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id DESC LIMIT $1");
     let rows = sqlx::query(&sql).bind(limit).fetch_all(db).await?;
     rows.iter().map(from_row).collect()
+}
+
+pub async fn set_fallback_to_free(db: &Db, id: i64, on: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET fallback_to_free = $1 WHERE id = $2")
+        .bind(i64::from(on))
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
 }

@@ -7,7 +7,7 @@ mod service;
 mod shape;
 
 pub use probe::{probe_key, ProbeOutcome};
-pub use service::{key_status, open_user_key, remove_key, save_key, UserKey};
+pub use service::{decrypt_stored, key_status, remove_key, save_key, set_fallback};
 pub use shape::{check_shape, last4, mask};
 
 /// The provider name stored with each key (and bound into its AAD).

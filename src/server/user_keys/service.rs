@@ -18,13 +18,6 @@ use crate::{
     },
 };
 
-/// A user's decrypted key, for one upstream call.
-#[derive(Debug)]
-pub struct UserKey {
-    pub id: i64,
-    pub secret: SecretString,
-}
-
 fn owner(user_id: i64) -> KeyOwner<'static> {
     KeyOwner {
         user_id,
@@ -76,6 +69,7 @@ pub async fn save_key(
     let sealed = cipher::seal(&state.keyring.current, owner(user.id), &key);
     let shown = mask(&last4(&key));
     let replaced = user_keys::upsert(&state.db, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
+    state.principals.invalidate();
     let action = if replaced {
         AuditAction::KeyReplaced
     } else {
@@ -83,12 +77,13 @@ pub async fn save_key(
     };
     audit::append(&state.db, action, audit_entry(&shown)).await?;
     tracing::info!(replaced, master_key_id = %sealed.master_key_id, "user key stored");
-    key_status(state, user.id).await?.ok_or(AppError::Internal)
+    key_status(state, user).await?.ok_or(AppError::Internal)
 }
 
 /// Deletes the user's key row (the ciphertext is gone, not just hidden).
 pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bool, AppError> {
     let removed = user_keys::delete(&state.db, user.id, ANTHROPIC).await?;
+    state.principals.invalidate();
     if removed {
         let entry = AuditEntry::own_account(user.id, ip);
         audit::append(&state.db, AuditAction::KeyRemoved, entry).await?;
@@ -97,8 +92,8 @@ pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bo
 }
 
 /// What the settings page shows about the saved key, if any.
-pub async fn key_status(state: &AppState, user_id: i64) -> Result<Option<KeyStatus>, AppError> {
-    let Some(stored) = user_keys::find(&state.db, user_id, ANTHROPIC).await? else {
+pub async fn key_status(state: &AppState, user: &UserRow) -> Result<Option<KeyStatus>, AppError> {
+    let Some(stored) = user_keys::find(&state.db, user.id, ANTHROPIC).await? else {
         return Ok(None);
     };
     let health = match stored.rejected_at {
@@ -113,30 +108,31 @@ pub async fn key_status(state: &AppState, user_id: i64) -> Result<Option<KeyStat
         added_on: db::format_day(stored.created_at),
         last_used: stored.last_used_at.map(db::format_time),
         health,
+        fallback_to_free: user.fallback_to_free,
     }))
 }
 
-/// The user's key in clear for a call, or `None` when they saved none.
-/// A key no configured master key can open is an error, never "no key":
-/// the caller must not fall back to the platform key.
-pub async fn open_user_key(
-    state: &AppState,
-    user_id: i64,
-) -> Result<Option<(StoredKey, UserKey)>, AppError> {
-    let Some(stored) = user_keys::find(&state.db, user_id, ANTHROPIC).await? else {
-        return Ok(None);
-    };
-    let secret = decrypt(state, &stored).map_err(|err| {
-        tracing::error!(user_id, error = %err, "a saved key cannot be decrypted");
-        AppError::Validation("Your saved Anthropic key can no longer be read by this server. Please re-enter your key in Settings.".into())
-    })?;
-    let key = UserKey {
-        id: stored.id,
-        secret,
-    };
-    Ok(Some((stored, key)))
+/// The user's key in clear for a call. Fails when no configured master
+/// key can open it — the caller must then not fall back to the platform key.
+pub fn decrypt_stored(state: &AppState, stored: &StoredKey) -> Result<SecretString, VaultError> {
+    decrypt(state, stored)
 }
 
 fn decrypt(state: &AppState, stored: &StoredKey) -> Result<SecretString, VaultError> {
     cipher::open(&state.keyring, owner(stored.user_id), &stored.sealed)
+}
+
+/// Opts in or out of the free tier when the user's own key fails.
+pub async fn set_fallback(
+    state: &AppState,
+    user: &UserRow,
+    on: bool,
+    ip: &str,
+) -> Result<(), AppError> {
+    db::users::set_fallback_to_free(&state.db, user.id, on).await?;
+    state.principals.invalidate();
+    let detail = if on { "on" } else { "off" };
+    let entry = AuditEntry::own_account(user.id, ip).with_detail(detail);
+    audit::append(&state.db, AuditAction::FallbackChanged, entry).await?;
+    Ok(())
 }

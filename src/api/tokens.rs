@@ -1,0 +1,72 @@
+//! Personal gateway tokens on the settings page. A new token travels to the
+//! browser exactly once, in the answer to "Create token".
+
+use leptos::prelude::*;
+
+use crate::{
+    error::AppError,
+    model::{NewToken, TokenView},
+};
+
+#[cfg(feature = "ssr")]
+fn view_of(row: &crate::server::db::api_tokens::TokenRow) -> TokenView {
+    use crate::server::db::{format_day, format_time};
+    TokenView {
+        id: row.id,
+        name: row.name.clone(),
+        prefix: row.prefix.clone(),
+        created_on: format_day(row.created_at),
+        last_used: row.last_used_at.map(format_time),
+    }
+}
+
+#[server(endpoint = "tokens/list")]
+pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::tokens;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let rows = tokens::list_tokens(&ctx.state, user.id).await?;
+            Ok(rows.iter().map(view_of).collect())
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "tokens/create")]
+pub async fn create_token(name: String) -> Result<NewToken, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::tokens;
+    use secrecy::ExposeSecret;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let created = tokens::create_token(&ctx.state.db, user, &name, Some(&ctx.ip)).await?;
+            Ok(NewToken {
+                token: created.token.expose_secret().to_owned(),
+                view: view_of(&created.row),
+            })
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "tokens/revoke")]
+pub async fn revoke_token(id: i64) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::tokens;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            tokens::revoke_token(&ctx.state, user, id, &ctx.ip).await
+        }
+        .await,
+    )
+}

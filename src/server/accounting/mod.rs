@@ -1,0 +1,133 @@
+//! The end of every upstream call, for chat turns and gateway requests
+//! alike: settle or release the reservation, write the one ledger row,
+//! count the metric, and note a user key that was used or rejected.
+
+mod writer;
+
+use std::time::Instant;
+
+pub use writer::{LedgerJob, LedgerWriter};
+
+use crate::{
+    model::models::{self, TokenCounts},
+    server::{
+        anthropic::{UpstreamError, Usage},
+        db::{ledger::LedgerRow, usage::Reservation},
+        routing::{self, RoutedKey},
+        state::AppState,
+    },
+};
+
+/// How an upstream call ended.
+#[derive(Debug)]
+pub enum CallEnd {
+    Complete,
+    /// The client went away (Stop, closed tab, dropped connection).
+    Stopped,
+    Failed(UpstreamError),
+}
+
+impl CallEnd {
+    /// The status recorded in the ledger and the metrics.
+    pub fn label(&self) -> String {
+        match self {
+            CallEnd::Complete => "200".into(),
+            CallEnd::Stopped => "stopped".into(),
+            CallEnd::Failed(err) => err.label(),
+        }
+    }
+}
+
+/// Who made a call, and for what.
+#[derive(Debug, Clone, Default)]
+pub struct CallOrigin {
+    pub user_id: i64,
+    pub token_id: Option<i64>,
+    pub conversation_id: Option<i64>,
+    pub message_id: Option<i64>,
+}
+
+/// What was seen of one upstream call.
+#[derive(Debug, Default)]
+pub struct CallReport {
+    pub usage: Usage,
+    pub ttft_ms: Option<i64>,
+    pub request_id: Option<String>,
+}
+
+/// The bill for a call.
+#[derive(Debug, Clone, Copy)]
+pub struct Billed {
+    pub tokens: TokenCounts,
+    pub cost_micro_usd: i64,
+}
+
+/// One call in flight: everything needed to account for it when it ends.
+#[derive(Debug)]
+pub struct CallInFlight {
+    pub routed: RoutedKey,
+    pub reservation: Option<Reservation>,
+    pub origin: CallOrigin,
+    pub model: String,
+    pub started_at: Instant,
+}
+
+impl CallInFlight {
+    /// Records the call's end; returns once its ledger row is committed.
+    pub async fn finish(self, state: &AppState, end: &CallEnd, report: CallReport) -> Billed {
+        let source = self.routed.source.as_str();
+        let label = end.label();
+        if let CallEnd::Failed(err) = end {
+            tracing::warn!(error = %label, source, "upstream call failed");
+            if err.is_key_rejection() {
+                routing::note_key_rejection(state, &self.routed).await;
+            }
+        }
+        state.metrics.record_upstream(source, &label);
+        let usage = &report.usage;
+        let tokens = TokenCounts {
+            input: usage.input_tokens,
+            output: usage.output_tokens,
+            cache_creation: usage.cache_creation_input_tokens,
+            cache_read: usage.cache_read_input_tokens,
+        };
+        let cost_micro_usd = models::cost_micro_usd(&self.model, tokens) as i64;
+        let used =
+            (tokens.input + tokens.output + tokens.cache_creation + tokens.cache_read) as i64;
+        let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
+        let row = LedgerRow {
+            at: state.clock.now_ms(),
+            user_id: self.origin.user_id,
+            conversation_id: self.origin.conversation_id,
+            message_id: self.origin.message_id,
+            token_id: self.origin.token_id,
+            key_source: source,
+            model: self.model,
+            input_tokens: tokens.input as i64,
+            output_tokens: tokens.output as i64,
+            cache_creation_tokens: tokens.cache_creation as i64,
+            cache_read_tokens: tokens.cache_read as i64,
+            cost_micro_usd,
+            status: label,
+            error_type: match end {
+                CallEnd::Failed(err) => Some(err.error_type()),
+                _ => None,
+            },
+            latency_ms: self.started_at.elapsed().as_millis() as i64,
+            ttft_ms: report.ttft_ms,
+            request_id: report.request_id,
+        };
+        state
+            .ledger
+            .write(LedgerJob {
+                row,
+                reservation: self.reservation.map(|r| (r, used)),
+                used_key_id: self.routed.user_key_id.filter(|_| served),
+            })
+            .await;
+        Billed {
+            tokens,
+            cost_micro_usd,
+        }
+    }
+}

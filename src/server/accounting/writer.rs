@@ -1,0 +1,148 @@
+//! Ledger writes with group commit: calls that end at the same time share
+//! one database transaction, so the ledger keeps up with the gateway
+//! without one commit per request. Each caller still waits for its own row
+//! to be committed, and nothing queued is lost at shutdown: the writer
+//! drains its queue before it stops, and a row that arrives after that is
+//! written directly.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::server::db::{self, ledger::LedgerRow, usage::Reservation, Db};
+
+/// Rows per transaction at most.
+const MAX_BATCH: usize = 256;
+const QUEUE: usize = 4096;
+
+/// Everything one finished upstream call changes in the database.
+#[derive(Debug, Clone)]
+pub struct LedgerJob {
+    pub row: LedgerRow,
+    /// A platform reservation to settle to the tokens used (or release at 0).
+    pub reservation: Option<(Reservation, i64)>,
+    /// A user key that served the call (its "last used" moves).
+    pub used_key_id: Option<i64>,
+}
+
+enum Message {
+    Job(LedgerJob, oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct LedgerWriter {
+    db: Db,
+    queue: mpsc::Sender<Message>,
+}
+
+impl LedgerWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: Db) -> Self {
+        let (queue, inbox) = mpsc::channel(QUEUE);
+        tokio::spawn(run(db.clone(), inbox));
+        Self { db, queue }
+    }
+
+    /// Writes `job` and returns once it is committed.
+    pub async fn write(&self, job: LedgerJob) {
+        let (done, committed) = oneshot::channel();
+        match self.queue.send(Message::Job(job, done)).await {
+            Ok(()) => {
+                if committed.await.is_ok() {
+                    return;
+                }
+                // The writer stopped without answering: it logged the failure.
+            }
+            Err(mpsc::error::SendError(Message::Job(job, _))) => write_one(&self.db, &job).await,
+            Err(_) => {}
+        }
+    }
+
+    /// Commits everything queued so far and stops the writer; later rows
+    /// are written one by one.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.queue.send(Message::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+async fn run(db: Db, mut inbox: mpsc::Receiver<Message>) {
+    while let Some(first) = inbox.recv().await {
+        let mut batch = Vec::new();
+        let mut stop = None;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Job(job, done) => batch.push((job, done)),
+                Message::Stop(done) => {
+                    stop = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = inbox.try_recv().ok();
+            }
+        }
+        commit(&db, batch).await;
+        if let Some(done) = stop {
+            inbox.close();
+            // Drain what raced the stop message, then say we are done.
+            let mut rest = Vec::new();
+            while let Ok(Message::Job(job, done)) = inbox.try_recv() {
+                rest.push((job, done));
+            }
+            commit(&db, rest).await;
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+async fn commit(db: &Db, batch: Vec<(LedgerJob, oneshot::Sender<()>)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let jobs: Vec<&LedgerJob> = batch.iter().map(|(job, _)| job).collect();
+    if let Err(err) = write_batch(db, &jobs).await {
+        // One bad row must not take the others with it: retry them one by one.
+        tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
+        for job in &jobs {
+            write_one(db, job).await;
+        }
+    }
+    for (_, done) in batch {
+        let _ = done.send(());
+    }
+}
+
+async fn write_batch(db: &Db, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    for job in jobs {
+        apply(&mut tx, job).await?;
+    }
+    tx.commit().await
+}
+
+async fn write_one(db: &Db, job: &LedgerJob) {
+    let result = async {
+        let mut tx = db.begin().await?;
+        apply(&mut tx, job).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, user_id = job.row.user_id, "could not write a ledger row");
+    }
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, job: &LedgerJob) -> Result<(), sqlx::Error> {
+    db::ledger::insert(conn, &job.row).await?;
+    if let Some((reservation, used)) = &job.reservation {
+        db::usage::finish(conn, reservation, *used).await?;
+    }
+    if let Some(key_id) = job.used_key_id {
+        db::user_keys::mark_used(conn, key_id, job.row.at).await?;
+    }
+    Ok(())
+}

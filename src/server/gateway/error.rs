@@ -1,0 +1,158 @@
+//! keyward's own gateway errors, in Anthropic's shape so SDKs raise the
+//! matching exception: `{"type":"error","error":{"type":…,"message":…}}`.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use crate::{error::AppError, server::routing::RouteError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl GatewayError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn authentication(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+    }
+
+    pub fn permission(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", message)
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found_error", message)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("Request exceeds the maximum allowed size of {limit} bytes."),
+        )
+    }
+
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+        }
+    }
+
+    pub fn api_error(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, "api_error", message)
+    }
+
+    pub fn internal() -> Self {
+        Self::api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "keyward hit an internal error. Please try again.",
+        )
+    }
+
+    pub fn body(&self) -> String {
+        serde_json::json!({
+            "type": "error",
+            "error": { "type": self.kind, "message": self.message },
+        })
+        .to_string()
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body(),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<AppError> for GatewayError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::LimitReached {
+                message,
+                retry_after_secs,
+            } => Self::rate_limited(message, retry_after_secs),
+            AppError::Validation(message) => Self::invalid_request(message),
+            AppError::AccountDisabled => Self::permission(err.to_string()),
+            AppError::NotFound => Self::not_found(err.to_string()),
+            _ => Self::internal(),
+        }
+    }
+}
+
+impl From<RouteError> for GatewayError {
+    fn from(err: RouteError) -> Self {
+        match err {
+            RouteError::KeyRejected => Self::authentication(
+                "Anthropic rejected the API key saved in your keyward account. Update it in keyward's Settings.",
+            ),
+            RouteError::KeyUnreadable => Self::permission(
+                "The Anthropic API key saved in your keyward account can no longer be read by this server. Re-enter it in keyward's Settings.",
+            ),
+            RouteError::NoPlatformKey => Self::permission(
+                "This keyward server has no platform key. Add your own Anthropic API key in keyward's Settings.",
+            ),
+            RouteError::Database => Self::internal(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for GatewayError {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::error!(error = %err, "database error in the gateway");
+        Self::internal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_anthropics_shape() {
+        let err = GatewayError::rate_limited("slow down", 42);
+        let body: serde_json::Value = serde_json::from_str(&err.body()).unwrap();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+        assert_eq!(body["error"]["message"], "slow down");
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+
+    #[test]
+    fn internal_errors_say_nothing_internal() {
+        let err = GatewayError::from(AppError::Internal);
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.kind, "api_error");
+    }
+}

@@ -1,0 +1,159 @@
+//! Reading a Messages request body: just enough to route, check and clamp
+//! it. The body itself goes upstream as the client sent it, unless the
+//! platform's `max_tokens` clamp has to rewrite that one field.
+
+use axum::body::{Body, Bytes};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::GatewayError;
+
+/// The fields keyward looks at; every other field passes through untouched.
+#[derive(Debug, Deserialize)]
+pub struct MessagesProbe {
+    pub model: Option<String>,
+    pub max_tokens: Option<Value>,
+    #[serde(default)]
+    pub stream: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagesRequest {
+    pub model: String,
+    pub max_tokens: Option<i64>,
+    pub stream: bool,
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            GatewayError::too_large(limit)
+        } else {
+            GatewayError::invalid_request("Could not read the request body.")
+        }
+    })
+}
+
+/// Parses the routing fields, with Anthropic-style messages for bad input.
+pub fn parse(body: &[u8]) -> Result<MessagesRequest, GatewayError> {
+    let probe: MessagesProbe = serde_json::from_slice(body).map_err(|err| {
+        GatewayError::invalid_request(format!("The request body is not valid JSON: {err}"))
+    })?;
+    let model = match probe.model {
+        Some(model) if !model.is_empty() => model,
+        _ => return Err(GatewayError::invalid_request("model: Field required")),
+    };
+    let max_tokens = match probe.max_tokens {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_i64().filter(|n| *n >= 1).ok_or_else(|| {
+            GatewayError::invalid_request("max_tokens: Input should be a positive integer")
+        })?),
+    };
+    let stream = match probe.stream {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => stream,
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "stream: Input should be a valid boolean",
+            ))
+        }
+    };
+    Ok(MessagesRequest {
+        model,
+        max_tokens,
+        stream,
+    })
+}
+
+/// The body with `max_tokens` lowered to `clamp`, plus an estimate of its
+/// input tokens for the reservation.
+pub fn clamp_and_estimate(
+    body: Bytes,
+    request: &MessagesRequest,
+    clamp: i64,
+) -> Result<(Bytes, i64), GatewayError> {
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|_| GatewayError::invalid_request("The request body is not valid JSON."))?;
+    let estimate = ["system", "messages", "tools"]
+        .iter()
+        .filter_map(|field| value.get(field))
+        .map(estimate_tokens)
+        .sum::<i64>()
+        .max(1);
+    let wanted = request
+        .max_tokens
+        .ok_or_else(|| GatewayError::invalid_request("max_tokens: Field required"))?;
+    if wanted <= clamp {
+        return Ok((body, estimate));
+    }
+    value["max_tokens"] = Value::from(clamp);
+    Ok((Bytes::from(value.to_string()), estimate))
+}
+
+/// A generous token estimate for request content: about four characters a
+/// token for text, a flat 1,600 for an image (Anthropic's ceiling for a
+/// typical image), and base64 documents counted by size.
+pub fn estimate_tokens(value: &Value) -> i64 {
+    match value {
+        Value::String(text) => text.len() as i64 / 4 + 1,
+        Value::Array(items) => items.iter().map(estimate_tokens).sum(),
+        Value::Object(map) if map.get("type").and_then(Value::as_str) == Some("image") => 1_600,
+        Value::Object(map) => map.values().map(estimate_tokens).sum::<i64>() + 4,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_the_routing_fields_and_refuses_bad_ones() {
+        let request = parse(br#"{"model":"m","max_tokens":10,"stream":true,"x":1}"#).unwrap();
+        assert_eq!(
+            request,
+            MessagesRequest {
+                model: "m".into(),
+                max_tokens: Some(10),
+                stream: true
+            }
+        );
+        assert_eq!(parse(b"{").unwrap_err().kind, "invalid_request_error");
+        assert_eq!(
+            parse(br#"{"max_tokens":1}"#).unwrap_err().message,
+            "model: Field required"
+        );
+        assert!(parse(br#"{"model":"m","max_tokens":0}"#).is_err());
+        assert!(parse(br#"{"model":"m","stream":"yes"}"#).is_err());
+        assert!(parse(br#"[]"#).is_err());
+    }
+
+    #[test]
+    fn clamps_only_above_the_plan_and_keeps_other_fields() {
+        let body = Bytes::from(
+            json!({"model":"m","max_tokens":4000,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"t"}],"metadata":{"user_id":"u"}})
+                .to_string(),
+        );
+        let request = parse(&body).unwrap();
+        let (clamped, estimate) = clamp_and_estimate(body.clone(), &request, 1024).unwrap();
+        let value: Value = serde_json::from_slice(&clamped).unwrap();
+        assert_eq!(value["max_tokens"], 1024);
+        assert_eq!(value["metadata"]["user_id"], "u");
+        assert_eq!(value["tools"][0]["name"], "t");
+        assert!(estimate > 0);
+
+        let (same, _) = clamp_and_estimate(body.clone(), &request, 8000).unwrap();
+        assert_eq!(same, body, "an unclamped body goes upstream byte for byte");
+    }
+
+    #[test]
+    fn images_count_flat_and_text_by_length() {
+        let image = json!({"type":"image","source":{"type":"base64","data":"A".repeat(1_000_000)}});
+        assert_eq!(estimate_tokens(&image), 1_600);
+        assert!(estimate_tokens(&json!("x".repeat(4_000))) >= 1_000);
+    }
+}
