@@ -39,6 +39,9 @@ pub struct Received {
     pub anthropic_version: String,
     pub model: Option<String>,
     pub max_tokens: Option<u64>,
+    pub anthropic_beta: Option<String>,
+    /// The whole request body, so tests can see that fields pass unchanged.
+    pub body: Option<Value>,
     pub stream: bool,
 }
 
@@ -130,6 +133,11 @@ fn received_from(path: &str, headers: &HeaderMap, body: Option<&Value>) -> Recei
         model: body.and_then(|b| b["model"].as_str()).map(str::to_owned),
         max_tokens: body.and_then(|b| b["max_tokens"].as_u64()),
         stream: body.and_then(|b| b["stream"].as_bool()).unwrap_or(false),
+        anthropic_beta: headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body.cloned(),
     }
 }
 
