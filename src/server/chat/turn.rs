@@ -285,8 +285,8 @@ impl UpstreamCall {
             CallEnd::Complete => (MessageStatus::Complete, None),
             CallEnd::Stopped => (MessageStatus::Stopped, None),
             // A cut stream keeps what arrived; the message says so.
-            CallEnd::Failed(UpstreamError::StreamCut) if !reply.text.is_empty() => {
-                (MessageStatus::Stopped, None)
+            CallEnd::Failed(err @ UpstreamError::StreamCut) if !reply.text.is_empty() => {
+                (MessageStatus::Stopped, Some(err.user_message(own_key)))
             }
             CallEnd::Failed(err) => (MessageStatus::Error, Some(err.user_message(own_key))),
         };
