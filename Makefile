@@ -20,7 +20,9 @@ export LEPTOS_OUTPUT_NAME := keyward
 CARGO := env RUSTFLAGS="--cfg erase_components" cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help run test build bench tools browser-tools lint unit-and-integration e2e
+SDK_VENV := target/sdk-venv
+
+.PHONY: help run test build bench tools browser-tools sdk-tools lint unit-and-integration e2e
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -40,6 +42,12 @@ browser-tools: ## Debian Chromium and the Playwright test runner
 		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
 		|| npm ci --no-audit --no-fund; }
+
+sdk-tools: ## the official Anthropic Python SDK in a virtualenv, for the gateway tests
+	@[ $(SDK_VENV)/.installed -nt tests/sdk/requirements.txt ] || { \
+		python3 -m venv $(SDK_VENV) \
+		&& $(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt \
+		&& touch $(SDK_VENV)/.installed; }
 
 DEMO_PLATFORM_KEY := sk-ant-api03-keyward-mock-platform-key
 DEMO_USER_KEY     := sk-ant-api03-keyward-mock-user-key-TRY1
@@ -71,8 +79,8 @@ lint: ## rustfmt and clippy (warnings are errors)
 	$(CARGO) clippy --features ssr --all-targets -- -D warnings
 	$(CARGO) clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
-unit-and-integration: ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set)
-	timeout 1500 $(CARGO) test --features ssr
+unit-and-integration: sdk-tools ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set), Python SDK included
+	KEYWARD_SDK_PYTHON=$(CURDIR)/$(SDK_VENV)/bin/python timeout 1500 $(CARGO) test --features ssr
 
 e2e: browser-tools ## Playwright in Debian Chromium against the debug build
 	$(CARGO) build --features ssr --bin mock_llm

@@ -16,4 +16,5 @@ mod keys;
 mod ledger;
 mod limits;
 mod ops;
+mod sdk;
 mod web_security;
