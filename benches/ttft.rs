@@ -2,24 +2,18 @@
 //! endpoint (session check, routing, conversation rows, upstream call, relay).
 //! Run with `make bench`; prints p50/p95/p99 and keyward's added latency.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use keyward::server::{config::Cli, startup::Application};
 use serde_json::json;
+use support::{ms, percentile, start_mock};
 
 const ROUNDS: usize = 300;
 const WARMUP: usize = 20;
 const PLATFORM_KEY: &str = "sk-ant-api03-bench-mock-platform-key-BNCH";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
 
 fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -35,10 +29,6 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
         ms(p99)
     );
     p50
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 async fn first_chunk_containing(response: reqwest::Response, needle: &str) -> Instant {
@@ -61,18 +51,7 @@ async fn first_chunk_containing(response: reqwest::Response, needle: &str) -> In
 
 #[tokio::main]
 async fn main() {
-    let mock_bin =
-        std::env::var("MOCK_LLM_BIN").unwrap_or_else(|_| "target/release/mock_llm".into());
-    let mut mock = Command::new(&mock_bin)
-        .args(["--addr", "127.0.0.1:0", "--delay-ms", "0", "--keys", PLATFORM_KEY])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {mock_bin}: {e} (build it with `cargo build --release --features ssr --bins`)"));
-    let mut line = String::new();
-    BufReader::new(mock.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("mock address");
-    let mock_url = line.trim().rsplit(' ').next().expect("address").to_owned();
+    let (mut mock, mock_url) = start_mock(&[PLATFORM_KEY]);
 
     let db_path = std::env::temp_dir().join(format!("keyward-bench-{}.db", std::process::id()));
     let database_url = format!("sqlite:{}?mode=rwc", db_path.display());

@@ -14,7 +14,9 @@ use crate::{
 };
 
 async fn token_for(app: &TestApp, client: &reqwest::Client) -> String {
-    let created = app.call_with(client, "tokens/create", &[("name", "sdk")]).await;
+    let created = app
+        .call_with(client, "tokens/create", &[("name", "sdk")])
+        .await;
     assert_eq!(created.status(), StatusCode::OK);
     let created: Value = created.json().await.unwrap();
     created["token"].as_str().unwrap().to_owned()
@@ -28,11 +30,20 @@ async fn the_official_python_sdk_works_unmodified(db: TestDb) {
     let mock = mock_with_platform_key();
     let app = chat_app(db, &mock, &["--requests-per-day", "1"]).await;
     // ada pays with her own key; bob is on the free plan (one request a day).
-    assert_eq!(app.call("keys/save", &[("api_key", VALID_KEY)]).await.status(), 200);
+    assert_eq!(
+        app.call("keys/save", &[("api_key", VALID_KEY)])
+            .await
+            .status(),
+        200
+    );
     let token = token_for(&app, &app.client).await;
     let bob = app.new_client();
-    app.call_with(&bob, "signup", &[("email", "bob@example.com"), ("password", PASSWORD)])
-        .await;
+    app.call_with(
+        &bob,
+        "signup",
+        &[("email", "bob@example.com"), ("password", PASSWORD)],
+    )
+    .await;
     let free_token = token_for(&app, &bob).await;
 
     let tests_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
@@ -53,7 +64,10 @@ async fn the_official_python_sdk_works_unmodified(db: TestDb) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "Python SDK tests failed:\n{report}");
+    assert!(
+        output.status.success(),
+        "Python SDK tests failed:\n{report}"
+    );
     assert!(report.contains("8 passed"), "{report}");
 }
 

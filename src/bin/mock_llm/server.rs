@@ -31,6 +31,8 @@ pub struct MockState {
     next_id: Arc<AtomicU64>,
 }
 
+const MAX_RECORDED: usize = 10_000;
+
 /// One request as the mock saw it; tests read these back.
 #[derive(Debug, Clone, Serialize)]
 pub struct Received {
@@ -61,10 +63,12 @@ impl MockState {
     }
 
     fn record(&self, received: Received) {
-        self.received
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(received);
+        let mut log = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        // Long demos and benchmarks keep only the recent past.
+        if log.len() >= MAX_RECORDED {
+            log.drain(..MAX_RECORDED / 2);
+        }
+        log.push(received);
     }
 
     fn request_id(&self) -> String {

@@ -1,0 +1,45 @@
+//! What the benchmarks share: starting the mock upstream, and percentiles.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+/// The release mock upstream, accepting `keys`, with no artificial delay.
+pub fn start_mock(keys: &[&str]) -> (Child, String) {
+    let bin = std::env::var("MOCK_LLM_BIN").unwrap_or_else(|_| "target/release/mock_llm".into());
+    let mut child = Command::new(&bin)
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--delay-ms",
+            "0",
+            "--keys",
+            &keys.join(","),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("start {bin}: {e} (build it with `cargo build --release --features ssr --bins`)")
+        });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("mock address");
+    let url = line.trim().rsplit(' ').next().expect("address").to_owned();
+    (child, url)
+}
+
+/// The `p` quantile (0..=1) of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
