@@ -11,8 +11,9 @@ use crate::{
     components::{auth_state::AuthState, nav::Nav},
     model::{SiteInfo, UserView},
     pages::{
-        admin::AdminPage, chat::ChatPage, home::HomePage, login::LoginPage, not_found::NotFound,
-        settings::SettingsPage, signup::SignupPage,
+        admin::AdminPage, admin_audit::AdminAuditPage, admin_plans::AdminPlansPage,
+        admin_user::AdminUserPage, chat::ChatPage, home::HomePage, login::LoginPage,
+        not_found::NotFound, settings::SettingsPage, signup::SignupPage,
     },
 };
 
@@ -81,6 +82,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/chat/:id?") view=ChatPage />
                     <Route path=path!("/settings") view=SettingsPage />
                     <Route path=path!("/admin") view=AdminPage />
+                    <Route path=path!("/admin/users/:id") view=AdminUserPage />
+                    <Route path=path!("/admin/plans") view=AdminPlansPage />
+                    <Route path=path!("/admin/audit") view=AdminAuditPage />
                 </Routes>
             </main>
         </Router>

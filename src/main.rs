@@ -38,6 +38,9 @@ async fn main() -> ExitCode {
         Command::RevokeToken { email, name } => cli::revoke_token(&config, &email, &name)
             .await
             .map_err(|e| e.to_string()),
+        Command::SeedDemo { rows } => cli::seed_demo(&config, rows)
+            .await
+            .map_err(|e| e.to_string()),
         Command::RotateKeys => cli::rotate_keys(&config).await.map_err(|e| e.to_string()),
         Command::GenMasterKey => {
             cli::gen_master_key();

@@ -3,29 +3,172 @@
 
 use leptos::prelude::*;
 
-use crate::{error::AppError, model::AdminUserSummary};
+use crate::{
+    error::AppError,
+    model::admin::{AuditPage, Dashboard, PeriodQuery, PlanView, UserDetail, UsersPage},
+};
 
-/// Accounts on this server, newest first (at most 200).
-#[server(endpoint = "admin/users")]
-pub async fn list_users() -> Result<Vec<AdminUserSummary>, AppError> {
+/// Totals, per-day series, top models and latency for a period.
+#[server(endpoint = "admin/dashboard")]
+pub async fn load_dashboard(period: PeriodQuery) -> Result<Dashboard, AppError> {
     use super::context::{request_context, with_status};
-    use crate::server::db;
+    use crate::server::admin::{dashboard, period as periods};
 
     with_status(
         async {
             let ctx = request_context()?;
             ctx.require_admin()?;
-            let users = db::users::list(&ctx.state.db, 200).await?;
-            Ok(users
-                .into_iter()
-                .map(|user| AdminUserSummary {
-                    id: user.id,
-                    email: user.email.clone(),
-                    is_admin: user.is_admin(),
-                    disabled: user.disabled,
-                    created_on: db::format_day(user.created_at),
-                })
-                .collect())
+            let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
+            Ok(dashboard::load(&ctx.state.db, &range).await?)
+        }
+        .await,
+    )
+}
+
+/// A page of users with their numbers for the period.
+#[server(endpoint = "admin/users")]
+pub async fn list_users(
+    period: PeriodQuery,
+    search: String,
+    sort: String,
+    page: i64,
+) -> Result<UsersPage, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::{dashboard, period as periods};
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            ctx.require_admin()?;
+            let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
+            Ok(dashboard::users_page(&ctx.state.db, &range, &search, &sort, page).await?)
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "admin/user")]
+pub async fn load_user_detail(id: i64, period: PeriodQuery) -> Result<UserDetail, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::{dashboard, period as periods};
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            ctx.require_admin()?;
+            let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
+            dashboard::user_detail(&ctx.state.db, id, &range)
+                .await?
+                .ok_or(AppError::NotFound)
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "admin/set_plan")]
+pub async fn set_user_plan(user_id: i64, plan_id: i64) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::management;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let admin = ctx.require_admin()?;
+            management::set_plan(&ctx.state, admin, user_id, plan_id, &ctx.ip).await
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "admin/set_role")]
+pub async fn set_user_role(user_id: i64, admin: bool) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::management;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let actor = ctx.require_admin()?;
+            management::set_role(&ctx.state, actor, user_id, admin, &ctx.ip).await
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "admin/set_disabled")]
+pub async fn set_user_disabled(user_id: i64, disabled: bool) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::management;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let admin = ctx.require_admin()?;
+            management::set_disabled(&ctx.state, admin, user_id, disabled, &ctx.ip).await
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "admin/plans")]
+pub async fn list_plans() -> Result<Vec<PlanView>, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::plans;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            ctx.require_admin()?;
+            plans::list(&ctx.state).await
+        }
+        .await,
+    )
+}
+
+/// Creates a plan (no `id`) or edits one. Empty limits mean unlimited.
+#[server(endpoint = "admin/save_plan")]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_plan(
+    id: Option<i64>,
+    name: String,
+    requests_per_minute: String,
+    requests_per_day: String,
+    tokens_per_day: String,
+    #[server(default)] models: Vec<String>,
+    max_tokens: String,
+) -> Result<PlanView, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::plans::{self, PlanForm};
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let admin = ctx.require_admin()?;
+            let form = PlanForm {
+                id,
+                name,
+                requests_per_minute,
+                requests_per_day,
+                tokens_per_day,
+                models,
+                max_tokens,
+            };
+            plans::save(&ctx.state, admin, &form, &ctx.ip).await
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "admin/audit")]
+pub async fn audit_log(action: String, email: String, page: i64) -> Result<AuditPage, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::admin::audit;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            ctx.require_admin()?;
+            Ok(audit::page(&ctx.state.db, &action, &email, page).await?)
         }
         .await,
     )

@@ -7,13 +7,10 @@ use crate::{error::AppError, model::UsageSummary};
 #[server(endpoint = "usage/mine")]
 pub async fn my_usage() -> Result<UsageSummary, AppError> {
     use super::context::{request_context, with_status};
-    use crate::{
-        model::CallSummary,
-        server::{
-            clock::{human_duration, next_utc_midnight, utc_day},
-            db::{self, ledger, plans, usage, user_keys},
-            user_keys::ANTHROPIC,
-        },
+    use crate::server::{
+        clock::{human_duration, next_utc_midnight, utc_day},
+        db::{ledger, plans, usage, user_keys},
+        user_keys::ANTHROPIC,
     };
 
     with_status(
@@ -30,15 +27,7 @@ pub async fn my_usage() -> Result<UsageSummary, AppError> {
             let recent = ledger::recent_for_user(db, user.id, 20)
                 .await?
                 .into_iter()
-                .map(|row| CallSummary {
-                    at: db::format_time(row.at),
-                    model: row.model,
-                    paid_by: row.key_source.to_owned(),
-                    input_tokens: row.input_tokens,
-                    output_tokens: row.output_tokens,
-                    cost_micro_usd: row.cost_micro_usd,
-                    status: row.status,
-                })
+                .map(|row| row.into_summary())
                 .collect();
             Ok(UsageSummary {
                 plan: plan.name,

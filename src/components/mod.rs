@@ -1,5 +1,6 @@
 //! Reusable pieces of UI, one concern per file.
 
+pub mod admin;
 pub mod alert;
 pub mod api_key_section;
 pub mod auth_state;

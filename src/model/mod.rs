@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod admin;
 pub mod chat;
 pub mod models;
 

@@ -1,6 +1,9 @@
 //! One file per page.
 
 pub mod admin;
+pub mod admin_audit;
+pub mod admin_plans;
+pub mod admin_user;
 pub mod chat;
 pub mod home;
 pub mod login;

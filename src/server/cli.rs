@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::{
+    admin::seed,
     auth,
     config::Config,
     db::{
@@ -121,6 +122,21 @@ pub async fn revoke_token(config: &Config, email: &str, name: &str) -> Result<()
     let user = user_by_email(&db, email).await?;
     tokens::revoke_token_by_name(&db, &user, name).await?;
     println!("revoked token \"{}\" of {}", name.trim(), user.email);
+    Ok(())
+}
+
+/// `seed-demo --rows N`
+pub async fn seed_demo(config: &Config, rows: usize) -> Result<(), CliError> {
+    let db = open_database(config).await?;
+    let started = std::time::Instant::now();
+    let backend = crate::server::db::Backend::of_url(&config.database_url);
+    let report = seed::seed_demo(&db, backend, rows, crate::server::db::now_ms()).await?;
+    println!(
+        "seeded {} ledger rows for {} demo users over the last year in {:.1} s",
+        report.rows,
+        report.users,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -59,6 +59,11 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Fill the database with N synthetic ledger rows over the last year (for demos and benchmarks).
+    SeedDemo {
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+    },
     /// Revoke a user's personal token by name.
     RevokeToken {
         #[arg(long)]

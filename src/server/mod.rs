@@ -1,6 +1,7 @@
 //! Everything that runs only on the server.
 
 pub mod accounting;
+pub mod admin;
 pub mod anthropic;
 pub mod auth;
 pub mod chat;

@@ -236,6 +236,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/logout", post(logout))
         .route("/chat/send", post(super::chat::send_handler))
+        .route("/admin/export.csv", get(super::admin::export::export_csv))
         .leptos_routes_with_context(&state, routes, || {}, {
             let options = leptos_options.clone();
             move || shell(options.clone())

@@ -138,6 +138,7 @@ async fn write_one(db: &Db, job: &LedgerJob) {
 
 async fn apply(conn: &mut sqlx::AnyConnection, job: &LedgerJob) -> Result<(), sqlx::Error> {
     db::ledger::insert(conn, &job.row).await?;
+    db::rollups::record(conn, &job.row).await?;
     if let Some((reservation, used)) = &job.reservation {
         db::usage::finish(conn, reservation, *used).await?;
     }

@@ -22,9 +22,35 @@ pub enum AuditAction {
     TokenIssued,
     TokenRevoked,
     FallbackChanged,
+    PlanChanged,
+    RoleChanged,
+    PlanSaved,
 }
 
 impl AuditAction {
+    pub const ALL: [AuditAction; 20] = [
+        AuditAction::Signup,
+        AuditAction::Login,
+        AuditAction::LoginFailed,
+        AuditAction::LoginThrottled,
+        AuditAction::Logout,
+        AuditAction::UserCreatedByCli,
+        AuditAction::UserDisabled,
+        AuditAction::UserEnabled,
+        AuditAction::PasswordChanged,
+        AuditAction::KeySaved,
+        AuditAction::KeyReplaced,
+        AuditAction::KeyRemoved,
+        AuditAction::KeyRejected,
+        AuditAction::KeysRotated,
+        AuditAction::TokenIssued,
+        AuditAction::TokenRevoked,
+        AuditAction::FallbackChanged,
+        AuditAction::PlanChanged,
+        AuditAction::RoleChanged,
+        AuditAction::PlanSaved,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Signup => "signup",
@@ -44,6 +70,9 @@ impl AuditAction {
             AuditAction::TokenIssued => "token_issued",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::FallbackChanged => "fallback_changed",
+            AuditAction::PlanChanged => "plan_changed",
+            AuditAction::RoleChanged => "role_changed",
+            AuditAction::PlanSaved => "plan_saved",
         }
     }
 }
@@ -90,4 +119,53 @@ pub async fn append(
     .execute(db)
     .await
     .map(|_| ())
+}
+
+/// One audit row with the emails of who acted and on whom.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub at: i64,
+    pub action: String,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub detail: String,
+    pub ip: Option<String>,
+}
+
+/// Newest first; `action` and `email` (actor or subject) filter when non-empty.
+pub async fn list(
+    db: &Db,
+    action: &str,
+    email: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<AuditRecord>, sqlx::Error> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT a.at, a.action, actor.email AS actor, subject.email AS subject, a.detail, a.ip \
+         FROM audit_log a \
+         LEFT JOIN users actor ON actor.id = a.actor_user_id \
+         LEFT JOIN users subject ON subject.id = a.subject_user_id \
+         WHERE ($1 = '' OR a.action = $1) \
+         AND ($2 = '' OR actor.email_norm = $2 OR subject.email_norm = $2) \
+         ORDER BY a.id DESC LIMIT $3 OFFSET $4",
+    )
+    .bind(action)
+    .bind(super::users::normalize_email(email))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditRecord {
+                at: r.try_get("at")?,
+                action: r.try_get("action")?,
+                actor: r.try_get("actor")?,
+                subject: r.try_get("subject")?,
+                detail: r.try_get("detail")?,
+                ip: r.try_get("ip")?,
+            })
+        })
+        .collect()
 }

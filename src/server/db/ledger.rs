@@ -24,6 +24,21 @@ pub struct LedgerRow {
     pub request_id: Option<String>,
 }
 
+impl LedgerRow {
+    /// The row as a user's (or an admin's) list of recent calls shows it.
+    pub fn into_summary(self) -> crate::model::CallSummary {
+        crate::model::CallSummary {
+            at: super::format_time(self.at),
+            model: self.model,
+            paid_by: self.key_source.to_owned(),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_micro_usd: self.cost_micro_usd,
+            status: self.status,
+        }
+    }
+}
+
 pub async fn insert(conn: &mut sqlx::AnyConnection, row: &LedgerRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \

@@ -6,9 +6,11 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod conversations;
+pub mod dashboard;
 pub mod ledger;
 pub mod login_failures;
 pub mod plans;
+pub mod rollups;
 pub mod sessions;
 pub mod usage;
 pub mod user_keys;

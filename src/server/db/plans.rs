@@ -110,3 +110,58 @@ pub async fn for_user(db: &Db, user_id: i64) -> Result<Plan, sqlx::Error> {
         .await?;
     from_row(&row)
 }
+
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<Plan>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM plans WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(db).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Every plan with how many users are on it (users without a plan count as free).
+pub async fn list_with_user_counts(db: &Db) -> Result<Vec<(Plan, i64)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM users u WHERE u.plan_id = plans.id \
+         OR (u.plan_id IS NULL AND plans.name = $1)) AS users FROM plans ORDER BY id"
+    );
+    let rows = sqlx::query(&sql).bind(FREE).fetch_all(db).await?;
+    rows.iter()
+        .map(|row| Ok((from_row(row)?, row.try_get("users")?)))
+        .collect()
+}
+
+/// Creates (`plan.id == 0`) or updates a plan. Errors on a duplicate name.
+pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
+    let models = plan.models.join(",");
+    let row = if plan.id == 0 {
+        let sql = format!(
+            "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        );
+        sqlx::query(&sql)
+            .bind(&plan.name)
+            .bind(plan.requests_per_minute)
+            .bind(plan.requests_per_day)
+            .bind(plan.tokens_per_day)
+            .bind(&models)
+            .bind(plan.max_tokens)
+            .bind(now_ms())
+            .fetch_one(db)
+            .await?
+    } else {
+        let sql = format!(
+            "UPDATE plans SET name = $1, requests_per_minute = $2, requests_per_day = $3, tokens_per_day = $4, \
+             models = $5, max_tokens = $6 WHERE id = $7 RETURNING {COLUMNS}"
+        );
+        sqlx::query(&sql)
+            .bind(&plan.name)
+            .bind(plan.requests_per_minute)
+            .bind(plan.requests_per_day)
+            .bind(plan.tokens_per_day)
+            .bind(&models)
+            .bind(plan.max_tokens)
+            .bind(plan.id)
+            .fetch_one(db)
+            .await?
+    };
+    from_row(&row)
+}

@@ -151,3 +151,47 @@ pub async fn set_fallback_to_free(db: &Db, id: i64, on: bool) -> Result<(), sqlx
         .await
         .map(|_| ())
 }
+
+pub async fn set_plan(db: &Db, id: i64, plan_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET plan_id = $1 WHERE id = $2")
+        .bind(plan_id)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Another enabled admin than `id` exists (the guard of the two updates below).
+const ANOTHER_ADMIN: &str =
+    "(SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id <> $1) > 0";
+
+/// Sets the role, unless that would leave no enabled admin. Returns false
+/// when refused. The check and the change are one statement.
+pub async fn set_role_keeping_an_admin(db: &Db, id: i64, admin: bool) -> Result<bool, sqlx::Error> {
+    let sql = if admin {
+        "UPDATE users SET role = 'admin' WHERE id = $1".to_owned()
+    } else {
+        format!(
+            "UPDATE users SET role = 'user' WHERE id = $1 AND (role <> 'admin' OR {ANOTHER_ADMIN})"
+        )
+    };
+    let done = sqlx::query(&sql).bind(id).execute(db).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Disables or enables, unless that would leave no enabled admin.
+pub async fn set_disabled_keeping_an_admin(
+    db: &Db,
+    id: i64,
+    disabled: bool,
+) -> Result<bool, sqlx::Error> {
+    let sql = if disabled {
+        format!(
+            "UPDATE users SET disabled = 1 WHERE id = $1 AND (role <> 'admin' OR {ANOTHER_ADMIN})"
+        )
+    } else {
+        "UPDATE users SET disabled = 0 WHERE id = $1".to_owned()
+    };
+    let done = sqlx::query(&sql).bind(id).execute(db).await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,46 @@
+-- Daily roll-ups of the ledger, kept up to date in the same transaction as
+-- each ledger row, so the admin dashboard sums days instead of calls.
+
+CREATE TABLE rollup_daily_models (
+    day                   TEXT    NOT NULL,
+    key_source            TEXT    NOT NULL,
+    model                 TEXT    NOT NULL,
+    requests              BIGINT  NOT NULL,
+    errors                BIGINT  NOT NULL,
+    input_tokens          BIGINT  NOT NULL,
+    output_tokens         BIGINT  NOT NULL,
+    cache_creation_tokens BIGINT  NOT NULL,
+    cache_read_tokens     BIGINT  NOT NULL,
+    cost_micro_usd        BIGINT  NOT NULL,
+    PRIMARY KEY (day, key_source, model)
+);
+
+CREATE TABLE rollup_daily_users (
+    day            TEXT    NOT NULL,
+    user_id        BIGINT  NOT NULL,
+    key_source     TEXT    NOT NULL,
+    requests       BIGINT  NOT NULL,
+    errors         BIGINT  NOT NULL,
+    tokens         BIGINT  NOT NULL,
+    cost_micro_usd BIGINT  NOT NULL,
+    last_at        BIGINT  NOT NULL,
+    PRIMARY KEY (day, user_id, key_source)
+);
+CREATE INDEX rollup_daily_users_by_user ON rollup_daily_users (user_id, day);
+
+-- Latency percentiles read the ledger by time.
+CREATE INDEX usage_ledger_by_time_latency ON usage_ledger (at, latency_ms);
+CREATE INDEX audit_log_by_action ON audit_log (action, at);
+
+-- Calls recorded before the roll-ups existed.
+INSERT INTO rollup_daily_models
+SELECT to_char(to_timestamp(at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), key_source, model, COUNT(*),
+       SUM(CASE WHEN status IN ('200', 'stopped') THEN 0 ELSE 1 END),
+       SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens), SUM(cost_micro_usd)
+FROM usage_ledger GROUP BY 1, 2, 3;
+
+INSERT INTO rollup_daily_users
+SELECT to_char(to_timestamp(at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), user_id, key_source, COUNT(*),
+       SUM(CASE WHEN status IN ('200', 'stopped') THEN 0 ELSE 1 END),
+       SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens), SUM(cost_micro_usd), MAX(at)
+FROM usage_ledger GROUP BY 1, 2, 3;

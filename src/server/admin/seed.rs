@@ -1,0 +1,161 @@
+//! `keyward seed-demo --rows N`: synthetic users and ledger rows over the
+//! last year, for trying the dashboard and for its benchmark.
+
+use crate::{
+    model::models::{self, TokenCounts},
+    server::{
+        clock::DAY_MS,
+        db::{rollups, users::normalize_email, Backend, Db},
+    },
+};
+
+/// Rows per INSERT statement (17 parameters each stays under both engines' limits).
+const ROWS_PER_STATEMENT: usize = 1000;
+const DAYS: i64 = 365;
+/// A hash no password verifies against: demo accounts cannot log in.
+const NO_LOGIN_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$ZGVtby1hY2NvdW50cw$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedReport {
+    pub users: usize,
+    pub rows: usize,
+}
+
+/// A small, fast, deterministic generator (xorshift64*).
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+async fn demo_users(db: &Db, count: usize, now: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(count);
+    for n in 1..=count {
+        let email = format!("demo-{n:04}@example.com");
+        sqlx::query(
+            "INSERT INTO users (email, email_norm, password_hash, role, disabled, created_at) \
+             VALUES ($1, $2, $3, 'user', 0, $4) ON CONFLICT (email_norm) DO NOTHING",
+        )
+        .bind(&email)
+        .bind(normalize_email(&email))
+        .bind(NO_LOGIN_HASH)
+        .bind(now - DAYS * DAY_MS)
+        .execute(db)
+        .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE email_norm = $1")
+            .bind(normalize_email(&email))
+            .fetch_one(db)
+            .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+pub async fn seed_demo(
+    db: &Db,
+    backend: Backend,
+    rows: usize,
+    now: i64,
+) -> Result<SeedReport, sqlx::Error> {
+    let user_count = (rows / 5_000).clamp(20, 500);
+    let users = demo_users(db, user_count, now).await?;
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15 ^ rows as u64);
+    let start = now - now.rem_euclid(DAY_MS) - (DAYS - 1) * DAY_MS;
+    let span = (now - start).max(1) as u64;
+    let mut written = 0;
+    while written < rows {
+        let batch = ROWS_PER_STATEMENT.min(rows - written);
+        let placeholders = (0..batch)
+            .map(|i| {
+                let base = i * 14;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    base + 1,
+                    base + 2,
+                    base + 3,
+                    base + 4,
+                    base + 5,
+                    base + 6,
+                    base + 7,
+                    base + 8,
+                    base + 9,
+                    base + 10,
+                    base + 11,
+                    base + 12,
+                    base + 13,
+                    base + 14
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO usage_ledger (at, user_id, key_source, model, input_tokens, output_tokens, \
+             cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, error_type, latency_ms, ttft_ms, request_id) \
+             VALUES {placeholders}"
+        );
+        let mut query = sqlx::query(&sql);
+        for _ in 0..batch {
+            let at = start + dice.below(span) as i64;
+            let user = users[dice.below(users.len() as u64) as usize];
+            let model = match dice.below(10) {
+                0 => "claude-opus-4-7",
+                1..=3 => "claude-sonnet-4-6",
+                _ => "claude-haiku-4-5",
+            };
+            let source = if dice.below(10) < 7 {
+                "platform"
+            } else {
+                "user"
+            };
+            let failed = dice.below(100) < 2;
+            let tokens = TokenCounts {
+                input: if failed { 0 } else { 20 + dice.below(3_000) },
+                output: if failed { 0 } else { 10 + dice.below(1_000) },
+                cache_creation: 0,
+                cache_read: if dice.below(4) == 0 {
+                    dice.below(2_000)
+                } else {
+                    0
+                },
+            };
+            let tokens = if failed {
+                TokenCounts::default()
+            } else {
+                tokens
+            };
+            let latency = 150 + dice.below(6_000) as i64;
+            query = query
+                .bind(at)
+                .bind(user)
+                .bind(source)
+                .bind(model)
+                .bind(tokens.input as i64)
+                .bind(tokens.output as i64)
+                .bind(tokens.cache_creation as i64)
+                .bind(tokens.cache_read as i64)
+                .bind(models::cost_micro_usd(model, tokens) as i64)
+                .bind(if failed { "529" } else { "200" })
+                .bind(failed.then_some("overloaded_error"))
+                .bind(latency)
+                .bind((!failed).then_some(latency / 4))
+                .bind(format!("req_demo_{:012x}", dice.next() >> 16));
+        }
+        query.execute(db).await?;
+        written += batch;
+    }
+    rollups::rebuild(db, backend).await?;
+    Ok(SeedReport {
+        users: users.len(),
+        rows: written,
+    })
+}
