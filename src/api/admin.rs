@@ -10,7 +10,7 @@ use crate::{
 
 /// Totals, per-day series, top models and latency for a period.
 #[server(endpoint = "admin/dashboard")]
-pub async fn load_dashboard(period: PeriodQuery) -> Result<Dashboard, AppError> {
+pub async fn load_dashboard(#[server(default)] period: PeriodQuery) -> Result<Dashboard, AppError> {
     use super::context::{request_context, with_status};
     use crate::server::admin::{dashboard, period as periods};
 
@@ -28,10 +28,10 @@ pub async fn load_dashboard(period: PeriodQuery) -> Result<Dashboard, AppError> 
 /// A page of users with their numbers for the period.
 #[server(endpoint = "admin/users")]
 pub async fn list_users(
-    period: PeriodQuery,
-    search: String,
-    sort: String,
-    page: i64,
+    #[server(default)] period: PeriodQuery,
+    #[server(default)] search: String,
+    #[server(default)] sort: String,
+    #[server(default)] page: i64,
 ) -> Result<UsersPage, AppError> {
     use super::context::{request_context, with_status};
     use crate::server::admin::{dashboard, period as periods};
@@ -48,7 +48,10 @@ pub async fn list_users(
 }
 
 #[server(endpoint = "admin/user")]
-pub async fn load_user_detail(id: i64, period: PeriodQuery) -> Result<UserDetail, AppError> {
+pub async fn load_user_detail(
+    id: i64,
+    #[server(default)] period: PeriodQuery,
+) -> Result<UserDetail, AppError> {
     use super::context::{request_context, with_status};
     use crate::server::admin::{dashboard, period as periods};
 
@@ -160,7 +163,11 @@ pub async fn save_plan(
 }
 
 #[server(endpoint = "admin/audit")]
-pub async fn audit_log(action: String, email: String, page: i64) -> Result<AuditPage, AppError> {
+pub async fn audit_log(
+    #[server(default)] action: String,
+    #[server(default)] email: String,
+    #[server(default)] page: i64,
+) -> Result<AuditPage, AppError> {
     use super::context::{request_context, with_status};
     use crate::server::admin::audit;
 

@@ -36,9 +36,51 @@ async fn non_admin_gets_403_from_page_and_server_functions(db: TestDb) {
         "no admin data leaks into the 403 page"
     );
 
-    let call = app.call_with(&user, "admin/users", &[]).await;
-    assert_eq!(call.status(), StatusCode::FORBIDDEN);
-    assert!(!call.text().await.unwrap().contains("admin@example.com"));
+    for endpoint in [
+        "admin/dashboard",
+        "admin/users",
+        "admin/user",
+        "admin/set_plan",
+        "admin/set_role",
+        "admin/set_disabled",
+        "admin/plans",
+        "admin/save_plan",
+        "admin/audit",
+    ] {
+        let form = [
+            ("id", "1"),
+            ("user_id", "1"),
+            ("plan_id", "1"),
+            ("admin", "false"),
+            ("disabled", "true"),
+            ("name", "x"),
+            ("requests_per_minute", ""),
+            ("requests_per_day", ""),
+            ("tokens_per_day", ""),
+            ("max_tokens", "1"),
+        ];
+        let call = app.call_with(&user, endpoint, &form).await;
+        assert_eq!(call.status(), StatusCode::FORBIDDEN, "{endpoint}");
+        assert!(!call.text().await.unwrap().contains("admin@example.com"));
+    }
+    for page in [
+        "/admin/plans",
+        "/admin/audit",
+        "/admin/users/1",
+        "/admin/export.csv",
+    ] {
+        assert_eq!(
+            app.get_with(&user, page).await.status(),
+            StatusCode::FORBIDDEN,
+            "{page}"
+        );
+    }
+    // The admin is still an enabled admin: nothing above changed anything.
+    let admin: (String, i64) = sqlx::query_as("SELECT role, disabled FROM users WHERE id = 1")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(admin, ("admin".to_owned(), 0));
 }
 
 async fn admin_sees_every_account(db: TestDb) {
@@ -52,14 +94,25 @@ async fn admin_sees_every_account(db: TestDb) {
     .await;
 
     assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
-    let users: serde_json::Value = app.call("admin/users", &[]).await.json().await.unwrap();
-    let emails: Vec<&str> = users
+    let users: serde_json::Value = app
+        .call("admin/users", &[("sort", "email")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let emails: Vec<&str> = users["users"]
         .as_array()
         .unwrap()
         .iter()
         .map(|u| u["email"].as_str().unwrap())
         .collect();
-    assert_eq!(emails, ["user@example.com", "admin@example.com"]);
+    assert_eq!(emails, ["admin@example.com", "user@example.com"]);
+    let html = app.get("/admin").await.text().await.unwrap();
+    assert!(
+        html.contains(r#"data-email="user@example.com""#),
+        "SSR renders the users table"
+    );
+    assert!(html.contains("<svg"), "charts are rendered on the server");
 }
 
 db_tests!(

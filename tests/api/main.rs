@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod chat;
 mod cli;
+mod dashboard;
 mod gateway;
 mod key_rotation;
 mod keys;
