@@ -15,6 +15,9 @@ export const MOCK_KEYS = {
   user: 'sk-ant-api03-mock-user-key-0001-WXYZ',
 };
 
+/** The admin account created before the server starts. */
+export const ADMIN = { email: 'admin@e2e.example.com', password: 'correct horse battery staple' };
+
 export default defineConfig({
   testDir: './tests',
   timeout: 30_000,
@@ -51,7 +54,9 @@ export default defineConfig({
       timeout: 60_000,
     },
     {
-    command: './target/debug/keyward serve',
+    // A known admin account first (on an empty database the first account
+    // is an admin anyway; this makes it this one, whatever test runs first).
+    command: `sh -c 'printf "%s\\n" "${ADMIN.password}" | ./target/debug/keyward create-user --email ${ADMIN.email} --admin --password-stdin >/dev/null && exec ./target/debug/keyward serve'`,
     cwd: '..',
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,

@@ -1,4 +1,6 @@
 //! What the benchmarks share: starting the mock upstream, and percentiles.
+// Each benchmark uses only some of these helpers.
+#![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader},

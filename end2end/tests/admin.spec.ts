@@ -1,0 +1,77 @@
+import { expect, test } from '@playwright/test';
+import { ADMIN } from '../playwright.config';
+import { gotoHydrated, logIn, signUp, uniqueEmail } from './helpers';
+
+test('an admin sees the dashboard, moves a user to a new plan, and the user gets its limits', async ({ browser }) => {
+  // A user chats once, so the dashboard has something to show.
+  const userContext = await browser.newContext();
+  const user = await userContext.newPage();
+  const email = uniqueEmail('planned');
+  await signUp(user, email);
+  await gotoHydrated(user, '/chat');
+  await user.getByLabel('Message').fill('hello dashboard');
+  await user.getByRole('button', { name: 'Send' }).click();
+  await expect(user.locator('article.msg-assistant')).toHaveAttribute('data-status', 'complete');
+
+  const adminContext = await browser.newContext();
+  const admin = await adminContext.newPage();
+  await logIn(admin, ADMIN.email, ADMIN.password);
+  await gotoHydrated(admin, '/admin');
+  await expect(admin.getByRole('img', { name: 'Cost per day' })).toBeVisible();
+  await expect(admin.getByRole('img', { name: 'Requests per day' })).toBeVisible();
+  const row = admin.locator(`tr[data-email="${email}"]`);
+  await expect(row).toHaveAttribute('data-requests-platform', '1');
+  await expect(row).toHaveAttribute('data-requests-user', '0');
+  await expect(row).toHaveAttribute('data-cost-usd', /^0\.\d{6}$/);
+
+  // A new plan with a higher daily limit.
+  const plan = `team${Date.now() % 100000}`;
+  await gotoHydrated(admin, '/admin/plans');
+  const form = admin.getByRole('form', { name: 'New plan' });
+  await form.getByLabel('Name').fill(plan);
+  await form.getByLabel('Requests per day').fill('40');
+  await form.getByLabel('Claude Haiku 4.5').check();
+  await form.getByRole('button', { name: 'Save plan' }).click();
+  await expect(admin.getByRole('status')).toContainText(`Plan "${plan}" saved.`);
+
+  // Move the user onto it from their page.
+  await gotoHydrated(admin, '/admin');
+  await row.getByRole('link', { name: email }).click();
+  await expect(admin.getByRole('heading', { name: email })).toBeVisible();
+  await expect(admin.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await admin.getByLabel('Plan').selectOption({ label: plan });
+  await admin.getByRole('button', { name: 'Change plan' }).click();
+  await expect(admin.getByText(`plan ${plan}`)).toBeVisible();
+
+  // The user's own usage page now shows the new plan's limit.
+  await gotoHydrated(user, '/settings');
+  await expect(user.getByText(`(${plan} plan)`)).toBeVisible();
+  await expect(user.getByText('1 of 40')).toBeVisible();
+});
+
+test('a personal token is shown once and can be revoked', async ({ page }) => {
+  await signUp(page, uniqueEmail('tokens'));
+  await gotoHydrated(page, '/settings');
+  await page.getByLabel('Token name').fill('my laptop');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const token = page.getByTestId('new-token');
+  await expect(token).toHaveText(/^kw_[A-Za-z0-9]{32}$/);
+  const row = page.locator('tr[data-token-name="my laptop"]');
+  await expect(row).toBeVisible();
+  await expect(row).not.toContainText((await token.textContent()) ?? 'missing');
+
+  // The token works against the gateway.
+  const secret = (await token.textContent()) ?? '';
+  const models = await page.request.get('/v1/models', { headers: { 'x-api-key': secret } });
+  expect(models.status()).toBe(200);
+
+  page.once('dialog', (dialog) => dialog.accept());
+  await row.getByRole('button', { name: 'Revoke my laptop' }).click();
+  await expect(row).toHaveCount(0);
+  const after = await page.request.get('/v1/models', { headers: { 'x-api-key': secret } });
+  expect(after.status()).toBe(401);
+
+  // After a reload the token is gone from the page for good.
+  await gotoHydrated(page, '/settings');
+  await expect(page.getByTestId('new-token')).toHaveCount(0);
+});
