@@ -39,7 +39,7 @@ test('an admin sees the dashboard, moves a user to a new plan, and the user gets
   await row.getByRole('link', { name: email }).click();
   await expect(admin.getByRole('heading', { name: email })).toBeVisible();
   await expect(admin.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  await admin.getByLabel('Plan').selectOption({ label: plan });
+  await admin.getByLabel('Plan', { exact: true }).selectOption({ label: plan });
   await admin.getByRole('button', { name: 'Change plan' }).click();
   await expect(admin.getByText(`plan ${plan}`)).toBeVisible();
 
