@@ -57,7 +57,6 @@ async fn dashboard_numbers_equal_sums_over_the_ledger(db: TestDb) {
         .unwrap();
     let totals = &dashboard["totals"];
     let sum = |sql: &'static str| ledger_sum(&app, sql, from, until);
-    let (app, sum) = (&app, sum);
     assert_eq!(totals["requests"], sum("COUNT(*)").await);
     assert_eq!(
         totals["platform_cost"],

@@ -24,7 +24,7 @@ pub struct LedgerJob {
 }
 
 enum Message {
-    Job(LedgerJob, oneshot::Sender<()>),
+    Job(Box<LedgerJob>, oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -45,13 +45,9 @@ impl LedgerWriter {
     /// Writes `job` and returns once it is committed.
     pub async fn write(&self, job: LedgerJob) {
         let (done, committed) = oneshot::channel();
-        match self.queue.send(Message::Job(job, done)).await {
-            Ok(()) => {
-                if committed.await.is_ok() {
-                    return;
-                }
-                // The writer stopped without answering: it logged the failure.
-            }
+        match self.queue.send(Message::Job(Box::new(job), done)).await {
+            // An error here means the writer stopped mid-batch; it logged why.
+            Ok(()) => drop(committed.await),
             Err(mpsc::error::SendError(Message::Job(job, _))) => write_one(&self.db, &job).await,
             Err(_) => {}
         }
@@ -74,7 +70,7 @@ async fn run(db: Db, mut inbox: mpsc::Receiver<Message>) {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Job(job, done) => batch.push((job, done)),
+                Message::Job(job, done) => batch.push((*job, done)),
                 Message::Stop(done) => {
                     stop = Some(done);
                     break;
@@ -90,7 +86,7 @@ async fn run(db: Db, mut inbox: mpsc::Receiver<Message>) {
             // Drain what raced the stop message, then say we are done.
             let mut rest = Vec::new();
             while let Ok(Message::Job(job, done)) = inbox.try_recv() {
-                rest.push((job, done));
+                rest.push((*job, done));
             }
             commit(&db, rest).await;
             let _ = done.send(());
