@@ -45,6 +45,9 @@ async fn main() -> std::io::Result<()> {
     // Tests read this first line to learn the port.
     println!("mock_llm listening on http://{}", listener.local_addr()?);
     let state = server::MockState::new(args.keys, std::time::Duration::from_millis(args.delay_ms));
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, server::router(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

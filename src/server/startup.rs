@@ -8,6 +8,7 @@ use axum::{
     middleware::{from_fn, from_fn_with_state},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
+    serve::ListenerExt,
     Extension, Json, Router,
 };
 use leptos::config::LeptosOptions;
@@ -199,8 +200,13 @@ impl Application {
     ) -> Result<(), StartupError> {
         spawn_housekeeping(self.state.db.clone());
         tracing::info!(addr = %self.local_addr(), "keyward is listening");
+        // Small writes (stream events, response heads) go out at once instead
+        // of waiting on Nagle's algorithm and the peer's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
