@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     accounting::LedgerWriter,
+    anthropic::AnthropicClient,
     auth::{self, LoginThrottle},
     config::Config,
     db::{self, sessions::DbSessionStore, Backend},
@@ -161,7 +162,9 @@ impl Application {
         if let Ok(addr) = listener.local_addr() {
             leptos_options.site_addr = addr;
         }
+        let http = upstream_client();
         let state = AppState {
+            anthropic: AnthropicClient::new(http.clone(), config.anthropic_base_url.clone()),
             leptos_options,
             keyring: Arc::new(keyring),
             db: db.clone(),
@@ -169,7 +172,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             login_throttle: LoginThrottle::default(),
             dummy_hash: auth::new_dummy_hash(),
-            http: upstream_client(),
+            http,
             clock: Arc::default(),
             ledger: LedgerWriter::start(db.clone()),
             tasks: TaskTracker::new(),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub clock: Arc<super::clock::Clock>,
     /// One pooled HTTP client for every upstream call.
     pub http: reqwest::Client,
+    /// Messages calls to `$ANTHROPIC_BASE_URL`, on `http`'s connection pool.
+    pub anthropic: super::anthropic::AnthropicClient,
     /// Verified against when a login names an unknown email (equal timing).
     pub dummy_hash: Arc<String>,
     /// Ledger rows and reservation settlements, committed in groups.

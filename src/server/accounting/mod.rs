@@ -73,16 +73,20 @@ pub struct CallInFlight {
 }
 
 impl CallInFlight {
+    /// Logs a failed call and marks a user key Anthropic refused. Call it
+    /// before the caller is told, so their next call already sees the mark.
+    pub async fn note_failure(&self, state: &AppState, err: &UpstreamError) {
+        tracing::warn!(error = %err.label(), source = self.routed.source.as_str(), "upstream call failed");
+        if err.is_key_rejection() {
+            routing::note_key_rejection(state, &self.routed).await;
+        }
+    }
+
     /// Records the call's end; returns once its ledger row is committed.
+    /// Failures must have gone through `note_failure` first.
     pub async fn finish(self, state: &AppState, end: &CallEnd, report: CallReport) -> Billed {
         let source = self.routed.source.as_str();
         let label = end.label();
-        if let CallEnd::Failed(err) = end {
-            tracing::warn!(error = %label, source, "upstream call failed");
-            if err.is_key_rejection() {
-                routing::note_key_rejection(state, &self.routed).await;
-            }
-        }
         state.metrics.record_upstream(source, &label);
         let usage = &report.usage;
         let tokens = TokenCounts {

@@ -1,10 +1,7 @@
 //! Assembling the dashboard and the users table from the roll-ups.
 
 use crate::{
-    model::admin::{
-        AdminUserRow, Dashboard, DayPoint, ModelPoint, TotalsView, UserDayRow, UserDetail,
-        UsersPage,
-    },
+    model::admin::{AdminUserRow, Dashboard, DayPoint, UserDayRow, UserDetail, UsersPage},
     server::db::{
         self,
         dashboard::{self as queries, DayRange, UserQuery, UserSort, UserUsage},
@@ -22,58 +19,30 @@ pub async fn load(db: &Db, range: &DayRange) -> Result<Dashboard, sqlx::Error> {
     Ok(Dashboard {
         from: range.from_day.clone(),
         to: range.to_day.clone(),
-        totals: TotalsView {
-            requests: totals.requests,
-            errors: totals.errors,
-            platform_requests: totals.platform_requests,
-            user_requests: totals.user_requests,
-            input_tokens: totals.input_tokens,
-            output_tokens: totals.output_tokens,
-            cache_tokens: totals.cache_tokens,
-            platform_cost: totals.platform_cost,
-            user_cost: totals.user_cost,
-            active_users: totals.active_users,
-        },
+        totals,
         days: fill_days(range, days),
-        models: models
-            .into_iter()
-            .map(|m| ModelPoint {
-                model: m.model,
-                requests: m.requests,
-                tokens: m.tokens,
-                cost: m.cost,
-            })
-            .collect(),
+        models,
         latency_p50_ms: latency.map(|l| l.0),
         latency_p95_ms: latency.map(|l| l.1),
     })
 }
 
 /// Every day of the range, with zeros where nothing happened (charts need them).
-fn fill_days(range: &DayRange, mut days: Vec<queries::DayUsage>) -> Vec<DayPoint> {
-    days.reverse();
+fn fill_days(range: &DayRange, days: Vec<DayPoint>) -> Vec<DayPoint> {
+    let mut days = days.into_iter().peekable();
     let mut out = Vec::new();
     let mut at = range.from_ms;
     while at < range.until_ms {
         let day = db::format_day(at);
-        let found = days.last().filter(|d| d.day == day).is_some();
-        let point = if found {
-            let d = days.pop().expect("checked above");
-            DayPoint {
-                day,
-                platform_requests: d.platform_requests,
-                user_requests: d.user_requests,
-                platform_cost: d.platform_cost,
-                user_cost: d.user_cost,
-            }
-        } else {
-            DayPoint {
+        let point = match days.next_if(|d| d.day == day) {
+            Some(point) => point,
+            None => DayPoint {
                 day,
                 platform_requests: 0,
                 user_requests: 0,
                 platform_cost: 0,
                 user_cost: 0,
-            }
+            },
         };
         out.push(point);
         at += crate::server::clock::DAY_MS;

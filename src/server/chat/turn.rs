@@ -19,7 +19,7 @@ use crate::{
     server::{
         accounting::{CallEnd, CallInFlight, CallOrigin, CallReport},
         anthropic::{
-            parse_event, sse::SseParser, AnthropicClient, StreamEvent, UpstreamError, API_VERSION,
+            parse_event, sse::SseParser, StreamEvent, UpstreamError, API_VERSION,
             STREAM_IDLE_TIMEOUT,
         },
         db::{
@@ -249,12 +249,10 @@ struct ReplySoFar {
 
 impl UpstreamCall {
     async fn run(self, body: Bytes, tx: mpsc::Sender<ChatEvent>) {
-        let client = AnthropicClient::new(
-            self.state.http.clone(),
-            self.state.config.anthropic_base_url.clone(),
-        );
         let mut reply = ReplySoFar::default();
-        let end = match client
+        let end = match self
+            .state
+            .anthropic
             .post_messages(&self.call.routed.secret, API_VERSION, body, true)
             .await
         {
@@ -290,6 +288,9 @@ impl UpstreamCall {
             }
             CallEnd::Failed(err) => (MessageStatus::Error, Some(err.user_message(own_key))),
         };
+        if let CallEnd::Failed(err) = &end {
+            call.note_failure(&state, err).await;
+        }
         let source = call.routed.source.as_str();
         let model = call.model.clone();
         let billed = call.finish(&state, &end, reply.report).await;

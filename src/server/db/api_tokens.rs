@@ -71,21 +71,6 @@ pub async fn live_for_user(db: &Db, user_id: i64) -> Result<Vec<TokenRow>, sqlx:
     rows.iter().map(from_row).collect()
 }
 
-/// Every live token, newest first (admin view).
-pub async fn all_live(db: &Db, limit: i64) -> Result<Vec<(TokenRow, String)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT t.id, t.user_id, t.name, t.prefix, t.created_at, t.last_used_at, u.email \
-         FROM api_tokens t JOIN users u ON u.id = t.user_id \
-         WHERE t.revoked_at IS NULL ORDER BY t.id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
-    rows.iter()
-        .map(|row| Ok((from_row(row)?, row.try_get("email")?)))
-        .collect()
-}
-
 /// The live token with this hash and its owner, in one query.
 pub async fn find_live_by_hash(
     db: &Db,

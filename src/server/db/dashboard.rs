@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::Db;
+use crate::model::admin::{DayPoint, ModelPoint, TotalsView};
 
 /// Whole UTC days, `from` and `to` included, plus the same range in ms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,20 +13,6 @@ pub struct DayRange {
     pub to_day: String,
     pub from_ms: i64,
     pub until_ms: i64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub requests: i64,
-    pub errors: i64,
-    pub platform_requests: i64,
-    pub user_requests: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_tokens: i64,
-    pub platform_cost: i64,
-    pub user_cost: i64,
-    pub active_users: i64,
 }
 
 const SUMS: &str = "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
@@ -38,7 +25,7 @@ const SUMS: &str = "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
     CAST(COALESCE(SUM(CASE WHEN key_source = 'platform' THEN cost_micro_usd ELSE 0 END), 0) AS BIGINT) AS platform_cost, \
     CAST(COALESCE(SUM(CASE WHEN key_source = 'user' THEN cost_micro_usd ELSE 0 END), 0) AS BIGINT) AS user_cost";
 
-pub async fn totals(db: &Db, range: &DayRange) -> Result<Totals, sqlx::Error> {
+pub async fn totals(db: &Db, range: &DayRange) -> Result<TotalsView, sqlx::Error> {
     let sql = format!("SELECT {SUMS} FROM rollup_daily_models WHERE day >= $1 AND day <= $2");
     let row = sqlx::query(&sql)
         .bind(&range.from_day)
@@ -52,7 +39,7 @@ pub async fn totals(db: &Db, range: &DayRange) -> Result<Totals, sqlx::Error> {
     .bind(&range.to_day)
     .fetch_one(db)
     .await?;
-    Ok(Totals {
+    Ok(TotalsView {
         requests: row.try_get("requests")?,
         errors: row.try_get("errors")?,
         platform_requests: row.try_get("platform_requests")?,
@@ -66,17 +53,8 @@ pub async fn totals(db: &Db, range: &DayRange) -> Result<Totals, sqlx::Error> {
     })
 }
 
-/// Requests and cost per day and key source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayUsage {
-    pub day: String,
-    pub platform_requests: i64,
-    pub user_requests: i64,
-    pub platform_cost: i64,
-    pub user_cost: i64,
-}
-
-pub async fn per_day(db: &Db, range: &DayRange) -> Result<Vec<DayUsage>, sqlx::Error> {
+/// Requests and cost per day and key source (days without calls are absent).
+pub async fn per_day(db: &Db, range: &DayRange) -> Result<Vec<DayPoint>, sqlx::Error> {
     let sql = format!(
         "SELECT day, {SUMS} FROM rollup_daily_models WHERE day >= $1 AND day <= $2 GROUP BY day ORDER BY day"
     );
@@ -87,7 +65,7 @@ pub async fn per_day(db: &Db, range: &DayRange) -> Result<Vec<DayUsage>, sqlx::E
         .await?;
     rows.iter()
         .map(|row| {
-            Ok(DayUsage {
+            Ok(DayPoint {
                 day: row.try_get("day")?,
                 platform_requests: row.try_get("platform_requests")?,
                 user_requests: row.try_get("user_requests")?,
@@ -98,19 +76,11 @@ pub async fn per_day(db: &Db, range: &DayRange) -> Result<Vec<DayUsage>, sqlx::E
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelUsage {
-    pub model: String,
-    pub requests: i64,
-    pub tokens: i64,
-    pub cost: i64,
-}
-
 pub async fn top_models(
     db: &Db,
     range: &DayRange,
     limit: i64,
-) -> Result<Vec<ModelUsage>, sqlx::Error> {
+) -> Result<Vec<ModelPoint>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT model, CAST(SUM(requests) AS BIGINT) AS requests, \
          CAST(SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens) AS BIGINT) AS tokens, \
@@ -124,7 +94,7 @@ pub async fn top_models(
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(ModelUsage {
+            Ok(ModelPoint {
                 model: row.try_get("model")?,
                 requests: row.try_get("requests")?,
                 tokens: row.try_get("tokens")?,

@@ -20,8 +20,7 @@ use super::{auth, error::GatewayError, passthrough, request};
 use crate::server::{
     accounting::{CallEnd, CallInFlight, CallOrigin, CallReport},
     anthropic::{
-        sse::SseParser, AnthropicClient, ForwardedHeaders, UpstreamError, Usage, JSON_TIMEOUT,
-        STREAM_IDLE_TIMEOUT,
+        sse::SseParser, ForwardedHeaders, UpstreamError, Usage, JSON_TIMEOUT, STREAM_IDLE_TIMEOUT,
     },
     limits,
     state::AppState,
@@ -97,21 +96,13 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn client(&self) -> AnthropicClient {
-        AnthropicClient::new(
-            self.state.http.clone(),
-            self.state.config.anthropic_base_url.clone(),
-        )
-    }
-
     /// Sends the request; `None` when the client left before the answer.
     async fn send(
         &mut self,
         body: Bytes,
         stream: bool,
     ) -> Option<Result<reqwest::Response, UpstreamError>> {
-        let client = self.client();
-        let call = client.post_forwarded(
+        let call = self.state.anthropic.post_forwarded(
             "/v1/messages",
             &self.call.routed.secret,
             &self.forwarded,
@@ -136,6 +127,8 @@ impl Upstream {
             request_id: err.request_id(),
             ..CallReport::default()
         };
+        // Marked before the client hears of it, so its next call is refused up front.
+        self.call.note_failure(&self.state, &err).await;
         let _ = self
             .head
             .send(passthrough::upstream_error(&err, self.call.routed.source));
@@ -207,6 +200,9 @@ impl Upstream {
             return;
         }
         let end = relay_events(response, &chunks_tx, &mut report, self.call.started_at).await;
+        if let CallEnd::Failed(err) = &end {
+            self.call.note_failure(&self.state, err).await;
+        }
         self.call.finish(&self.state, &end, report).await;
     }
 }
@@ -315,10 +311,9 @@ pub async fn count_tokens(
                 parsed.model
             )));
         }
-        let client =
-            AnthropicClient::new(state.http.clone(), state.config.anthropic_base_url.clone());
         let forwarded = ForwardedHeaders::from_client(&headers);
-        let answer = client
+        let answer = state
+            .anthropic
             .post_forwarded(
                 "/v1/messages/count_tokens",
                 &routed.secret,

@@ -6,5 +6,5 @@ mod format;
 mod service;
 
 pub use cache::{Principal, PrincipalCache};
-pub use format::{hash_token, hex, looks_like_token, new_token, TOKEN_PREFIX};
+pub use format::{hash_token, hex, looks_like_token, new_token};
 pub use service::{create_token, list_tokens, revoke_token, revoke_token_by_name, CreatedToken};
