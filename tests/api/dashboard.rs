@@ -81,6 +81,21 @@ async fn dashboard_numbers_equal_sums_over_the_ledger(db: TestDb) {
         .map(|d| d["platform_requests"].as_i64().unwrap() + d["user_requests"].as_i64().unwrap())
         .sum();
     assert_eq!(per_day_requests, totals["requests"].as_i64().unwrap());
+    let latencies: Vec<i64> = sqlx::query_scalar(
+        "SELECT latency_ms FROM usage_ledger WHERE at >= $1 AND at < $2 ORDER BY latency_ms",
+    )
+    .bind(from)
+    .bind(until)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let bucketed = |share: f64| {
+        let rank = (latencies.len() as f64 * share).ceil() as usize;
+        use keyward::server::db::rollups::{bucket_upper_edge, latency_bucket};
+        bucket_upper_edge(latency_bucket(latencies[rank - 1]))
+    };
+    assert_eq!(dashboard["latency_p50_ms"], bucketed(0.5));
+    assert_eq!(dashboard["latency_p95_ms"], bucketed(0.95));
     assert!(
         dashboard["latency_p50_ms"].as_i64().unwrap()
             <= dashboard["latency_p95_ms"].as_i64().unwrap()

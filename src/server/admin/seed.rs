@@ -73,6 +73,8 @@ pub async fn seed_demo(
     let start = now - now.rem_euclid(DAY_MS) - (DAYS - 1) * DAY_MS;
     let span = (now - start).max(1) as u64;
     let mut written = 0;
+    // Many statements per transaction: one commit (and fsync) per 50,000 rows.
+    let mut tx = db.begin().await?;
     while written < rows {
         let batch = ROWS_PER_STATEMENT.min(rows - written);
         let placeholders = (0..batch)
@@ -150,9 +152,14 @@ pub async fn seed_demo(
                 .bind((!failed).then_some(latency / 4))
                 .bind(format!("req_demo_{:012x}", dice.next() >> 16));
         }
-        query.execute(db).await?;
+        query.execute(&mut *tx).await?;
         written += batch;
+        if written % (50 * ROWS_PER_STATEMENT) == 0 {
+            tx.commit().await?;
+            tx = db.begin().await?;
+        }
     }
+    tx.commit().await?;
     rollups::rebuild(db, backend).await?;
     Ok(SeedReport {
         users: users.len(),

@@ -104,32 +104,43 @@ pub async fn top_models(
         .collect()
 }
 
-/// Latency p50 and p95 in ms of the calls in the range (None without calls).
+/// Latency p50 and p95 in ms of the calls in the range (None without
+/// calls), to the width of a latency bucket and rounded up.
 pub async fn latency_percentiles(
     db: &Db,
     range: &DayRange,
 ) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger WHERE at >= $1 AND at < $2")
-            .bind(range.from_ms)
-            .bind(range.until_ms)
-            .fetch_one(db)
-            .await?;
-    if count == 0 {
-        return Ok(None);
+    let buckets: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT bucket_ms, CAST(SUM(calls) AS BIGINT) FROM rollup_daily_latency \
+         WHERE day >= $1 AND day <= $2 GROUP BY bucket_ms ORDER BY bucket_ms",
+    )
+    .bind(&range.from_day)
+    .bind(&range.to_day)
+    .fetch_all(db)
+    .await?;
+    Ok(percentiles(&buckets))
+}
+
+/// p50 and p95 from (bucket, calls) pairs sorted by bucket.
+fn percentiles(buckets: &[(i64, i64)]) -> Option<(i64, i64)> {
+    let total: i64 = buckets.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return None;
     }
-    let at_rank = |rank: i64| {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT latency_ms FROM usage_ledger WHERE at >= $1 AND at < $2 ORDER BY latency_ms LIMIT 1 OFFSET $3",
-        )
-        .bind(range.from_ms)
-        .bind(range.until_ms)
-        .bind(rank)
-        .fetch_one(db)
+    let at = |share: f64| {
+        let rank = (total as f64 * share).ceil() as i64;
+        let mut seen = 0;
+        for (bucket, calls) in buckets {
+            seen += calls;
+            if seen >= rank {
+                return super::rollups::bucket_upper_edge(*bucket);
+            }
+        }
+        buckets
+            .last()
+            .map_or(0, |b| super::rollups::bucket_upper_edge(b.0))
     };
-    let p50 = at_rank((count - 1) / 2).await?;
-    let p95 = at_rank((count - 1) * 95 / 100).await?;
-    Ok(Some((p50, p95)))
+    Some((at(0.5), at(0.95)))
 }
 
 /// One user in the users table, with their numbers for the range.
@@ -285,6 +296,15 @@ pub async fn user_days(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_come_from_cumulative_bucket_counts() {
+        assert_eq!(percentiles(&[]), None);
+        // 50 calls at 200-250 ms, 45 at 1000-1250 ms, 5 at 5000-5250 ms.
+        let buckets = [(200, 50), (1_000, 45), (5_000, 5)];
+        assert_eq!(percentiles(&buckets), Some((250, 1_250)));
+        assert_eq!(percentiles(&[(0, 1)]), Some((10, 10)));
+    }
 
     #[test]
     fn search_patterns_escape_wildcards() {

@@ -8,6 +8,34 @@ pub fn is_error(status: &str) -> bool {
     !matches!(status, "200" | "stopped")
 }
 
+/// The latency bucket (its lower edge, ms) a call falls in; the SQL in the
+/// migration and in `rebuild` computes the same.
+pub fn latency_bucket(ms: i64) -> i64 {
+    match ms {
+        ..=0 => 0,
+        1..=99 => ms / 10 * 10,
+        100..=999 => ms / 50 * 50,
+        1_000..=9_999 => ms / 250 * 250,
+        10_000..=119_999 => ms / 5_000 * 5_000,
+        _ => 120_000,
+    }
+}
+
+/// The upper edge of a bucket, reported as the percentile (never optimistic).
+pub fn bucket_upper_edge(lower: i64) -> i64 {
+    match lower {
+        ..=99 => lower + 10,
+        100..=999 => lower + 50,
+        1_000..=9_999 => lower + 250,
+        10_000..=119_999 => lower + 5_000,
+        _ => lower,
+    }
+}
+
+const LATENCY_BUCKET_SQL: &str = "CASE WHEN latency_ms < 100 THEN latency_ms / 10 * 10 \
+    WHEN latency_ms < 1000 THEN latency_ms / 50 * 50 WHEN latency_ms < 10000 THEN latency_ms / 250 * 250 \
+    WHEN latency_ms < 120000 THEN latency_ms / 5000 * 5000 ELSE 120000 END";
+
 /// Adds one ledger row to the roll-ups.
 pub async fn record(conn: &mut sqlx::AnyConnection, row: &LedgerRow) -> Result<(), sqlx::Error> {
     let day = format_day(row.at);
@@ -51,6 +79,14 @@ pub async fn record(conn: &mut sqlx::AnyConnection, row: &LedgerRow) -> Result<(
     .bind(tokens)
     .bind(row.cost_micro_usd)
     .bind(row.at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO rollup_daily_latency (day, bucket_ms, calls) VALUES ($1, $2, 1) \
+         ON CONFLICT (day, bucket_ms) DO UPDATE SET calls = rollup_daily_latency.calls + 1",
+    )
+    .bind(&day)
+    .bind(latency_bucket(row.latency_ms))
     .execute(conn)
     .await?;
     Ok(())
@@ -72,6 +108,14 @@ pub async fn rebuild(db: &super::Db, backend: super::Backend) -> Result<(), sqlx
     sqlx::query("DELETE FROM rollup_daily_users")
         .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM rollup_daily_latency")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO rollup_daily_latency SELECT {day}, {LATENCY_BUCKET_SQL}, COUNT(*) FROM usage_ledger GROUP BY 1, 2"
+    ))
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(&format!(
         "INSERT INTO rollup_daily_models SELECT {day}, key_source, model, COUNT(*), {errors}, \
          SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens), SUM(cost_micro_usd) \
@@ -87,4 +131,21 @@ pub async fn rebuild(db: &super::Db, backend: super::Backend) -> Result<(), sqlx
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_widen_with_latency() {
+        assert_eq!(latency_bucket(7), 0);
+        assert_eq!(latency_bucket(99), 90);
+        assert_eq!(latency_bucket(120), 100);
+        assert_eq!(latency_bucket(1_234), 1_000);
+        assert_eq!(latency_bucket(59_000), 55_000);
+        assert_eq!(latency_bucket(600_000), 120_000);
+        assert_eq!(bucket_upper_edge(latency_bucket(1_234)), 1_250);
+        assert_eq!(bucket_upper_edge(latency_bucket(5)), 10);
+    }
 }
