@@ -114,32 +114,33 @@ async fn commit(db: &Db, batch: Vec<(LedgerJob, oneshot::Sender<()>)>) {
 
 async fn write_batch(db: &Db, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    for job in jobs {
-        apply(&mut tx, job).await?;
-    }
+    apply(&mut tx, jobs).await?;
     tx.commit().await
 }
 
 async fn write_one(db: &Db, job: &LedgerJob) {
-    let result = async {
-        let mut tx = db.begin().await?;
-        apply(&mut tx, job).await?;
-        tx.commit().await
-    }
-    .await;
-    if let Err(err) = result {
+    if let Err(err) = write_batch(db, &[job]).await {
         tracing::error!(error = %err, user_id = job.row.user_id, "could not write a ledger row");
     }
 }
 
-async fn apply(conn: &mut sqlx::AnyConnection, job: &LedgerJob) -> Result<(), sqlx::Error> {
-    db::ledger::insert(conn, &job.row).await?;
-    db::rollups::record(conn, &job.row).await?;
-    if let Some((reservation, used)) = &job.reservation {
-        db::usage::finish(conn, reservation, *used).await?;
+/// Everything a batch changes: ledger rows, roll-ups, reservations, keys' last use.
+async fn apply(conn: &mut sqlx::AnyConnection, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+    let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
+    db::ledger::insert_many(conn, &rows).await?;
+    db::rollups::record_many(conn, &rows).await?;
+    let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
+    for job in jobs {
+        if let Some((reservation, used)) = &job.reservation {
+            db::usage::finish(conn, reservation, *used).await?;
+        }
+        if let Some(key_id) = job.used_key_id {
+            let at = keys_used.entry(key_id).or_default();
+            *at = (*at).max(job.row.at);
+        }
     }
-    if let Some(key_id) = job.used_key_id {
-        db::user_keys::mark_used(conn, key_id, job.row.at).await?;
+    for (key_id, at) in keys_used {
+        db::user_keys::mark_used(conn, key_id, at).await?;
     }
     Ok(())
 }

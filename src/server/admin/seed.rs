@@ -5,12 +5,12 @@ use crate::{
     model::models::{self, TokenCounts},
     server::{
         clock::DAY_MS,
-        db::{rollups, users::normalize_email, Backend, Db},
+        db::{self, ledger::LedgerRow, rollups, users::normalize_email, Backend, Db},
     },
 };
 
-/// Rows per INSERT statement (17 parameters each stays under both engines' limits).
-const ROWS_PER_STATEMENT: usize = 1000;
+/// Rows generated and inserted at a time.
+const ROWS_PER_BATCH: usize = 5_000;
 const DAYS: i64 = 365;
 /// A hash no password verifies against: demo accounts cannot log in.
 const NO_LOGIN_HASH: &str =
@@ -61,6 +61,54 @@ async fn demo_users(db: &Db, count: usize, now: i64) -> Result<Vec<i64>, sqlx::E
     Ok(ids)
 }
 
+/// One made-up call: mostly Haiku, 70 % on the platform key, 2 % failures.
+fn synthetic_row(dice: &mut Dice, users: &[i64], at: i64) -> LedgerRow {
+    let user_id = users[dice.below(users.len() as u64) as usize];
+    let model = match dice.below(10) {
+        0 => "claude-opus-4-7",
+        1..=3 => "claude-sonnet-4-6",
+        _ => "claude-haiku-4-5",
+    };
+    let key_source = if dice.below(10) < 7 {
+        "platform"
+    } else {
+        "user"
+    };
+    let failed = dice.below(100) < 2;
+    let tokens = if failed {
+        TokenCounts::default()
+    } else {
+        TokenCounts {
+            input: 20 + dice.below(3_000),
+            output: 10 + dice.below(1_000),
+            cache_creation: 0,
+            cache_read: if dice.below(4) == 0 {
+                dice.below(2_000)
+            } else {
+                0
+            },
+        }
+    };
+    let latency_ms = 150 + dice.below(6_000) as i64;
+    LedgerRow {
+        at,
+        user_id,
+        key_source,
+        model: model.to_owned(),
+        input_tokens: tokens.input as i64,
+        output_tokens: tokens.output as i64,
+        cache_creation_tokens: tokens.cache_creation as i64,
+        cache_read_tokens: tokens.cache_read as i64,
+        cost_micro_usd: models::cost_micro_usd(model, tokens) as i64,
+        status: if failed { "529" } else { "200" }.to_owned(),
+        error_type: failed.then(|| "overloaded_error".to_owned()),
+        latency_ms,
+        ttft_ms: (!failed).then_some(latency_ms / 4),
+        request_id: Some(format!("req_demo_{:012x}", dice.next() >> 16)),
+        ..LedgerRow::default()
+    }
+}
+
 pub async fn seed_demo(
     db: &Db,
     backend: Backend,
@@ -76,85 +124,16 @@ pub async fn seed_demo(
     // Many statements per transaction: one commit (and fsync) per 50,000 rows.
     let mut tx = db.begin().await?;
     while written < rows {
-        let batch = ROWS_PER_STATEMENT.min(rows - written);
-        let placeholders = (0..batch)
-            .map(|i| {
-                let base = i * 14;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    base + 1,
-                    base + 2,
-                    base + 3,
-                    base + 4,
-                    base + 5,
-                    base + 6,
-                    base + 7,
-                    base + 8,
-                    base + 9,
-                    base + 10,
-                    base + 11,
-                    base + 12,
-                    base + 13,
-                    base + 14
-                )
+        let batch: Vec<LedgerRow> = (0..ROWS_PER_BATCH.min(rows - written))
+            .map(|_| {
+                let at = start + dice.below(span) as i64;
+                synthetic_row(&mut dice, &users, at)
             })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO usage_ledger (at, user_id, key_source, model, input_tokens, output_tokens, \
-             cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, error_type, latency_ms, ttft_ms, request_id) \
-             VALUES {placeholders}"
-        );
-        let mut query = sqlx::query(&sql);
-        for _ in 0..batch {
-            let at = start + dice.below(span) as i64;
-            let user = users[dice.below(users.len() as u64) as usize];
-            let model = match dice.below(10) {
-                0 => "claude-opus-4-7",
-                1..=3 => "claude-sonnet-4-6",
-                _ => "claude-haiku-4-5",
-            };
-            let source = if dice.below(10) < 7 {
-                "platform"
-            } else {
-                "user"
-            };
-            let failed = dice.below(100) < 2;
-            let tokens = TokenCounts {
-                input: if failed { 0 } else { 20 + dice.below(3_000) },
-                output: if failed { 0 } else { 10 + dice.below(1_000) },
-                cache_creation: 0,
-                cache_read: if dice.below(4) == 0 {
-                    dice.below(2_000)
-                } else {
-                    0
-                },
-            };
-            let tokens = if failed {
-                TokenCounts::default()
-            } else {
-                tokens
-            };
-            let latency = 150 + dice.below(6_000) as i64;
-            query = query
-                .bind(at)
-                .bind(user)
-                .bind(source)
-                .bind(model)
-                .bind(tokens.input as i64)
-                .bind(tokens.output as i64)
-                .bind(tokens.cache_creation as i64)
-                .bind(tokens.cache_read as i64)
-                .bind(models::cost_micro_usd(model, tokens) as i64)
-                .bind(if failed { "529" } else { "200" })
-                .bind(failed.then_some("overloaded_error"))
-                .bind(latency)
-                .bind((!failed).then_some(latency / 4))
-                .bind(format!("req_demo_{:012x}", dice.next() >> 16));
-        }
-        query.execute(&mut *tx).await?;
-        written += batch;
-        if written % (50 * ROWS_PER_STATEMENT) == 0 {
+            .collect();
+        let refs: Vec<&LedgerRow> = batch.iter().collect();
+        db::ledger::insert_many(&mut tx, &refs).await?;
+        written += batch.len();
+        if written % (10 * ROWS_PER_BATCH) == 0 {
             tx.commit().await?;
             tx = db.begin().await?;
         }

@@ -39,33 +39,51 @@ impl LedgerRow {
     }
 }
 
-pub async fn insert(conn: &mut sqlx::AnyConnection, row: &LedgerRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
-         input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-         error_type, latency_ms, ttft_ms, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(row.at)
-    .bind(row.user_id)
-    .bind(row.conversation_id)
-    .bind(row.message_id)
-    .bind(row.token_id)
-    .bind(row.key_source)
-    .bind(&row.model)
-    .bind(row.input_tokens)
-    .bind(row.output_tokens)
-    .bind(row.cache_creation_tokens)
-    .bind(row.cache_read_tokens)
-    .bind(row.cost_micro_usd)
-    .bind(&row.status)
-    .bind(&row.error_type)
-    .bind(row.latency_ms)
-    .bind(row.ttft_ms)
-    .bind(&row.request_id)
-    .execute(conn)
-    .await
-    .map(|_| ())
+/// Rows per INSERT statement (17 parameters each, under both engines' limits).
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts rows with as few statements as possible.
+pub async fn insert_many(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[&LedgerRow],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=17).map(|n| format!("${}", i * 17 + n)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
+             input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
+             error_type, latency_ms, ttft_ms, request_id) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.at)
+                .bind(row.user_id)
+                .bind(row.conversation_id)
+                .bind(row.message_id)
+                .bind(row.token_id)
+                .bind(row.key_source)
+                .bind(&row.model)
+                .bind(row.input_tokens)
+                .bind(row.output_tokens)
+                .bind(row.cache_creation_tokens)
+                .bind(row.cache_read_tokens)
+                .bind(row.cost_micro_usd)
+                .bind(&row.status)
+                .bind(&row.error_type)
+                .bind(row.latency_ms)
+                .bind(row.ttft_ms)
+                .bind(&row.request_id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// A user's most recent calls, newest first.

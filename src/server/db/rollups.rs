@@ -36,59 +36,122 @@ const LATENCY_BUCKET_SQL: &str = "CASE WHEN latency_ms < 100 THEN latency_ms / 1
     WHEN latency_ms < 1000 THEN latency_ms / 50 * 50 WHEN latency_ms < 10000 THEN latency_ms / 250 * 250 \
     WHEN latency_ms < 120000 THEN latency_ms / 5000 * 5000 ELSE 120000 END";
 
-/// Adds one ledger row to the roll-ups.
-pub async fn record(conn: &mut sqlx::AnyConnection, row: &LedgerRow) -> Result<(), sqlx::Error> {
-    let day = format_day(row.at);
-    let errors = i64::from(is_error(&row.status));
-    sqlx::query(
-        "INSERT INTO rollup_daily_models (day, key_source, model, requests, errors, input_tokens, output_tokens, \
-         cache_creation_tokens, cache_read_tokens, cost_micro_usd) VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (day, key_source, model) DO UPDATE SET requests = rollup_daily_models.requests + 1, \
-         errors = rollup_daily_models.errors + excluded.errors, \
-         input_tokens = rollup_daily_models.input_tokens + excluded.input_tokens, \
-         output_tokens = rollup_daily_models.output_tokens + excluded.output_tokens, \
-         cache_creation_tokens = rollup_daily_models.cache_creation_tokens + excluded.cache_creation_tokens, \
-         cache_read_tokens = rollup_daily_models.cache_read_tokens + excluded.cache_read_tokens, \
-         cost_micro_usd = rollup_daily_models.cost_micro_usd + excluded.cost_micro_usd",
-    )
-    .bind(&day)
-    .bind(row.key_source)
-    .bind(&row.model)
-    .bind(errors)
-    .bind(row.input_tokens)
-    .bind(row.output_tokens)
-    .bind(row.cache_creation_tokens)
-    .bind(row.cache_read_tokens)
-    .bind(row.cost_micro_usd)
-    .execute(&mut *conn)
-    .await?;
-    let tokens =
-        row.input_tokens + row.output_tokens + row.cache_creation_tokens + row.cache_read_tokens;
-    sqlx::query(
-        "INSERT INTO rollup_daily_users (day, user_id, key_source, requests, errors, tokens, cost_micro_usd, last_at) \
-         VALUES ($1, $2, $3, 1, $4, $5, $6, $7) \
-         ON CONFLICT (day, user_id, key_source) DO UPDATE SET requests = rollup_daily_users.requests + 1, \
-         errors = rollup_daily_users.errors + excluded.errors, tokens = rollup_daily_users.tokens + excluded.tokens, \
-         cost_micro_usd = rollup_daily_users.cost_micro_usd + excluded.cost_micro_usd, \
-         last_at = CASE WHEN excluded.last_at > rollup_daily_users.last_at THEN excluded.last_at ELSE rollup_daily_users.last_at END",
-    )
-    .bind(&day)
-    .bind(row.user_id)
-    .bind(row.key_source)
-    .bind(errors)
-    .bind(tokens)
-    .bind(row.cost_micro_usd)
-    .bind(row.at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO rollup_daily_latency (day, bucket_ms, calls) VALUES ($1, $2, 1) \
-         ON CONFLICT (day, bucket_ms) DO UPDATE SET calls = rollup_daily_latency.calls + 1",
-    )
-    .bind(&day)
-    .bind(latency_bucket(row.latency_ms))
-    .execute(conn)
-    .await?;
+/// Sums of one roll-up row.
+#[derive(Default)]
+struct ModelSums {
+    requests: i64,
+    errors: i64,
+    input: i64,
+    output: i64,
+    cache_creation: i64,
+    cache_read: i64,
+    cost: i64,
+}
+
+#[derive(Default)]
+struct UserSums {
+    requests: i64,
+    errors: i64,
+    tokens: i64,
+    cost: i64,
+    last_at: i64,
+}
+
+/// Adds ledger rows to the roll-ups: rows are summed in memory first, so a
+/// batch costs one upsert per (day, source, model), (day, user, source)
+/// and (day, latency bucket) it touches, not one per call.
+pub async fn record_many(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[&LedgerRow],
+) -> Result<(), sqlx::Error> {
+    use std::collections::BTreeMap;
+    let mut by_model: BTreeMap<(String, &str, &str), ModelSums> = BTreeMap::new();
+    let mut by_user: BTreeMap<(String, i64, &str), UserSums> = BTreeMap::new();
+    let mut by_latency: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    for row in rows {
+        let day = format_day(row.at);
+        let errors = i64::from(is_error(&row.status));
+        let m = by_model
+            .entry((day.clone(), row.key_source, row.model.as_str()))
+            .or_default();
+        m.requests += 1;
+        m.errors += errors;
+        m.input += row.input_tokens;
+        m.output += row.output_tokens;
+        m.cache_creation += row.cache_creation_tokens;
+        m.cache_read += row.cache_read_tokens;
+        m.cost += row.cost_micro_usd;
+        let u = by_user
+            .entry((day.clone(), row.user_id, row.key_source))
+            .or_default();
+        u.requests += 1;
+        u.errors += errors;
+        u.tokens += row.input_tokens
+            + row.output_tokens
+            + row.cache_creation_tokens
+            + row.cache_read_tokens;
+        u.cost += row.cost_micro_usd;
+        u.last_at = u.last_at.max(row.at);
+        *by_latency
+            .entry((day, latency_bucket(row.latency_ms)))
+            .or_default() += 1;
+    }
+    for ((day, source, model), m) in &by_model {
+        sqlx::query(
+            "INSERT INTO rollup_daily_models (day, key_source, model, requests, errors, input_tokens, output_tokens, \
+             cache_creation_tokens, cache_read_tokens, cost_micro_usd) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (day, key_source, model) DO UPDATE SET requests = rollup_daily_models.requests + excluded.requests, \
+             errors = rollup_daily_models.errors + excluded.errors, \
+             input_tokens = rollup_daily_models.input_tokens + excluded.input_tokens, \
+             output_tokens = rollup_daily_models.output_tokens + excluded.output_tokens, \
+             cache_creation_tokens = rollup_daily_models.cache_creation_tokens + excluded.cache_creation_tokens, \
+             cache_read_tokens = rollup_daily_models.cache_read_tokens + excluded.cache_read_tokens, \
+             cost_micro_usd = rollup_daily_models.cost_micro_usd + excluded.cost_micro_usd",
+        )
+        .bind(day)
+        .bind(*source)
+        .bind(*model)
+        .bind(m.requests)
+        .bind(m.errors)
+        .bind(m.input)
+        .bind(m.output)
+        .bind(m.cache_creation)
+        .bind(m.cache_read)
+        .bind(m.cost)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ((day, user_id, source), u) in &by_user {
+        sqlx::query(
+            "INSERT INTO rollup_daily_users (day, user_id, key_source, requests, errors, tokens, cost_micro_usd, last_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (day, user_id, key_source) DO UPDATE SET requests = rollup_daily_users.requests + excluded.requests, \
+             errors = rollup_daily_users.errors + excluded.errors, tokens = rollup_daily_users.tokens + excluded.tokens, \
+             cost_micro_usd = rollup_daily_users.cost_micro_usd + excluded.cost_micro_usd, \
+             last_at = CASE WHEN excluded.last_at > rollup_daily_users.last_at THEN excluded.last_at ELSE rollup_daily_users.last_at END",
+        )
+        .bind(day)
+        .bind(*user_id)
+        .bind(*source)
+        .bind(u.requests)
+        .bind(u.errors)
+        .bind(u.tokens)
+        .bind(u.cost)
+        .bind(u.last_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ((day, bucket), calls) in &by_latency {
+        sqlx::query(
+            "INSERT INTO rollup_daily_latency (day, bucket_ms, calls) VALUES ($1, $2, $3) \
+             ON CONFLICT (day, bucket_ms) DO UPDATE SET calls = rollup_daily_latency.calls + excluded.calls",
+        )
+        .bind(day)
+        .bind(*bucket)
+        .bind(*calls)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
