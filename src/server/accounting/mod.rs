@@ -6,7 +6,7 @@ mod writer;
 
 use std::time::Instant;
 
-pub use writer::{LedgerJob, LedgerWriter};
+pub use writer::{LedgerJob, LedgerSlot, LedgerWriter};
 
 use crate::{
     model::models::{self, TokenCounts},
@@ -70,6 +70,8 @@ pub struct CallInFlight {
     pub origin: CallOrigin,
     pub model: String,
     pub started_at: Instant,
+    /// Released once the call's ledger row is committed.
+    pub slot: LedgerSlot,
 }
 
 impl CallInFlight {

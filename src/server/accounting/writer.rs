@@ -12,6 +12,14 @@ use crate::server::db::{self, ledger::LedgerRow, usage::Reservation, Db};
 /// Rows per transaction at most.
 const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
+/// Calls that may be in flight before new ones wait: when the database
+/// falls behind, callers slow down instead of queueing without bound.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// A place for one call's ledger row, held from the call's start until its
+/// row is committed.
+#[derive(Debug)]
+pub struct LedgerSlot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 /// Everything one finished upstream call changes in the database.
 #[derive(Debug, Clone)]
@@ -32,6 +40,7 @@ enum Message {
 pub struct LedgerWriter {
     db: Db,
     queue: mpsc::Sender<Message>,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl LedgerWriter {
@@ -39,7 +48,19 @@ impl LedgerWriter {
     pub fn start(db: Db) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE);
         tokio::spawn(run(db.clone(), inbox));
-        Self { db, queue }
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        Self { db, queue, slots }
+    }
+
+    /// Waits for room for one more call in flight.
+    pub async fn slot(&self) -> LedgerSlot {
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed");
+        LedgerSlot(permit)
     }
 
     /// Writes `job` and returns once it is committed.

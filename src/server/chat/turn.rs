@@ -151,6 +151,7 @@ pub async fn start_turn(
                 token_id: None,
             },
             started_at: Instant::now(),
+            slot: state.ledger.slot().await,
         },
         assistant_id,
     };

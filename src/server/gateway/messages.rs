@@ -70,6 +70,7 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
         },
         model: parsed.model,
         started_at: Instant::now(),
+        slot: state.ledger.slot().await,
     };
     let (head_tx, head_rx) = oneshot::channel();
     let upstream = Upstream {
