@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use crate::{
     error::AppError,
-    model::{KeyStatus, SecretInput},
+    model::{caps::OwnKeyCapsStatus, KeyStatus, SecretInput},
 };
 
 #[server(endpoint = "keys/status")]
@@ -66,6 +66,49 @@ pub async fn set_fallback(on: bool) -> Result<(), AppError> {
             let ctx = request_context()?;
             let user = ctx.require_user()?;
             user_keys::set_fallback(&ctx.state, user, on, &ctx.ip).await
+        }
+        .await,
+    )
+}
+
+/// The daily caps on the user's own key, with today's use.
+#[server(endpoint = "keys/caps")]
+pub async fn get_caps() -> Result<OwnKeyCapsStatus, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::user_keys;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            user_keys::caps_status(&ctx.state, user).await
+        }
+        .await,
+    )
+}
+
+/// Sets the daily caps on the user's own key, as typed: a blank field
+/// means no cap.
+#[server(endpoint = "keys/caps/save")]
+pub async fn save_caps(
+    tokens_per_day: String,
+    usd_per_day: String,
+) -> Result<OwnKeyCapsStatus, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::{
+        model::caps::{parse_token_cap, parse_usd_cap, OwnKeyCaps},
+        server::user_keys,
+    };
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let caps = OwnKeyCaps {
+                tokens_per_day: parse_token_cap(&tokens_per_day).map_err(AppError::Validation)?,
+                micro_usd_per_day: parse_usd_cap(&usd_per_day).map_err(AppError::Validation)?,
+            };
+            user_keys::set_caps(&ctx.state, user, caps, &ctx.ip).await
         }
         .await,
     )

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::chat::message::format_usd;
+use super::{chat::message::format_usd, usage_bar::UsageBar};
 use crate::{
     api::usage::my_usage,
     model::{CallSummary, UsageSummary},
@@ -50,30 +50,6 @@ fn UsageView(summary: UsageSummary) -> impl IntoView {
         } else {
             view! { <RecentCalls calls=summary.recent /> }.into_any()
         }}
-    }
-}
-
-#[component]
-fn UsageBar(label: &'static str, used: i64, limit: Option<i64>) -> impl IntoView {
-    let text = match limit {
-        Some(limit) => format!("{used} of {limit}"),
-        None => format!("{used} (unlimited)"),
-    };
-    // An SVG bar: sized by attributes, so no inline style is needed under the CSP.
-    let fraction = limit
-        .filter(|l| *l > 0)
-        .map(|l| (used as f64 / l as f64).clamp(0.0, 1.0))
-        .unwrap_or(0.0);
-    let full = fraction >= 1.0;
-    view! {
-        <div class="usage-row">
-            <span class="usage-label">{label}</span>
-            <span class="usage-numbers">{text.clone()}</span>
-        </div>
-        <svg class="usage-bar" viewBox="0 0 100 6" preserveAspectRatio="none" role="img" aria-label=format!("{label}: {text}")>
-            <rect class="usage-track" x="0" y="0" width="100" height="6" rx="3" />
-            <rect class=if full { "usage-fill full" } else { "usage-fill" } x="0" y="0" width=format!("{:.1}", fraction * 100.0) height="6" rx="3" />
-        </svg>
     }
 }
 

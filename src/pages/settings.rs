@@ -3,7 +3,8 @@ use leptos_meta::Title;
 
 use crate::components::{
     api_key_section::ApiKeySection, auth_state::use_auth, guards::RequireUser,
-    password_section::PasswordSection, tokens_section::TokensSection, usage_section::UsageSection,
+    key_caps_section::KeyCapsSection, password_section::PasswordSection,
+    tokens_section::TokensSection, usage_section::UsageSection,
 };
 
 #[component]
@@ -17,6 +18,7 @@ pub fn SettingsPage() -> impl IntoView {
                 <h1>"Settings"</h1>
                 <p class="muted">"Logged in as " <strong>{email}</strong></p>
                 <ApiKeySection />
+                <KeyCapsSection />
                 <UsageSection />
                 <TokensSection />
                 <PasswordSection />

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use crate::{
     error::AppError,
-    model::models,
+    model::{caps::OwnKeyCaps, models},
     server::{
         db::{
             self,
@@ -79,6 +79,8 @@ pub struct RoutedKey {
     pub plan: Option<Plan>,
     /// The platform pays because the user's own key failed and they opted in.
     pub fallback: bool,
+    /// The user's caps on their own key, when the user pays.
+    pub caps: OwnKeyCaps,
 }
 
 impl RoutedKey {
@@ -125,6 +127,7 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, R
                     user_key_id: Some(stored.id),
                     plan: None,
                     fallback: false,
+                    caps: user.own_key_caps,
                 })
             }
             Err(_) => {
@@ -157,6 +160,7 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, R
         user_key_id: None,
         plan: Some(plan),
         fallback: own_key_problem.is_some(),
+        caps: OwnKeyCaps::default(),
     })
 }
 

@@ -15,14 +15,14 @@ use crate::{
 };
 
 /// Creates a personal token through the settings page's server function.
-async fn create_token(app: &TestApp, name: &str) -> String {
+pub async fn create_token(app: &TestApp, name: &str) -> String {
     let response = app.call("tokens/create", &[("name", name)]).await;
     assert_eq!(response.status(), StatusCode::OK);
     let created: Value = response.json().await.unwrap();
     created["token"].as_str().unwrap().to_owned()
 }
 
-fn body(model: &str, max_tokens: u64, text: &str) -> Value {
+pub fn body(model: &str, max_tokens: u64, text: &str) -> Value {
     json!({
         "model": model,
         "max_tokens": max_tokens,
@@ -31,7 +31,7 @@ fn body(model: &str, max_tokens: u64, text: &str) -> Value {
 }
 
 /// A program's request: no cookies, no Origin, just the token.
-async fn post(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
+pub async fn post(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(app.url(path))
         .header("x-api-key", token)
@@ -42,7 +42,7 @@ async fn post(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::
         .unwrap()
 }
 
-async fn ledger_rows(
+pub async fn ledger_rows(
     app: &TestApp,
     expected: usize,
 ) -> Vec<(String, i64, i64, Option<i64>, String)> {

@@ -8,6 +8,7 @@ mod mock;
 
 mod accounts;
 mod admin;
+mod caps;
 mod chat;
 mod cli;
 mod dashboard;

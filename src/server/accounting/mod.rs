@@ -1,5 +1,5 @@
 //! The end of every upstream call, for chat turns and gateway requests
-//! alike: settle or release the reservation, write the one ledger row,
+//! alike: settle or release what was held for it, write the one ledger row,
 //! count the metric, and note a user key that was used or rejected.
 
 mod writer;
@@ -12,7 +12,8 @@ use crate::{
     model::models::{self, TokenCounts},
     server::{
         anthropic::{UpstreamError, Usage},
-        db::{ledger::LedgerRow, usage::Reservation},
+        db::ledger::LedgerRow,
+        limits::Hold,
         routing::{self, RoutedKey},
         state::AppState,
     },
@@ -66,7 +67,8 @@ pub struct Billed {
 #[derive(Debug)]
 pub struct CallInFlight {
     pub routed: RoutedKey,
-    pub reservation: Option<Reservation>,
+    /// What `limits::reserve_call` held for the call.
+    pub hold: Option<Hold>,
     pub origin: CallOrigin,
     pub model: String,
     pub started_at: Instant,
@@ -98,8 +100,6 @@ impl CallInFlight {
             cache_read: usage.cache_read_input_tokens,
         };
         let cost_micro_usd = models::cost_micro_usd(&self.model, tokens) as i64;
-        let used =
-            (tokens.input + tokens.output + tokens.cache_creation + tokens.cache_read) as i64;
         let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
         let row = LedgerRow {
             at: state.clock.now_ms(),
@@ -127,7 +127,7 @@ impl CallInFlight {
             .ledger
             .write(LedgerJob {
                 row,
-                reservation: self.reservation.map(|r| (r, used)),
+                hold: self.hold,
                 used_key_id: self.routed.user_key_id.filter(|_| served),
             })
             .await;

@@ -7,7 +7,12 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::server::db::{self, ledger::LedgerRow, usage::Reservation, Db};
+use crate::server::{
+    clock::utc_day,
+    db::{self, ledger::LedgerRow, own_key_usage::UseChanges, Db},
+    limits::Hold,
+    routing::KeySource,
+};
 
 /// Rows per transaction at most.
 const MAX_BATCH: usize = 256;
@@ -25,8 +30,8 @@ pub struct LedgerSlot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 #[derive(Debug, Clone)]
 pub struct LedgerJob {
     pub row: LedgerRow,
-    /// A platform reservation to settle to the tokens used (or release at 0).
-    pub reservation: Option<(Reservation, i64)>,
+    /// What was held for the call, to settle to the row's real use.
+    pub hold: Option<Hold>,
     /// A user key that served the call (its "last used" moves).
     pub used_key_id: Option<i64>,
 }
@@ -145,21 +150,37 @@ async fn write_one(db: &Db, job: &LedgerJob) {
     }
 }
 
-/// Everything a batch changes: ledger rows, roll-ups, reservations, keys' last use.
+/// Everything a batch changes: ledger rows, roll-ups, reservations, the
+/// daily use of users' own keys, keys' last use.
 async fn apply(conn: &mut sqlx::AnyConnection, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
     let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
     db::ledger::insert_many(conn, &rows).await?;
     db::rollups::record_many(conn, &rows).await?;
     let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
+    let mut own_key_use = UseChanges::default();
     for job in jobs {
-        if let Some((reservation, used)) = &job.reservation {
-            db::usage::finish(conn, reservation, *used).await?;
+        let row = &job.row;
+        match &job.hold {
+            Some(Hold::Platform(reservation)) => {
+                db::usage::finish(conn, reservation, row.total_tokens()).await?;
+            }
+            Some(Hold::OwnKey(hold)) => own_key_use.release(hold),
+            None => {}
+        }
+        if row.key_source == KeySource::User.as_str() {
+            // Counted on the held day, so a call across midnight leaves nothing behind.
+            let day = match &job.hold {
+                Some(Hold::OwnKey(hold)) => hold.day.clone(),
+                _ => utc_day(row.at),
+            };
+            own_key_use.add(row.user_id, &day, row.total_tokens(), row.cost_micro_usd);
         }
         if let Some(key_id) = job.used_key_id {
             let at = keys_used.entry(key_id).or_default();
             *at = (*at).max(job.row.at);
         }
     }
+    own_key_use.apply(conn).await?;
     for (key_id, at) in keys_used {
         db::user_keys::mark_used(conn, key_id, at).await?;
     }

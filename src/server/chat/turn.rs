@@ -26,7 +26,7 @@ use crate::{
             conversations::{self, ConversationRow, MessageRow, MessageStatus},
             users::UserRow,
         },
-        limits,
+        limits::{self, WorstCase},
         routing::{self, KeySource},
         state::AppState,
     },
@@ -91,14 +91,13 @@ pub async fn start_turn(
         ));
     }
     let max_tokens = routed.chat_max_tokens();
-    // Before anything is stored or sent: the platform's worst case must fit the plan.
-    let reservation = match &routed.plan {
-        Some(plan) => {
-            let worst_case = limits::estimate_input_tokens(&texts) + max_tokens;
-            Some(limits::reserve_platform_call(&state, user.id, plan, worst_case).await?)
-        }
-        None => None,
+    // Before anything is stored or sent: the worst case must fit the plan's
+    // limits (platform key) or the user's caps (own key).
+    let worst = WorstCase {
+        input_tokens: limits::estimate_input_tokens(&texts),
+        output_tokens: max_tokens,
     };
+    let hold = limits::reserve_call(&state, user.id, &routed, &request.model, worst).await?;
     let prepared = prepare_rows(
         &state,
         &user,
@@ -117,8 +116,8 @@ pub async fn start_turn(
     } = match prepared {
         Ok(prepared) => prepared,
         Err(err) => {
-            if let Some(reservation) = &reservation {
-                limits::release_unused(&state, reservation).await;
+            if let Some(hold) = &hold {
+                limits::release_unused(&state, hold).await;
             }
             return Err(err);
         }
@@ -142,7 +141,7 @@ pub async fn start_turn(
         state: state.clone(),
         call: CallInFlight {
             routed,
-            reservation,
+            hold,
             model: request.model,
             origin: CallOrigin {
                 user_id: user.id,

@@ -22,13 +22,14 @@ pub enum AuditAction {
     TokenIssued,
     TokenRevoked,
     FallbackChanged,
+    CapsChanged,
     PlanChanged,
     RoleChanged,
     PlanSaved,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::Signup,
         AuditAction::Login,
         AuditAction::LoginFailed,
@@ -46,6 +47,7 @@ impl AuditAction {
         AuditAction::TokenIssued,
         AuditAction::TokenRevoked,
         AuditAction::FallbackChanged,
+        AuditAction::CapsChanged,
         AuditAction::PlanChanged,
         AuditAction::RoleChanged,
         AuditAction::PlanSaved,
@@ -70,6 +72,7 @@ impl AuditAction {
             AuditAction::TokenIssued => "token_issued",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::FallbackChanged => "fallback_changed",
+            AuditAction::CapsChanged => "caps_changed",
             AuditAction::PlanChanged => "plan_changed",
             AuditAction::RoleChanged => "role_changed",
             AuditAction::PlanSaved => "plan_saved",

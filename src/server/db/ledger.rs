@@ -25,6 +25,11 @@ pub struct LedgerRow {
 }
 
 impl LedgerRow {
+    /// Every token the call was billed for.
+    pub fn total_tokens(&self) -> i64 {
+        self.input_tokens + self.output_tokens + self.cache_creation_tokens + self.cache_read_tokens
+    }
+
     /// The row as a user's (or an admin's) list of recent calls shows it.
     pub fn into_summary(self) -> crate::model::CallSummary {
         crate::model::CallSummary {

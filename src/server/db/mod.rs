@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod dashboard;
 pub mod ledger;
 pub mod login_failures;
+pub mod own_key_usage;
 pub mod plans;
 pub mod rollups;
 pub mod sessions;

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{now_ms, Db};
+use crate::model::caps::OwnKeyCaps;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -39,6 +40,8 @@ pub struct UserRow {
     pub created_at: i64,
     /// Opted in to the free tier when their own key fails.
     pub fallback_to_free: bool,
+    /// Daily caps the user set on their own key.
+    pub own_key_caps: OwnKeyCaps,
 }
 
 impl UserRow {
@@ -61,7 +64,8 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 pub(super) const COLUMNS: &str =
-    "id, email, password_hash, role, disabled, created_at, fallback_to_free";
+    "id, email, password_hash, role, disabled, created_at, fallback_to_free, \
+     own_key_tokens_per_day, own_key_micro_usd_per_day";
 
 pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
@@ -72,6 +76,10 @@ pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> 
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: row.try_get("created_at")?,
         fallback_to_free: row.try_get::<i64, _>("fallback_to_free")? != 0,
+        own_key_caps: OwnKeyCaps {
+            tokens_per_day: row.try_get("own_key_tokens_per_day")?,
+            micro_usd_per_day: row.try_get("own_key_micro_usd_per_day")?,
+        },
     })
 }
 
@@ -150,6 +158,18 @@ pub async fn set_fallback_to_free(db: &Db, id: i64, on: bool) -> Result<(), sqlx
         .execute(db)
         .await
         .map(|_| ())
+}
+
+pub async fn set_own_key_caps(db: &Db, id: i64, caps: OwnKeyCaps) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET own_key_tokens_per_day = $1, own_key_micro_usd_per_day = $2 WHERE id = $3",
+    )
+    .bind(caps.tokens_per_day)
+    .bind(caps.micro_usd_per_day)
+    .bind(id)
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 pub async fn set_plan(db: &Db, id: i64, plan_id: i64) -> Result<(), sqlx::Error> {

@@ -49,20 +49,18 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
             routed.allowed_models().join(", ")
         )));
     }
-    let (body, reservation) = match &routed.plan {
-        None => (body, None),
-        Some(plan) => {
-            let (body, input_estimate) =
-                request::clamp_and_estimate(body, &parsed, plan.max_tokens)?;
-            let worst_case = input_estimate + parsed.max_tokens.unwrap_or(0).min(plan.max_tokens);
-            let reservation =
-                limits::reserve_platform_call(&state, principal.user.id, plan, worst_case).await?;
-            (body, Some(reservation))
-        }
+    let (body, hold) = if limits::needs_hold(&routed) {
+        let clamp = routed.plan.as_ref().map(|plan| plan.max_tokens);
+        let (body, worst) = request::clamp_and_estimate(body, &parsed, clamp)?;
+        let hold =
+            limits::reserve_call(&state, principal.user.id, &routed, &parsed.model, worst).await?;
+        (body, hold)
+    } else {
+        (body, None)
     };
     let call = CallInFlight {
         routed,
-        reservation,
+        hold,
         origin: CallOrigin {
             user_id: principal.user.id,
             token_id: Some(principal.token_id),

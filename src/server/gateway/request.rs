@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::GatewayError;
+use crate::server::limits::WorstCase;
 
 /// The fields keyward looks at; every other field passes through untouched.
 #[derive(Debug, Deserialize)]
@@ -68,16 +69,16 @@ pub fn parse(body: &[u8]) -> Result<MessagesRequest, GatewayError> {
     })
 }
 
-/// The body with `max_tokens` lowered to `clamp`, plus an estimate of its
-/// input tokens for the reservation.
+/// For a call that must reserve first: the body, with `max_tokens` lowered
+/// to the plan's `clamp` on the platform key, and the call's worst case.
 pub fn clamp_and_estimate(
     body: Bytes,
     request: &MessagesRequest,
-    clamp: i64,
-) -> Result<(Bytes, i64), GatewayError> {
+    clamp: Option<i64>,
+) -> Result<(Bytes, WorstCase), GatewayError> {
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|_| GatewayError::invalid_request("The request body is not valid JSON."))?;
-    let estimate = ["system", "messages", "tools"]
+    let input_tokens = ["system", "messages", "tools"]
         .iter()
         .filter_map(|field| value.get(field))
         .map(estimate_tokens)
@@ -86,11 +87,16 @@ pub fn clamp_and_estimate(
     let wanted = request
         .max_tokens
         .ok_or_else(|| GatewayError::invalid_request("max_tokens: Field required"))?;
-    if wanted <= clamp {
-        return Ok((body, estimate));
+    let output_tokens = clamp.map_or(wanted, |clamp| wanted.min(clamp));
+    let worst = WorstCase {
+        input_tokens,
+        output_tokens,
+    };
+    if output_tokens == wanted {
+        return Ok((body, worst));
     }
-    value["max_tokens"] = Value::from(clamp);
-    Ok((Bytes::from(value.to_string()), estimate))
+    value["max_tokens"] = Value::from(output_tokens);
+    Ok((Bytes::from(value.to_string()), worst))
 }
 
 /// A generous token estimate for request content: about four characters a
@@ -139,15 +145,20 @@ mod tests {
                 .to_string(),
         );
         let request = parse(&body).unwrap();
-        let (clamped, estimate) = clamp_and_estimate(body.clone(), &request, 1024).unwrap();
+        let (clamped, worst) = clamp_and_estimate(body.clone(), &request, Some(1024)).unwrap();
         let value: Value = serde_json::from_slice(&clamped).unwrap();
         assert_eq!(value["max_tokens"], 1024);
         assert_eq!(value["metadata"]["user_id"], "u");
         assert_eq!(value["tools"][0]["name"], "t");
-        assert!(estimate > 0);
+        assert!(worst.input_tokens > 0);
+        assert_eq!(worst.output_tokens, 1024);
 
-        let (same, _) = clamp_and_estimate(body.clone(), &request, 8000).unwrap();
+        let (same, worst) = clamp_and_estimate(body.clone(), &request, Some(8000)).unwrap();
         assert_eq!(same, body, "an unclamped body goes upstream byte for byte");
+        assert_eq!(worst.output_tokens, 4000);
+        let (same, worst) = clamp_and_estimate(body.clone(), &request, None).unwrap();
+        assert_eq!(same, body, "a user's key is never clamped");
+        assert_eq!(worst.output_tokens, 4000);
     }
 
     #[test]

@@ -97,6 +97,7 @@ mod tests {
                 disabled: false,
                 created_at: 0,
                 fallback_to_free: false,
+                own_key_caps: Default::default(),
             },
             route: Err(RouteError::NoPlatformKey),
         })
