@@ -60,7 +60,7 @@ fn CapsView(status: OwnKeyCapsStatus) -> impl IntoView {
             status.resets_in
         )
     } else {
-        "You have no key saved: these caps apply once you add one.".to_owned()
+        "These caps apply once you add your own key above.".to_owned()
     };
     view! {
         <p class="hint">{note}</p>

@@ -44,28 +44,79 @@ impl LedgerRow {
     }
 }
 
-/// Rows per INSERT statement (17 parameters each, under both engines' limits).
-const ROWS_PER_INSERT: usize = 500;
+const COLUMNS: usize = 17;
 
-/// Inserts rows with as few statements as possible.
+/// Rows per INSERT statement: a batch is cut into these sizes, so a handful
+/// of statements serve every batch and stay prepared in the connection's
+/// statement cache instead of being parsed again for each new row count.
+const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// The INSERT for `rows` rows. SQLite gets anonymous `?` placeholders:
+/// SQLite looks a named one (`$17`) up by walking a list, and binding
+/// walks it once per parameter — quadratic in the statement's size, which
+/// made the ledger writer the gateway's bottleneck.
+fn insert_sql(sqlite: bool, rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<(bool, usize, String)>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        [true, false]
+            .into_iter()
+            .flat_map(|sqlite| {
+                INSERT_SIZES.map(|rows| (sqlite, rows, build_insert_sql(sqlite, rows)))
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|(s, r, _)| *s == sqlite && *r == rows)
+        .map(|(_, _, sql)| sql.as_str())
+        .expect("INSERT_SIZES covers every chunk")
+}
+
+fn build_insert_sql(sqlite: bool, rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=COLUMNS)
+                .map(|n| {
+                    if sqlite {
+                        "?".to_owned()
+                    } else {
+                        format!("${}", row * COLUMNS + n)
+                    }
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
+         input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
+         error_type, latency_ms, ttft_ms, request_id) VALUES {values}"
+    )
+}
+
+/// Cuts `total` rows into statement sizes from `INSERT_SIZES`, largest first.
+fn chunk_sizes(mut total: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in INSERT_SIZES {
+        while total >= size {
+            sizes.push(size);
+            total -= size;
+        }
+    }
+    sizes
+}
+
+/// Inserts rows with a few multi-row statements.
 pub async fn insert_many(
     conn: &mut sqlx::AnyConnection,
     rows: &[&LedgerRow],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                let params: Vec<String> = (1..=17).map(|n| format!("${}", i * 17 + n)).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
-             input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-             error_type, latency_ms, ttft_ms, request_id) VALUES {values}"
-        );
-        let mut query = sqlx::query(&sql);
+    let sqlite = conn.backend_name() == "SQLite";
+    let mut rest = rows;
+    for size in chunk_sizes(rows.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let mut query = sqlx::query(insert_sql(sqlite, size));
         for row in chunk {
             query = query
                 .bind(row.at)
@@ -126,4 +177,30 @@ pub async fn recent_for_user(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_a_few_cached_statement_sizes() {
+        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
+        assert_eq!(chunk_sizes(1), vec![1]);
+        assert_eq!(chunk_sizes(87), vec![64, 16, 4, 1, 1, 1]);
+        assert_eq!(chunk_sizes(256), vec![64; 4]);
+        for total in 0..300 {
+            assert_eq!(chunk_sizes(total).iter().sum::<usize>(), total);
+        }
+    }
+
+    #[test]
+    fn sqlite_gets_anonymous_placeholders_and_postgres_numbered_ones() {
+        let sqlite = insert_sql(true, 4);
+        assert_eq!(sqlite.matches('?').count(), 4 * COLUMNS);
+        assert!(!sqlite.contains('$'));
+        let postgres = insert_sql(false, 4);
+        assert!(postgres.ends_with("$66, $67, $68)"), "{postgres}");
+        assert!(!postgres.contains('?'));
+    }
 }
