@@ -276,8 +276,13 @@ fn router(state: AppState) -> Router {
 
 /// The shared upstream client: pooled connections, a connect timeout, and
 /// no overall timeout (streams may run long; each call sets what it needs).
+/// It never retries (one user action is at most one upstream call; with no
+/// retry possible, requests are not copied for one either) and never
+/// follows a redirect, which would carry the key somewhere else.
 pub fn upstream_client() -> reqwest::Client {
     reqwest::Client::builder()
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)

@@ -199,6 +199,8 @@ impl Upstream {
             return;
         }
         let end = relay_events(response, &chunks_tx, &mut report, self.call.started_at).await;
+        // The client's response ends here, not after the ledger commit below.
+        drop(chunks_tx);
         if let CallEnd::Failed(err) = &end {
             self.call.note_failure(&self.state, err).await;
         }
