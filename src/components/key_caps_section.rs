@@ -38,15 +38,18 @@ pub fn KeyCapsSection() -> impl IntoView {
                 "Limit what your own Anthropic key may use per day. A call that could go over a cap "
                 "is refused before it reaches Anthropic. Leave a field empty for no cap."
             </p>
+            // One boundary reads the resource: Leptos 0.8's streaming SSR can
+            // stall when one resource is read under two Suspense boundaries.
             <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading your caps…"</p> }>
                 {move || status.get().map(|result| match result {
-                    Ok(status) => view! { <CapsView status /> }.into_any(),
+                    Ok(status) => view! {
+                        <CapsView status=status.clone() />
+                        <p class="notice" role="status">{notice}</p>
+                        <CapsForm status save pending />
+                    }
+                    .into_any(),
                     Err(err) => view! { <p class="alert alert-error" role="alert">{err.to_string()}</p> }.into_any(),
                 })}
-            </Transition>
-            <p class="notice" role="status">{notice}</p>
-            <Transition fallback=|| ()>
-                {move || status.get().and_then(Result::ok).map(|status| view! { <CapsForm status save pending /> })}
             </Transition>
         </section>
     }
