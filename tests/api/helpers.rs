@@ -188,6 +188,9 @@ pub fn browser_client(base: &str) -> Client {
     Client::builder()
         .cookie_store(true)
         .redirect(redirect::Policy::none())
+        // A stalled response (streaming SSR has been seen to stall under heavy
+        // test parallelism) fails its test instead of holding the suite.
+        .timeout(std::time::Duration::from_secs(120))
         .default_headers(headers)
         .build()
         .unwrap()
