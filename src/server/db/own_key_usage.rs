@@ -70,14 +70,18 @@ pub async fn hold(
             cost_micro_usd,
         }));
     }
+    // Name the cap that refused; use may have moved since the UPDATE, so
+    // with only one cap set, that one is named whatever the numbers say now.
     let (used_tokens, used_cost) = today(db, user_id, day).await?;
     Ok(Err(match caps.tokens_per_day {
-        Some(cap) if used_tokens + tokens > cap => CapRefusal::Tokens {
-            cap,
-            used: used_tokens,
-        },
+        Some(cap) if caps.micro_usd_per_day.is_none() || used_tokens + tokens > cap => {
+            CapRefusal::Tokens {
+                cap,
+                used: used_tokens,
+            }
+        }
         _ => CapRefusal::Spend {
-            cap: max_cost,
+            cap: caps.micro_usd_per_day.unwrap_or(0),
             used: used_cost,
         },
     }))
