@@ -5,6 +5,12 @@
 //! keyward runs as its own release process (so its RSS is its own) on a
 //! fresh SQLite database; the caller is a premium user on their own key, the
 //! gateway's common heavy-use path. Run with `make bench`.
+//!
+//! The load generator, the mock and keyward share the machine's cores, so
+//! one run's throughput swings with whatever else runs. Each row therefore
+//! alternates direct and keyward runs `ROUNDS` times and pools the samples,
+//! and it also reports the CPU time each process spent per request, which
+//! does not depend on scheduling luck.
 
 mod support;
 
@@ -22,6 +28,9 @@ const PLATFORM_KEY: &str = "sk-ant-api03-bench-mock-platform-key-BNCH";
 const USER_KEY: &str = "sk-ant-api03-bench-mock-user-key-0001-BNCH";
 const RUN: Duration = Duration::from_secs(3);
 const WARMUP: Duration = Duration::from_millis(500);
+const ROUNDS: usize = 3;
+/// Linux reports process CPU time in ticks of 1/100 s (USER_HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
 
 struct Target {
     url: String,
@@ -33,6 +42,21 @@ struct Sample {
     total: Vec<Duration>,
     first_byte: Vec<Duration>,
     errors: usize,
+    elapsed: Duration,
+    /// CPU time of the load generator, the mock and keyward, in ticks.
+    cpu: [u64; 3],
+}
+
+impl Sample {
+    fn absorb(&mut self, other: Sample) {
+        self.total.extend(other.total);
+        self.first_byte.extend(other.first_byte);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        for (mine, theirs) in self.cpu.iter_mut().zip(other.cpu) {
+            *mine += theirs;
+        }
+    }
 }
 
 struct Outcome {
@@ -41,6 +65,45 @@ struct Outcome {
     p99: Duration,
     ttfb_p50: Duration,
     errors: usize,
+    /// CPU microseconds per request: load generator, mock, keyward.
+    cpu_us: [f64; 3],
+}
+
+impl From<Sample> for Outcome {
+    fn from(mut all: Sample) -> Self {
+        all.total.sort();
+        all.first_byte.sort();
+        let requests = all.total.len().max(1) as f64;
+        Outcome {
+            rps: all.total.len() as f64 / all.elapsed.as_secs_f64(),
+            p50: percentile(&all.total, 0.5),
+            p99: percentile(&all.total, 0.99),
+            ttfb_p50: percentile(&all.first_byte, 0.5),
+            errors: all.errors,
+            cpu_us: all
+                .cpu
+                .map(|ticks| ticks as f64 / TICKS_PER_SECOND * 1e6 / requests),
+        }
+    }
+}
+
+/// CPU time (user + system, all threads) a process has used, in ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line.
+    field(11) + field(12)
 }
 
 /// `concurrency` workers send `body` back to back for `RUN` after a warm-up.
@@ -49,7 +112,8 @@ async fn load(
     target: &Target,
     body: &Value,
     concurrency: usize,
-) -> Outcome {
+    pids: &[String; 3],
+) -> Sample {
     let body = Arc::new(body.to_string());
     let run = |duration: Duration| {
         let workers = (0..concurrency).map(|_| {
@@ -91,24 +155,18 @@ async fn load(
         futures::future::join_all(workers)
     };
     run(WARMUP).await;
+    let cpu_before = pids.each_ref().map(|pid| cpu_ticks(pid));
     let started = Instant::now();
     let mut all = Sample::default();
     for sample in run(RUN).await {
-        let sample = sample.expect("worker");
-        all.total.extend(sample.total);
-        all.first_byte.extend(sample.first_byte);
-        all.errors += sample.errors;
+        all.absorb(sample.expect("worker"));
     }
-    let elapsed = started.elapsed();
-    all.total.sort();
-    all.first_byte.sort();
-    Outcome {
-        rps: all.total.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&all.total, 0.5),
-        p99: percentile(&all.total, 0.99),
-        ttfb_p50: percentile(&all.first_byte, 0.5),
-        errors: all.errors,
+    all.elapsed = started.elapsed();
+    let cpu_after = pids.each_ref().map(|pid| cpu_ticks(pid));
+    for i in 0..3 {
+        all.cpu[i] = cpu_after[i].saturating_sub(cpu_before[i]);
     }
+    all
 }
 
 /// Resident and peak memory of a process, in MiB, from /proc.
@@ -241,10 +299,23 @@ async fn main() {
         key: token,
     };
 
-    println!("gateway load, {} s per run after {} ms warm-up; mock upstream with no delay; keyward release build, SQLite, premium user", RUN.as_secs(), WARMUP.as_millis());
+    let pids = ["self".to_owned(), mock.id().to_string(), pid.to_string()];
     println!(
-        "{:<6} {:>3}  {:<8} {:>9} {:>9} {:>9} {:>10} {:>6}",
-        "mode", "c", "path", "rps", "p50 ms", "p99 ms", "ttfb p50", "errors"
+        "gateway load: {ROUNDS} alternating rounds of {} s per path after {} ms warm-up; mock upstream with no delay; keyward release build, SQLite, premium user",
+        RUN.as_secs(),
+        WARMUP.as_millis()
+    );
+    println!(
+        "{:<6} {:>3}  {:<8} {:>9} {:>9} {:>9} {:>10} {:>6}   {:>24}",
+        "mode",
+        "c",
+        "path",
+        "rps",
+        "p50 ms",
+        "p99 ms",
+        "ttfb p50",
+        "errors",
+        "CPU µs/req: load mock kw"
     );
     let mut stdout = std::io::stdout();
     let mut summary = Vec::new();
@@ -255,20 +326,25 @@ async fn main() {
             "messages": [{ "role": "user", "content": "Hello there, how are you today?" }],
         });
         for concurrency in [1, 16, 64] {
-            let mut row = Vec::new();
-            for (path, target) in [("direct", &direct), ("keyward", &through)] {
-                let outcome = load(&client, target, &body, concurrency).await;
+            let mut pooled = [Sample::default(), Sample::default()];
+            for _ in 0..ROUNDS {
+                for (i, target) in [&direct, &through].into_iter().enumerate() {
+                    pooled[i].absorb(load(&client, target, &body, concurrency, &pids).await);
+                }
+            }
+            let row = pooled.map(Outcome::from);
+            for (path, outcome) in ["direct", "keyward"].iter().zip(&row) {
+                let [load, mock, kw] = outcome.cpu_us;
                 println!(
-                    "{mode:<6} {concurrency:>3}  {path:<8} {:>9.0} {:>9.3} {:>9.3} {:>10.3} {:>6}",
+                    "{mode:<6} {concurrency:>3}  {path:<8} {:>9.0} {:>9.3} {:>9.3} {:>10.3} {:>6}   {load:>8.1} {mock:>6.1} {kw:>6.1}",
                     outcome.rps,
                     ms(outcome.p50),
                     ms(outcome.p99),
                     ms(outcome.ttfb_p50),
                     outcome.errors
                 );
-                let _ = stdout.flush();
-                row.push(outcome);
             }
+            let _ = stdout.flush();
             summary.push((mode, concurrency, row));
         }
     }

@@ -34,7 +34,7 @@ use super::{
     db::{self, sessions::DbSessionStore, Backend},
     metrics::{self, Metrics},
     security,
-    state::AppState,
+    state::{AppState, Shared},
     vault::{load_or_create_master_key_file, Keyring, MasterKey, MasterKeyError},
 };
 use crate::app::{shell, App};
@@ -163,7 +163,7 @@ impl Application {
             leptos_options.site_addr = addr;
         }
         let http = upstream_client();
-        let state = AppState {
+        let state = AppState::new(Shared {
             anthropic: AnthropicClient::new(http.clone(), config.anthropic_base_url.clone()),
             leptos_options,
             keyring: Arc::new(keyring),
@@ -177,7 +177,7 @@ impl Application {
             ledger: LedgerWriter::start(db.clone()),
             tasks: TaskTracker::new(),
             principals: Arc::default(),
-        };
+        });
         let router = router(state.clone());
         Ok(Self {
             listener,

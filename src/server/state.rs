@@ -1,6 +1,8 @@
-//! Shared application state, cloned cheaply into every handler.
+//! Shared application state, cloned into every handler: one reference
+//! count per clone (axum clones the state for each request and each layer
+//! that reads it).
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -13,7 +15,23 @@ use super::{
 };
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub config: Arc<Config>,

@@ -89,6 +89,26 @@ impl CallInFlight {
     /// Records the call's end; returns once its ledger row is committed.
     /// Failures must have gone through `note_failure` first.
     pub async fn finish(self, state: &AppState, end: &CallEnd, report: CallReport) -> Billed {
+        let (job, slot, billed) = self.settle(state, end, report);
+        state.ledger.write(job, slot).await;
+        billed
+    }
+
+    /// Records the call's end and queues its ledger row without waiting for
+    /// the commit (it never blocks, so it also serves a call dropped midway).
+    pub fn record(self, state: &AppState, end: &CallEnd, report: CallReport) -> Billed {
+        let (job, slot, billed) = self.settle(state, end, report);
+        state.ledger.submit(job, slot);
+        billed
+    }
+
+    /// The metric, the bill and the ledger job for the call's end.
+    fn settle(
+        self,
+        state: &AppState,
+        end: &CallEnd,
+        report: CallReport,
+    ) -> (LedgerJob, LedgerSlot, Billed) {
         let source = self.routed.source.as_str();
         let label = end.label();
         state.metrics.record_upstream(source, &label);
@@ -123,17 +143,15 @@ impl CallInFlight {
             ttft_ms: report.ttft_ms,
             request_id: report.request_id,
         };
-        state
-            .ledger
-            .write(LedgerJob {
-                row,
-                hold: self.hold,
-                used_key_id: self.routed.user_key_id.filter(|_| served),
-            })
-            .await;
-        Billed {
+        let job = LedgerJob {
+            row,
+            hold: self.hold,
+            used_key_id: self.routed.user_key_id.filter(|_| served),
+        };
+        let billed = Billed {
             tokens,
             cost_micro_usd,
-        }
+        };
+        (job, self.slot, billed)
     }
 }

@@ -1,9 +1,10 @@
 //! Ledger writes with group commit: calls that end at the same time share
 //! one database transaction, so the ledger keeps up with the gateway
-//! without one commit per request. Each caller still waits for its own row
-//! to be committed, and nothing queued is lost at shutdown: the writer
-//! drains its queue before it stops, and a row that arrives after that is
-//! written directly.
+//! without one commit per request. A chat turn waits for its row to be
+//! committed; a gateway call only queues it (its response does not wait on
+//! the database). Nothing queued is lost at shutdown: the writer drains its
+//! queue before it stops, and a row that arrives after that is written
+//! directly.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,9 +17,14 @@ use crate::server::{
 
 /// Rows per transaction at most.
 const MAX_BATCH: usize = 256;
-const QUEUE: usize = 4096;
+/// Under steady load, transactions start at most this often; rows that end
+/// in between wait for the next one. A transaction costs a dozen round trips
+/// to the database whatever its size, so this keeps the writer's cost per
+/// row low. A row after a quiet spell is written at once.
+const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
 /// Calls that may be in flight before new ones wait: when the database
-/// falls behind, callers slow down instead of queueing without bound.
+/// falls behind, callers slow down instead of queueing without bound. Every
+/// queued row holds one of these, so they also bound the queue.
 const MAX_IN_FLIGHT: usize = 1024;
 
 /// A place for one call's ledger row, held from the call's start until its
@@ -36,22 +42,29 @@ pub struct LedgerJob {
     pub used_key_id: Option<i64>,
 }
 
+/// A job in the queue, with the slot it frees and whoever waits for it.
+struct Queued {
+    job: LedgerJob,
+    _slot: LedgerSlot,
+    committed: Option<oneshot::Sender<()>>,
+}
+
 enum Message {
-    Job(Box<LedgerJob>, oneshot::Sender<()>),
+    Job(Box<Queued>),
     Stop(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
 pub struct LedgerWriter {
     db: Db,
-    queue: mpsc::Sender<Message>,
+    queue: mpsc::UnboundedSender<Message>,
     slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl LedgerWriter {
     /// Starts the writer task on the current runtime.
     pub fn start(db: Db) -> Self {
-        let (queue, inbox) = mpsc::channel(QUEUE);
+        let (queue, inbox) = mpsc::unbounded_channel();
         tokio::spawn(run(db.clone(), inbox));
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         Self { db, queue, slots }
@@ -68,14 +81,47 @@ impl LedgerWriter {
         LedgerSlot(permit)
     }
 
+    /// Queues `job` without waiting for its commit (the slot is freed then).
+    pub fn submit(&self, job: LedgerJob, slot: LedgerSlot) {
+        if let Some(job) = self.enqueue(job, slot, None) {
+            // The writer has stopped (shutdown): write the row on its own.
+            let db = self.db.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(async move { write_one(&db, &job).await })),
+                Err(_) => tracing::error!(
+                    user_id = job.row.user_id,
+                    "a ledger row came after the runtime stopped"
+                ),
+            }
+        }
+    }
+
     /// Writes `job` and returns once it is committed.
-    pub async fn write(&self, job: LedgerJob) {
+    pub async fn write(&self, job: LedgerJob, slot: LedgerSlot) {
         let (done, committed) = oneshot::channel();
-        match self.queue.send(Message::Job(Box::new(job), done)).await {
+        match self.enqueue(job, slot, Some(done)) {
             // An error here means the writer stopped mid-batch; it logged why.
-            Ok(()) => drop(committed.await),
-            Err(mpsc::error::SendError(Message::Job(job, _))) => write_one(&self.db, &job).await,
-            Err(_) => {}
+            None => drop(committed.await),
+            Some(job) => write_one(&self.db, &job).await,
+        }
+    }
+
+    /// The job back when the writer no longer takes any.
+    fn enqueue(
+        &self,
+        job: LedgerJob,
+        slot: LedgerSlot,
+        committed: Option<oneshot::Sender<()>>,
+    ) -> Option<LedgerJob> {
+        let queued = Box::new(Queued {
+            job,
+            _slot: slot,
+            committed,
+        });
+        match self.queue.send(Message::Job(queued)) {
+            Ok(()) => None,
+            Err(mpsc::error::SendError(Message::Job(queued))) => Some(queued.job),
+            Err(_) => None,
         }
     }
 
@@ -83,49 +129,70 @@ impl LedgerWriter {
     /// are written one by one.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
-        if self.queue.send(Message::Stop(done)).await.is_ok() {
+        if self.queue.send(Message::Stop(done)).is_ok() {
             let _ = stopped.await;
         }
     }
 }
 
-async fn run(db: Db, mut inbox: mpsc::Receiver<Message>) {
+async fn run(db: Db, mut inbox: mpsc::UnboundedReceiver<Message>) {
+    let mut last_commit = tokio::time::Instant::now() - COMMIT_INTERVAL;
     while let Some(first) = inbox.recv().await {
         let mut batch = Vec::new();
-        let mut stop = None;
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Job(job, done) => batch.push((*job, done)),
-                Message::Stop(done) => {
-                    stop = Some(done);
-                    break;
+        let stop = gather(first, &mut inbox, &mut batch);
+        if stop.is_none() && batch.len() < MAX_BATCH && last_commit.elapsed() < COMMIT_INTERVAL {
+            tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+            if let Ok(next) = inbox.try_recv() {
+                if let Some(stop) = gather(next, &mut inbox, &mut batch) {
+                    commit(&db, batch).await;
+                    return finish(&db, inbox, stop).await;
                 }
             }
-            if batch.len() < MAX_BATCH {
-                next = inbox.try_recv().ok();
-            }
         }
+        last_commit = tokio::time::Instant::now();
         commit(&db, batch).await;
         if let Some(done) = stop {
-            inbox.close();
-            // Drain what raced the stop message, then say we are done.
-            let mut rest = Vec::new();
-            while let Ok(Message::Job(job, done)) = inbox.try_recv() {
-                rest.push((*job, done));
-            }
-            commit(&db, rest).await;
-            let _ = done.send(());
-            return;
+            return finish(&db, inbox, done).await;
         }
     }
 }
 
-async fn commit(db: &Db, batch: Vec<(LedgerJob, oneshot::Sender<()>)>) {
+/// Moves `first` and whatever else is queued (up to a batch) into `batch`;
+/// returns a stop request if one came.
+fn gather(
+    first: Message,
+    inbox: &mut mpsc::UnboundedReceiver<Message>,
+    batch: &mut Vec<Queued>,
+) -> Option<oneshot::Sender<()>> {
+    let mut next = Some(first);
+    while let Some(message) = next.take() {
+        match message {
+            Message::Job(queued) => batch.push(*queued),
+            Message::Stop(done) => return Some(done),
+        }
+        if batch.len() < MAX_BATCH {
+            next = inbox.try_recv().ok();
+        }
+    }
+    None
+}
+
+/// Commits what raced the stop request, then says the writer is done.
+async fn finish(db: &Db, mut inbox: mpsc::UnboundedReceiver<Message>, done: oneshot::Sender<()>) {
+    inbox.close();
+    let mut rest = Vec::new();
+    while let Ok(Message::Job(queued)) = inbox.try_recv() {
+        rest.push(*queued);
+    }
+    commit(db, rest).await;
+    let _ = done.send(());
+}
+
+async fn commit(db: &Db, batch: Vec<Queued>) {
     if batch.is_empty() {
         return;
     }
-    let jobs: Vec<&LedgerJob> = batch.iter().map(|(job, _)| job).collect();
+    let jobs: Vec<&LedgerJob> = batch.iter().map(|queued| &queued.job).collect();
     if let Err(err) = write_batch(db, &jobs).await {
         // One bad row must not take the others with it: retry them one by one.
         tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
@@ -133,8 +200,11 @@ async fn commit(db: &Db, batch: Vec<(LedgerJob, oneshot::Sender<()>)>) {
             write_one(db, job).await;
         }
     }
-    for (_, done) in batch {
-        let _ = done.send(());
+    // Dropping each entry frees its slot.
+    for queued in batch {
+        if let Some(done) = queued.committed {
+            let _ = done.send(());
+        }
     }
 }
 

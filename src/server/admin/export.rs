@@ -38,7 +38,8 @@ pub async fn export_csv(
     };
     let filename = format!("keyward-usage-{}-to-{}.csv", range.from_day, range.to_day);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
-    state.tasks.spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         let mut rows = sqlx::query(
             "SELECT l.id, l.at, u.email, l.key_source, l.model, l.input_tokens, l.output_tokens, \
              l.cache_creation_tokens, l.cache_read_tokens, l.cost_micro_usd, l.status, l.error_type, \

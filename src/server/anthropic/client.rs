@@ -30,13 +30,18 @@ pub fn api_key_header(key: &SecretString) -> Option<http::HeaderValue> {
 pub struct AnthropicClient {
     http: reqwest::Client,
     base_url: String,
+    /// `/v1/messages`, parsed once: it is on every call's path.
+    messages_url: Option<reqwest::Url>,
 }
 
 impl AnthropicClient {
     pub fn new(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        let base_url = base_url.into();
+        let messages_url = reqwest::Url::parse(&format!("{base_url}/v1/messages")).ok();
         Self {
             http,
-            base_url: base_url.into(),
+            base_url,
+            messages_url,
         }
     }
 
@@ -79,9 +84,11 @@ impl AnthropicClient {
         body: Bytes,
         stream: bool,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.base_url))
+        let request = match &self.messages_url {
+            Some(url) if path == "/v1/messages" => self.http.post(url.clone()),
+            _ => self.http.post(format!("{}{path}", self.base_url)),
+        };
+        let mut request = request
             .header(
                 "x-api-key",
                 api_key_header(key).ok_or(UpstreamError::Connect)?,

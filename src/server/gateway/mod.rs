@@ -6,7 +6,9 @@ mod auth;
 mod error;
 mod messages;
 mod models;
+mod open_call;
 mod passthrough;
+mod relay;
 mod request;
 
 use axum::{
