@@ -21,7 +21,7 @@ const MAX_BATCH: usize = 256;
 /// in between wait for the next one. A transaction costs a dozen round trips
 /// to the database whatever its size, so this keeps the writer's cost per
 /// row low. A row after a quiet spell is written at once.
-const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
+const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 /// Calls that may be in flight before new ones wait: when the database
 /// falls behind, callers slow down instead of queueing without bound. Every
 /// queued row holds one of these, so they also bound the queue.
@@ -136,6 +136,7 @@ impl LedgerWriter {
 }
 
 async fn run(db: Db, mut inbox: mpsc::UnboundedReceiver<Message>) {
+    let mut conn = WriterConnection { db, conn: None };
     let mut last_commit = tokio::time::Instant::now() - COMMIT_INTERVAL;
     while let Some(first) = inbox.recv().await {
         let mut batch = Vec::new();
@@ -144,15 +145,15 @@ async fn run(db: Db, mut inbox: mpsc::UnboundedReceiver<Message>) {
             tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
             if let Ok(next) = inbox.try_recv() {
                 if let Some(stop) = gather(next, &mut inbox, &mut batch) {
-                    commit(&db, batch).await;
-                    return finish(&db, inbox, stop).await;
+                    commit(&mut conn, batch).await;
+                    return finish(&mut conn, inbox, stop).await;
                 }
             }
         }
         last_commit = tokio::time::Instant::now();
-        commit(&db, batch).await;
+        commit(&mut conn, batch).await;
         if let Some(done) = stop {
-            return finish(&db, inbox, done).await;
+            return finish(&mut conn, inbox, done).await;
         }
     }
 }
@@ -178,26 +179,57 @@ fn gather(
 }
 
 /// Commits what raced the stop request, then says the writer is done.
-async fn finish(db: &Db, mut inbox: mpsc::UnboundedReceiver<Message>, done: oneshot::Sender<()>) {
+async fn finish(
+    conn: &mut WriterConnection,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+    done: oneshot::Sender<()>,
+) {
     inbox.close();
     let mut rest = Vec::new();
     while let Ok(Message::Job(queued)) = inbox.try_recv() {
         rest.push(*queued);
     }
-    commit(db, rest).await;
+    commit(conn, rest).await;
     let _ = done.send(());
 }
 
-async fn commit(db: &Db, batch: Vec<Queued>) {
+/// The writer's own connection, kept from batch to batch: SQLite keeps a
+/// connection's page cache only while no other connection writes, and its
+/// statements stay prepared. A connection that failed is replaced.
+struct WriterConnection {
+    db: Db,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+}
+
+impl WriterConnection {
+    async fn write(&mut self, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.db.acquire().await?),
+        };
+        let written = async {
+            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+            apply(&mut tx, jobs).await?;
+            tx.commit().await
+        }
+        .await;
+        if written.is_err() {
+            self.conn = None;
+        }
+        written
+    }
+}
+
+async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) {
     if batch.is_empty() {
         return;
     }
     let jobs: Vec<&LedgerJob> = batch.iter().map(|queued| &queued.job).collect();
-    if let Err(err) = write_batch(db, &jobs).await {
+    if let Err(err) = conn.write(&jobs).await {
         // One bad row must not take the others with it: retry them one by one.
         tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
         for job in &jobs {
-            write_one(db, job).await;
+            write_one(&conn.db, job).await;
         }
     }
     // Dropping each entry frees its slot.
