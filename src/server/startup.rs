@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     accounting::LedgerWriter,
-    anthropic::AnthropicClient,
+    anthropic::{AnthropicClient, Transport},
     auth::{self, LoginThrottle},
     config::Config,
     db::{self, sessions::DbSessionStore, Backend},
@@ -164,7 +164,7 @@ impl Application {
         }
         let http = upstream_client();
         let state = AppState::new(Shared {
-            anthropic: AnthropicClient::new(http.clone(), config.anthropic_base_url.clone()),
+            anthropic: AnthropicClient::new(Transport::new(), config.anthropic_base_url.clone()),
             leptos_options,
             keyring: Arc::new(keyring),
             db: db.clone(),
@@ -274,11 +274,10 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The shared upstream client: pooled connections, a connect timeout, and
-/// no overall timeout (streams may run long; each call sets what it needs).
-/// It never retries (one user action is at most one upstream call; with no
-/// retry possible, requests are not copied for one either) and never
-/// follows a redirect, which would carry the key somewhere else.
+/// The client for key probes (model calls use `anthropic::Transport`): a
+/// connect timeout, and each probe sets its own overall timeout. It never
+/// retries (one user action is at most one upstream call) and never follows
+/// a redirect, which would carry the key somewhere else.
 pub fn upstream_client() -> reqwest::Client {
     reqwest::Client::builder()
         .retry(reqwest::retry::never().max_retries_per_request(0))

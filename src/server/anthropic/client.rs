@@ -5,7 +5,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::errors::UpstreamError;
+use http_body_util::Full;
+
+use super::{
+    errors::UpstreamError,
+    transport::{Transport, UpstreamResponse},
+};
+
+const USER_AGENT: &str = concat!("keyward/", env!("CARGO_PKG_VERSION"));
 
 /// The API version keyward speaks when the caller does not choose one.
 pub const API_VERSION: &str = "2023-06-01";
@@ -28,20 +35,20 @@ pub fn api_key_header(key: &SecretString) -> Option<http::HeaderValue> {
 
 #[derive(Clone)]
 pub struct AnthropicClient {
-    http: reqwest::Client,
+    transport: Transport,
     base_url: String,
     /// `/v1/messages`, parsed once: it is on every call's path.
-    messages_url: Option<reqwest::Url>,
+    messages_uri: Option<http::Uri>,
 }
 
 impl AnthropicClient {
-    pub fn new(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+    pub fn new(transport: Transport, base_url: impl Into<String>) -> Self {
         let base_url = base_url.into();
-        let messages_url = reqwest::Url::parse(&format!("{base_url}/v1/messages")).ok();
+        let messages_uri = format!("{base_url}/v1/messages").parse().ok();
         Self {
-            http,
+            transport,
             base_url,
-            messages_url,
+            messages_uri,
         }
     }
 
@@ -54,7 +61,7 @@ impl AnthropicClient {
         version: &str,
         body: Bytes,
         stream: bool,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<UpstreamResponse, UpstreamError> {
         self.post("/v1/messages", key, version, body, stream).await
     }
 
@@ -65,7 +72,7 @@ impl AnthropicClient {
         version: &str,
         body: Bytes,
         stream: bool,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<UpstreamResponse, UpstreamError> {
         let version = http::HeaderValue::from_str(version).map_err(|_| UpstreamError::Connect)?;
         let forwarded = ForwardedHeaders {
             version,
@@ -83,27 +90,33 @@ impl AnthropicClient {
         forwarded: &ForwardedHeaders,
         body: Bytes,
         stream: bool,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let request = match &self.messages_url {
-            Some(url) if path == "/v1/messages" => self.http.post(url.clone()),
-            _ => self.http.post(format!("{}{path}", self.base_url)),
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let uri = match &self.messages_uri {
+            Some(uri) if path == "/v1/messages" => uri.clone(),
+            _ => format!("{}{path}", self.base_url)
+                .parse()
+                .map_err(|_| UpstreamError::Connect)?,
         };
-        let mut request = request
+        let mut request = http::Request::post(uri)
             .header(
                 "x-api-key",
                 api_key_header(key).ok_or(UpstreamError::Connect)?,
             )
             .header("anthropic-version", forwarded.version.clone())
-            .header("content-type", "application/json");
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::USER_AGENT, USER_AGENT);
         if let Some(beta) = &forwarded.beta {
             request = request.header("anthropic-beta", beta.clone());
         }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|_| UpstreamError::Connect)?;
         let timeout = if stream {
             STREAM_HEADERS_TIMEOUT
         } else {
             JSON_TIMEOUT
         };
-        let response = tokio::time::timeout(timeout, request.body(body).send())
+        let response = tokio::time::timeout(timeout, self.transport.send(request))
             .await
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(UpstreamError::from_transport)?;

@@ -39,17 +39,15 @@ struct ErrorDetail {
 }
 
 impl UpstreamError {
-    pub fn from_transport(err: reqwest::Error) -> Self {
-        if err.is_timeout() {
-            UpstreamError::Timeout
-        } else if err.is_connect() {
+    pub fn from_transport(err: hyper_util::client::legacy::Error) -> Self {
+        if err.is_connect() {
             UpstreamError::Connect
         } else {
             UpstreamError::StreamCut
         }
     }
 
-    pub async fn from_response(response: reqwest::Response) -> Self {
+    pub async fn from_response(response: super::UpstreamResponse) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap_or_default();

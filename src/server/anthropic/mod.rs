@@ -5,6 +5,7 @@ mod client;
 mod errors;
 mod events;
 pub mod sse;
+mod transport;
 
 pub use client::{
     api_key_header, AnthropicClient, ForwardedHeaders, API_VERSION, JSON_TIMEOUT,
@@ -12,3 +13,4 @@ pub use client::{
 };
 pub use errors::UpstreamError;
 pub use events::{parse_event, StreamEvent, Usage};
+pub use transport::{Transport, UpstreamResponse};

@@ -19,7 +19,7 @@ use crate::{
     server::{
         accounting::{CallEnd, CallInFlight, CallOrigin, CallReport},
         anthropic::{
-            parse_event, sse::SseParser, StreamEvent, UpstreamError, API_VERSION,
+            parse_event, sse::SseParser, StreamEvent, UpstreamError, UpstreamResponse, API_VERSION,
             STREAM_IDLE_TIMEOUT,
         },
         db::{
@@ -332,7 +332,7 @@ impl UpstreamCall {
 /// Relays text deltas to the browser until the reply ends, the browser
 /// leaves, or the stream fails. Dropping `response` cancels the upstream call.
 async fn relay(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     tx: &mpsc::Sender<ChatEvent>,
     reply: &mut ReplySoFar,
     started_at: Instant,

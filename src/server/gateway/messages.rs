@@ -15,7 +15,7 @@ use axum::{
 use super::{auth, error::GatewayError, open_call::OpenCall, passthrough, relay, request};
 use crate::server::{
     accounting::{CallEnd, CallInFlight, CallOrigin},
-    anthropic::{ForwardedHeaders, UpstreamError, Usage, JSON_TIMEOUT},
+    anthropic::{ForwardedHeaders, UpstreamError, UpstreamResponse, Usage, JSON_TIMEOUT},
     limits,
     state::AppState,
 };
@@ -83,7 +83,7 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
 }
 
 /// Reads the whole reply, notes its usage and passes it on.
-async fn json_reply(response: reqwest::Response, mut open: OpenCall) -> Response {
+async fn json_reply(response: UpstreamResponse, mut open: OpenCall) -> Response {
     let mut reply = passthrough::response(
         response.status(),
         response.headers(),
@@ -111,7 +111,7 @@ async fn json_reply(response: reqwest::Response, mut open: OpenCall) -> Response
 }
 
 /// Answers at once with the upstream head; the body relays the events.
-fn stream_reply(response: reqwest::Response, mut open: OpenCall) -> Response {
+fn stream_reply(response: UpstreamResponse, mut open: OpenCall) -> Response {
     let mut reply = passthrough::response(
         response.status(),
         response.headers(),

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use super::open_call::OpenCall;
 use crate::server::{
     accounting::{CallEnd, CallReport},
-    anthropic::{sse::SseParser, UpstreamError, Usage, STREAM_IDLE_TIMEOUT},
+    anthropic::{sse::SseParser, UpstreamError, UpstreamResponse, Usage, STREAM_IDLE_TIMEOUT},
 };
 
 struct Relay<S> {
@@ -27,7 +27,7 @@ struct Relay<S> {
 
 /// The body for the client: the upstream chunks, unchanged.
 pub fn events(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     open: OpenCall,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let relay = Relay {
