@@ -25,22 +25,27 @@ impl SseParser {
     }
 
     /// Feeds bytes; returns the events completed by them, in order.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+    pub fn push(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
-        for &byte in chunk {
-            if std::mem::take(&mut self.skip_lf) && byte == b'\n' {
+        while !chunk.is_empty() {
+            if std::mem::take(&mut self.skip_lf) && chunk[0] == b'\n' {
+                chunk = &chunk[1..];
                 continue;
             }
-            match byte {
-                b'\n' | b'\r' => {
-                    self.skip_lf = byte == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    if let Some(event) = self.take_line(&line) {
-                        events.push(event);
-                    }
-                }
-                _ => self.line.push(byte),
+            let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.line.extend_from_slice(chunk);
+                break;
+            };
+            self.line.extend_from_slice(&chunk[..end]);
+            self.skip_lf = chunk[end] == b'\r';
+            chunk = &chunk[end + 1..];
+            // The line buffer keeps its allocation from line to line.
+            let mut line = std::mem::take(&mut self.line);
+            if let Some(event) = self.take_line(&line) {
+                events.push(event);
             }
+            line.clear();
+            self.line = line;
         }
         events
     }

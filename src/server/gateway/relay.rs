@@ -9,8 +9,8 @@
 
 use std::{convert::Infallible, time::Instant};
 
-use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures::{FutureExt, Stream, StreamExt};
 
 use super::open_call::OpenCall;
 use crate::server::{
@@ -20,9 +20,67 @@ use crate::server::{
 
 struct Relay<S> {
     chunks: S,
+    /// What the stream gave after the chunks sent last (its end or a read
+    /// error), seen while looking for chunks that were ready.
+    held: Option<Option<Result<Bytes, hyper::Error>>>,
     parser: SseParser,
     open: OpenCall,
     stopped_cleanly: bool,
+}
+
+/// Chunks that have already arrived go out together, up to this size: one
+/// frame for the client instead of one per upstream read.
+const MAX_COALESCED: usize = 64 * 1024;
+
+impl<S> Relay<S>
+where
+    S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
+{
+    /// `first` and the chunks that are ready right behind it (never waiting
+    /// for more), with their events read; an `error` event ends the call.
+    fn take_ready(&mut self, first: Bytes) -> (Bytes, Option<CallEnd>) {
+        let mut failed = self.read(&first);
+        let Some(second) = self.ready_chunk(&failed) else {
+            return (first, failed);
+        };
+        let mut joined = BytesMut::from(&first[..]);
+        let mut next = Some(second);
+        while let Some(chunk) = next.take() {
+            failed = self.read(&chunk);
+            joined.extend_from_slice(&chunk);
+            if joined.len() < MAX_COALESCED {
+                next = self.ready_chunk(&failed);
+            }
+        }
+        (joined.freeze(), failed)
+    }
+
+    /// The next chunk if it has arrived already and the call goes on. The
+    /// stream's end or failure, if that is what arrived, is kept for the
+    /// next poll.
+    fn ready_chunk(&mut self, failed: &Option<CallEnd>) -> Option<Bytes> {
+        if failed.is_some() {
+            return None;
+        }
+        match self.chunks.next().now_or_never()? {
+            Some(Ok(chunk)) => Some(chunk),
+            end => {
+                self.held = Some(end);
+                None
+            }
+        }
+    }
+
+    fn read(&mut self, bytes: &[u8]) -> Option<CallEnd> {
+        let started_at = self.open.started_at();
+        read_events(
+            &mut self.parser,
+            bytes,
+            &mut self.open.report,
+            started_at,
+            &mut self.stopped_cleanly,
+        )
+    }
 }
 
 /// The body for the client: the upstream chunks, unchanged.
@@ -32,22 +90,20 @@ pub fn events(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let relay = Relay {
         chunks: response.bytes_stream(),
+        held: None,
         parser: SseParser::new(),
         open,
         stopped_cleanly: false,
     };
     futures::stream::unfold(Some(relay), |relay| async move {
         let mut relay = relay?;
-        let end = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, relay.chunks.next()).await {
+        let next = match relay.held.take() {
+            Some(held) => Ok(held),
+            None => tokio::time::timeout(STREAM_IDLE_TIMEOUT, relay.chunks.next()).await,
+        };
+        let end = match next {
             Ok(Some(Ok(bytes))) => {
-                let started_at = relay.open.started_at();
-                let failed = read_events(
-                    &mut relay.parser,
-                    &bytes,
-                    &mut relay.open.report,
-                    started_at,
-                    &mut relay.stopped_cleanly,
-                );
+                let (bytes, failed) = relay.take_ready(bytes);
                 let Some(failed) = failed else {
                     return Some((Ok(bytes), Some(relay)));
                 };
