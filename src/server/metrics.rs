@@ -11,6 +11,7 @@ use std::{
 
 use axum::{
     extract::{MatchedPath, Request, State},
+    http::Method,
     middleware::Next,
     response::Response,
 };
@@ -40,11 +41,21 @@ impl Histogram {
     }
 }
 
+/// Answers for one route pattern.
+#[derive(Default)]
+struct RouteStats {
+    /// Count by method and status; a route sees a handful of these.
+    answers: Vec<(Method, u16, u64)>,
+    latency: Histogram,
+}
+
+/// Counters keyed so that recording an answer allocates nothing once its
+/// labels have been seen.
 #[derive(Default)]
 struct Registry {
-    http_requests: BTreeMap<(String, String, u16), u64>,
-    http_latency: BTreeMap<String, Histogram>,
-    upstream_requests: BTreeMap<(&'static str, String), u64>,
+    routes: BTreeMap<String, RouteStats>,
+    /// By whose key paid, then by outcome.
+    upstream_requests: BTreeMap<&'static str, BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -53,35 +64,40 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn record_http(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         let mut registry = self
             .registry
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        *registry
-            .http_requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        registry
-            .http_latency
-            .entry(route.to_owned())
-            .or_default()
-            .observe(elapsed);
+        let stats = match registry.routes.get_mut(route) {
+            Some(stats) => stats,
+            None => registry.routes.entry(route.to_owned()).or_default(),
+        };
+        match stats
+            .answers
+            .iter_mut()
+            .find(|(m, s, _)| m == method && *s == status)
+        {
+            Some((_, _, count)) => *count += 1,
+            None => stats.answers.push((method.clone(), status, 1)),
+        }
+        stats.latency.observe(elapsed);
     }
 
-    /// One upstream (Anthropic) call; `source` is `platform` or `user`.
     pub fn record_upstream(&self, source: &'static str, status: &str) {
         let mut registry = self
             .registry
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        *registry
-            .upstream_requests
-            .entry((source, status.to_owned()))
-            .or_default() += 1;
+        let by_status = registry.upstream_requests.entry(source).or_default();
+        match by_status.get_mut(status) {
+            Some(count) => *count += 1,
+            None => {
+                by_status.insert(status.to_owned(), 1);
+            }
+        }
     }
 
-    /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let registry = self
             .registry
@@ -92,19 +108,23 @@ impl Metrics {
             "# HELP keyward_http_requests_total HTTP requests answered, by route and status.\n",
         );
         out.push_str("# TYPE keyward_http_requests_total counter\n");
-        for ((method, route, status), count) in &registry.http_requests {
-            let _ = writeln!(
-                out,
-                "keyward_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(route)
-            );
+        for (route, stats) in &registry.routes {
+            let route = escape(route);
+            let mut answers: Vec<_> = stats.answers.iter().collect();
+            answers.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+            for (method, status, count) in answers {
+                let _ = writeln!(
+                    out,
+                    "keyward_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}",
+                );
+            }
         }
         out.push_str(
             "# HELP keyward_http_request_duration_seconds Time to response headers, by route.\n",
         );
         out.push_str("# TYPE keyward_http_request_duration_seconds histogram\n");
-        for (route, histogram) in &registry.http_latency {
-            let route = escape(route);
+        for (route, stats) in &registry.routes {
+            let (route, histogram) = (escape(route), &stats.latency);
             for (count, bound) in histogram.counts.iter().zip(BUCKETS) {
                 let _ = writeln!(out, "keyward_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
             }
@@ -126,12 +146,14 @@ impl Metrics {
         }
         out.push_str("# HELP keyward_upstream_requests_total Calls to the Anthropic API, by whose key paid and outcome.\n");
         out.push_str("# TYPE keyward_upstream_requests_total counter\n");
-        for ((source, status), count) in &registry.upstream_requests {
-            let _ = writeln!(
-                out,
-                "keyward_upstream_requests_total{{source=\"{source}\",status=\"{}\"}} {count}",
-                escape(status)
-            );
+        for (source, by_status) in &registry.upstream_requests {
+            for (status, count) in by_status {
+                let _ = writeln!(
+                    out,
+                    "keyward_upstream_requests_total{{source=\"{source}\",status=\"{}\"}} {count}",
+                    escape(status)
+                );
+            }
         }
         out
     }
@@ -152,16 +174,12 @@ pub async fn track_http(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     metrics.record_http(
         &method,
-        &route,
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         response.status().as_u16(),
         started.elapsed(),
     );
@@ -175,8 +193,8 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_buckets() {
         let metrics = Metrics::default();
-        metrics.record_http("GET", "/healthz", 200, Duration::from_millis(3));
-        metrics.record_http("GET", "/healthz", 200, Duration::from_millis(30));
+        metrics.record_http(&Method::GET, "/healthz", 200, Duration::from_millis(3));
+        metrics.record_http(&Method::GET, "/healthz", 200, Duration::from_millis(30));
         metrics.record_upstream("platform", "200");
         let text = metrics.render();
         assert!(text.contains(

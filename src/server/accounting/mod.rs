@@ -66,7 +66,8 @@ pub struct Billed {
 /// One call in flight: everything needed to account for it when it ends.
 #[derive(Debug)]
 pub struct CallInFlight {
-    pub routed: RoutedKey,
+    /// Shared with the token cache on the gateway (no copy of the key per call).
+    pub routed: std::sync::Arc<RoutedKey>,
     /// What `limits::reserve_call` held for the call.
     pub hold: Option<Hold>,
     pub origin: CallOrigin,

@@ -5,7 +5,7 @@
 //! closed tab) the task notices, drops the upstream request — which cancels
 //! it — and keeps the partial reply with status `stopped`.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -140,7 +140,7 @@ pub async fn start_turn(
     let call = UpstreamCall {
         state: state.clone(),
         call: CallInFlight {
-            routed,
+            routed: Arc::new(routed),
             hold,
             model: request.model,
             origin: CallOrigin {

@@ -71,7 +71,7 @@ async fn load(state: &AppState, hash: [u8; 32]) -> Result<Arc<Principal>, Gatewa
     let principal = Arc::new(Principal {
         token_id,
         user,
-        route,
+        route: route.map(Arc::new),
     });
     state.principals.put(hash, epoch, principal.clone());
     Ok(principal)

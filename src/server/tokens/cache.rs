@@ -29,7 +29,7 @@ const PRUNE_ABOVE: usize = 4096;
 pub struct Principal {
     pub token_id: i64,
     pub user: UserRow,
-    pub route: Result<RoutedKey, RouteError>,
+    pub route: Result<Arc<RoutedKey>, RouteError>,
 }
 
 struct Entry {
