@@ -177,3 +177,60 @@ fn bad_configuration_fails_fast_with_one_clear_line() {
         "{stderr}"
     );
 }
+
+/// The environment of a running process, once `ready` accepts it.
+fn environment_when(pid: u32, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environment = String::from_utf8_lossy(&raw).replace('\0', "\n");
+        if ready(&environment) || std::time::Instant::now() > deadline {
+            return environment;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[tokio::test]
+async fn the_server_runs_with_its_allocator_options_unless_the_operator_set_them() {
+    let database_url = TestDb::Sqlite.fresh_url().await;
+    let serve = |operator_setting: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &database_url)
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("KEYWARD_MASTER_KEY", TEST_MASTER_KEY)
+            .env("RUST_LOG", "warn")
+            .env_remove("MIMALLOC_PURGE_DELAY")
+            .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(value) = operator_setting {
+            command.env("MIMALLOC_PURGE_DELAY", value);
+        }
+        command.spawn().expect("run keyward")
+    };
+
+    let mut child = serve(None);
+    let environment = environment_when(child.id(), |env| env.contains("MIMALLOC_"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<&str> = environment.lines().collect();
+    assert!(lines.contains(&"MIMALLOC_PURGE_DELAY=0"), "{environment}");
+    assert!(
+        lines.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "{environment}"
+    );
+
+    let mut child = serve(Some("250"));
+    let environment = environment_when(child.id(), |env| env.contains("MIMALLOC_ARENA"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<&str> = environment.lines().collect();
+    assert!(lines.contains(&"MIMALLOC_PURGE_DELAY=250"), "{environment}");
+    assert!(
+        lines.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0"),
+        "{environment}"
+    );
+}
