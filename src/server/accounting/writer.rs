@@ -137,12 +137,13 @@ impl LedgerWriter {
 
 async fn run(db: Db, mut inbox: mpsc::UnboundedReceiver<Message>) {
     let mut conn = WriterConnection { db, conn: None };
-    let mut last_commit = tokio::time::Instant::now() - COMMIT_INTERVAL;
+    let mut last_commit: Option<tokio::time::Instant> = None;
     while let Some(first) = inbox.recv().await {
         let mut batch = Vec::new();
         let stop = gather(first, &mut inbox, &mut batch);
-        if stop.is_none() && batch.len() < MAX_BATCH && last_commit.elapsed() < COMMIT_INTERVAL {
-            tokio::time::sleep_until(last_commit + COMMIT_INTERVAL).await;
+        let too_soon = last_commit.filter(|at| at.elapsed() < COMMIT_INTERVAL);
+        if let Some(at) = too_soon.filter(|_| stop.is_none() && batch.len() < MAX_BATCH) {
+            tokio::time::sleep_until(at + COMMIT_INTERVAL).await;
             if let Ok(next) = inbox.try_recv() {
                 if let Some(stop) = gather(next, &mut inbox, &mut batch) {
                     commit(&mut conn, batch).await;
@@ -150,7 +151,7 @@ async fn run(db: Db, mut inbox: mpsc::UnboundedReceiver<Message>) {
                 }
             }
         }
-        last_commit = tokio::time::Instant::now();
+        last_commit = Some(tokio::time::Instant::now());
         commit(&mut conn, batch).await;
         if let Some(done) = stop {
             return finish(&mut conn, inbox, done).await;
