@@ -162,7 +162,7 @@ impl Application {
         if let Ok(addr) = listener.local_addr() {
             leptos_options.site_addr = addr;
         }
-        let http = upstream_client();
+        let http = probe_client();
         let state = AppState::new(Shared {
             anthropic: AnthropicClient::new(Transport::new(), config.anthropic_base_url.clone()),
             leptos_options,
@@ -278,7 +278,7 @@ fn router(state: AppState) -> Router {
 /// connect timeout, and each probe sets its own overall timeout. It never
 /// retries (one user action is at most one upstream call) and never follows
 /// a redirect, which would carry the key somewhere else.
-pub fn upstream_client() -> reqwest::Client {
+pub fn probe_client() -> reqwest::Client {
     reqwest::Client::builder()
         .retry(reqwest::retry::never().max_retries_per_request(0))
         .redirect(reqwest::redirect::Policy::none())

@@ -41,9 +41,9 @@ pub struct Shared {
     pub login_throttle: LoginThrottle,
     /// The time limits are computed against (tests move it).
     pub clock: Arc<super::clock::Clock>,
-    /// One pooled HTTP client for every upstream call.
+    /// The client key probes use (`GET /v1/models` before a key is stored).
     pub http: reqwest::Client,
-    /// Messages calls to `$ANTHROPIC_BASE_URL`, on `http`'s connection pool.
+    /// Model calls to `$ANTHROPIC_BASE_URL`, on their own connection pool.
     pub anthropic: super::anthropic::AnthropicClient,
     /// Verified against when a login names an unknown email (equal timing).
     pub dummy_hash: Arc<String>,

@@ -194,7 +194,8 @@ fn environment_when(pid: u32, ready: impl Fn(&str) -> bool) -> String {
 #[tokio::test]
 async fn the_server_runs_with_its_allocator_options_unless_the_operator_set_them() {
     let database_url = TestDb::Sqlite.fresh_url().await;
-    let serve = |operator_setting: Option<&str>| {
+    // The allocator settings `keyward serve` ends up running with.
+    let settings = |operator_purge_delay: Option<&str>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
         command
             .arg("serve")
@@ -206,31 +207,26 @@ async fn the_server_runs_with_its_allocator_options_unless_the_operator_set_them
             .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(value) = operator_setting {
+        if let Some(value) = operator_purge_delay {
             command.env("MIMALLOC_PURGE_DELAY", value);
         }
-        command.spawn().expect("run keyward")
+        let mut child = command.spawn().expect("run keyward");
+        let environment = environment_when(child.id(), |env| env.contains("MIMALLOC_ARENA"));
+        let _ = child.kill();
+        let _ = child.wait();
+        environment
+            .lines()
+            .filter(|line| line.starts_with("MIMALLOC_"))
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
     };
-
-    let mut child = serve(None);
-    let environment = environment_when(child.id(), |env| env.contains("MIMALLOC_"));
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines: Vec<&str> = environment.lines().collect();
-    assert!(lines.contains(&"MIMALLOC_PURGE_DELAY=0"), "{environment}");
-    assert!(
-        lines.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0"),
-        "{environment}"
-    );
-
-    let mut child = serve(Some("250"));
-    let environment = environment_when(child.id(), |env| env.contains("MIMALLOC_ARENA"));
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines: Vec<&str> = environment.lines().collect();
-    assert!(lines.contains(&"MIMALLOC_PURGE_DELAY=250"), "{environment}");
-    assert!(
-        lines.contains(&"MIMALLOC_ARENA_EAGER_COMMIT=0"),
-        "{environment}"
-    );
+    let expected = |purge_delay: &str| {
+        [
+            "MIMALLOC_ARENA_EAGER_COMMIT=0".to_owned(),
+            format!("MIMALLOC_PURGE_DELAY={purge_delay}"),
+        ]
+        .into()
+    };
+    assert_eq!(settings(None), expected("0"));
+    assert_eq!(settings(Some("250")), expected("250"));
 }

@@ -208,12 +208,7 @@ impl WriterConnection {
             Some(conn) => conn,
             None => self.conn.insert(self.db.acquire().await?),
         };
-        let written = async {
-            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-            apply(&mut tx, jobs).await?;
-            tx.commit().await
-        }
-        .await;
+        let written = write_in(conn, jobs).await;
         if written.is_err() {
             self.conn = None;
         }
@@ -241,14 +236,19 @@ async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) {
     }
 }
 
-async fn write_batch(db: &Db, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+/// `jobs` in one transaction on `conn`.
+async fn write_in(conn: &mut sqlx::AnyConnection, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
     apply(&mut tx, jobs).await?;
     tx.commit().await
 }
 
 async fn write_one(db: &Db, job: &LedgerJob) {
-    if let Err(err) = write_batch(db, &[job]).await {
+    let written = match db.acquire().await {
+        Ok(mut conn) => write_in(&mut conn, &[job]).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = written {
         tracing::error!(error = %err, user_id = job.row.user_id, "could not write a ledger row");
     }
 }
