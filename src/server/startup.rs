@@ -1,6 +1,11 @@
 //! Building the application (state + router) and serving it.
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::{
     extract::State,
@@ -12,7 +17,7 @@ use axum::{
     Extension, Json, Router,
 };
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower_http::{
@@ -231,7 +236,7 @@ impl Application {
 
 fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name("keyward_session")
         .with_http_only(true)
@@ -272,6 +277,17 @@ fn router(state: AppState) -> Router {
         // compression or body-limit layer (it answers 413 in Anthropic's shape).
         .merge(super::gateway::router(&state))
         .with_state(state)
+}
+
+/// The app's routes, generated once per process. Generating them renders the
+/// app with a process-wide "don't load resources" flag raised (leptos_server
+/// 0.8), and a resource first polled on another thread meanwhile never loads
+/// (leptos-rs/leptos#4773). Several servers in one process (the integration
+/// tests) would otherwise stall a page now and then; a single server builds
+/// its router before it serves, so it never meets the flag.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// The client for key probes (model calls use `anthropic::Transport`): a
