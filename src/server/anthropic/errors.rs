@@ -1,5 +1,6 @@
 //! What can go wrong upstream, and how each case is told to the user.
 
+use super::transport::TransportError;
 use http::HeaderMap;
 use serde::Deserialize;
 
@@ -39,11 +40,10 @@ struct ErrorDetail {
 }
 
 impl UpstreamError {
-    pub fn from_transport(err: hyper_util::client::legacy::Error) -> Self {
-        if err.is_connect() {
-            UpstreamError::Connect
-        } else {
-            UpstreamError::StreamCut
+    pub fn from_transport(err: TransportError) -> Self {
+        match err {
+            TransportError::Connect => UpstreamError::Connect,
+            TransportError::Exchange(_) => UpstreamError::StreamCut,
         }
     }
 

@@ -1,31 +1,50 @@
-//! The HTTP client model calls go through: hyper's pooled HTTP/1.1 client
-//! over rustls, used directly. Every gateway request makes one upstream
-//! call, and reqwest's extra layers (URL re-parsing of each response, a
-//! connector clone, redirect and retry machinery keyward turns off anyway)
-//! cost a measurable share of the gateway's CPU time.
+//! The HTTP client model calls go through: HTTP/1.1 over rustls (or plain
+//! TCP for an `http://` base URL), with idle connections kept for reuse.
+//!
+//! hyper-util's pooled client runs each connection as a task of its own
+//! and spawns one more task per call to put the connection back, so every
+//! gateway call woke three tasks, often on both worker threads. Here the
+//! caller's task drives the connection itself (`pool`), and a connection
+//! whose body was read to the end goes back to the pool.
 //!
 //! Like the rest of keyward it never retries a call and never follows a
-//! redirect (that would carry the key somewhere else).
+//! redirect (that would carry the key somewhere else). The one request it
+//! sends again is one hyper hands back unwritten because its pooled
+//! connection had closed: it never reached the upstream.
 
-use std::time::Duration;
+mod pool;
 
-use bytes::Bytes;
-use futures::Stream;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyDataStream, BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
 };
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use http::{header::HOST, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::connect::HttpConnector;
 
-/// A pooled client; clones share the pool.
+use pool::{Exchange, Lease, Origin, Pool};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum TransportError {
+    /// No connection could be opened (bad URL, DNS, TCP or TLS).
+    Connect,
+    /// The connection failed before the answer's head arrived.
+    Exchange(hyper::Error),
+}
+
+/// The upstream client; clones share the pool.
 #[derive(Clone)]
-pub struct Transport(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
+pub struct Transport(Arc<Pool>);
 
 impl Transport {
     pub fn new() -> Self {
@@ -38,18 +57,40 @@ impl Transport {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(https);
-        Self(client)
+        Self(Pool::new(https))
     }
 
-    /// Sends `request`; the answer once its head has arrived.
+    /// Sends `request` (absolute URI); the answer once its head has arrived.
     pub async fn send(
         &self,
         request: Request<Full<Bytes>>,
-    ) -> Result<UpstreamResponse, hyper_util::client::legacy::Error> {
-        self.0.request(request).await.map(UpstreamResponse)
+    ) -> Result<UpstreamResponse, TransportError> {
+        let uri = request.uri().clone();
+        let origin = Origin::of(&uri).ok_or(TransportError::Connect)?;
+        let mut request = in_origin_form(request, &origin)?;
+        loop {
+            let mut lease = match self.0.checkout(&origin) {
+                Some(lease) => lease,
+                None => self
+                    .0
+                    .connect(origin.clone(), uri.clone())
+                    .await
+                    .ok_or(TransportError::Connect)?,
+            };
+            match lease.exchange(request).await {
+                Ok(response) => return Ok(UpstreamResponse::new(response, lease)),
+                // The pooled connection had closed before a byte went out.
+                Err(Exchange::Unsent(unsent)) if lease.reused => request = unsent,
+                Err(Exchange::Unsent(_)) => return Err(TransportError::Connect),
+                Err(Exchange::Failed(err)) => return Err(TransportError::Exchange(err)),
+            }
+        }
+    }
+
+    /// Idle connections still open, for the tests.
+    #[cfg(test)]
+    fn open_idle(&self) -> usize {
+        self.0.open_idle()
     }
 }
 
@@ -59,27 +100,218 @@ impl Default for Transport {
     }
 }
 
+/// HTTP/1.1 on a direct connection: the path goes on the request line and
+/// the authority in `Host`.
+fn in_origin_form(
+    request: Request<Full<Bytes>>,
+    origin: &Origin,
+) -> Result<Request<Full<Bytes>>, TransportError> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().cloned();
+    parts.uri = path.map_or_else(|| Uri::from_static("/"), Uri::from);
+    let host =
+        HeaderValue::from_str(origin.authority().as_str()).map_err(|_| TransportError::Connect)?;
+    parts.headers.insert(HOST, host);
+    Ok(Request::from_parts(parts, body))
+}
+
 /// An upstream answer whose body has not been read yet. Dropping it closes
 /// the connection mid-body, which cancels the call upstream.
-#[derive(Debug)]
-pub struct UpstreamResponse(Response<Incoming>);
+pub struct UpstreamResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: UpstreamBody,
+}
+
+impl std::fmt::Debug for UpstreamResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamResponse")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
 
 impl UpstreamResponse {
+    fn new(response: Response<Incoming>, lease: Lease) -> Self {
+        let (parts, incoming) = response.into_parts();
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body: UpstreamBody {
+                incoming,
+                lease: Some(lease),
+            },
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
-        self.0.status()
+        self.status
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        self.0.headers()
+        &self.headers
     }
 
     /// The whole body.
     pub async fn bytes(self) -> Result<Bytes, hyper::Error> {
-        Ok(self.0.into_body().collect().await?.to_bytes())
+        let mut chunks = self.body;
+        let Some(first) = chunks.next().await.transpose()? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = chunks.next().await.transpose()? else {
+            return Ok(first);
+        };
+        let mut whole = BytesMut::with_capacity(first.len() + second.len());
+        whole.extend_from_slice(&first);
+        whole.extend_from_slice(&second);
+        while let Some(chunk) = chunks.next().await.transpose()? {
+            whole.extend_from_slice(&chunk);
+        }
+        Ok(whole.freeze())
     }
 
     /// The body's chunks as they arrive.
     pub fn bytes_stream(self) -> impl Stream<Item = Result<Bytes, hyper::Error>> + Send + Unpin {
-        BodyDataStream::new(self.0.into_body())
+        self.body
+    }
+}
+
+/// A body being read, with the connection it arrives on.
+struct UpstreamBody {
+    incoming: Incoming,
+    /// Until the body's end, when the connection goes back to the pool.
+    lease: Option<Lease>,
+}
+
+impl Stream for UpstreamBody {
+    type Item = Result<Bytes, hyper::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(lease) = &mut this.lease {
+                lease.drive(cx);
+            }
+            match Pin::new(&mut this.incoming).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                    // Trailers: nothing keyward reads.
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.lease = None;
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(None) => {
+                    if let Some(lease) = this.lease.take() {
+                        lease.release();
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A minimal HTTP/1.1 server that answers every request with `reply`
+    /// and counts the connections it accepted; with `close_after_reply` it
+    /// hangs up after each answer without saying so (as an idle timeout would).
+    async fn upstream(close_after_reply: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/messages", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                        seen.extend_from_slice(&buf[..n]);
+                        // Each test request is small: a head and a 2-byte body.
+                        let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        if seen.len() < end + 4 + 2 {
+                            continue;
+                        }
+                        seen.drain(..end + 4 + 2);
+                        let reply = "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n{\"a\":1}";
+                        if socket.write_all(reply.as_bytes()).await.is_err() || close_after_reply {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn post(url: &str) -> Request<Full<Bytes>> {
+        Request::post(url)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_body_was_read_carries_the_next_call() {
+        let (url, accepted) = upstream(false).await;
+        let transport = Transport::new();
+        for _ in 0..3 {
+            let response = transport.send(post(&url)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(&response.bytes().await.unwrap()[..], br#"{"a":1}"#);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_midway_closes_its_connection() {
+        let (url, accepted) = upstream(false).await;
+        let transport = Transport::new();
+        drop(transport.send(post(&url)).await.unwrap());
+        let response = transport.send(post(&url)).await.unwrap();
+        assert_eq!(&response.bytes().await.unwrap()[..], br#"{"a":1}"#);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_server_closed_is_replaced() {
+        let (url, accepted) = upstream(true).await;
+        let transport = Transport::new();
+        let first = transport.send(post(&url)).await.unwrap();
+        first.bytes().await.unwrap();
+        // Wait for the close to arrive, as it would during a pause between calls.
+        while transport.open_idle() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = transport.send(post(&url)).await.unwrap();
+        assert_eq!(&second.bytes().await.unwrap()[..], br#"{"a":1}"#);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/messages", listener.local_addr().unwrap());
+        drop(listener);
+        let err = Transport::new().send(post(&url)).await.unwrap_err();
+        assert!(matches!(err, TransportError::Connect), "{err:?}");
+        let err = Transport::new().send(post("ftp://x/y")).await.unwrap_err();
+        assert!(matches!(err, TransportError::Connect), "{err:?}");
     }
 }

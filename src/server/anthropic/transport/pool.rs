@@ -1,0 +1,218 @@
+//! HTTP/1.1 connections to the upstream and the idle ones kept for reuse.
+//!
+//! A connection is driven by whoever holds it: the caller's task polls it
+//! while it waits for the answer's head and while it reads the body. An
+//! idle connection in the pool is polled by nobody, so before it is reused
+//! one poll with a no-op waker reads any close the server sent meanwhile.
+
+use std::{
+    future::{poll_fn, Future},
+    pin::{pin, Pin},
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{uri::Authority, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::{
+    body::Incoming,
+    client::conn::http1::{self, Connection, SendRequest},
+};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+/// Idle connections older than this are closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// At most this many idle connections are kept (the oldest go first).
+const MAX_IDLE: usize = 256;
+
+type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Scheme and authority: which connections can carry a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Origin {
+    https: bool,
+    authority: Authority,
+}
+
+impl Origin {
+    pub fn of(uri: &Uri) -> Option<Self> {
+        let https = match uri.scheme_str()? {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        Some(Self {
+            https,
+            authority: uri.authority()?.clone(),
+        })
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+}
+
+/// The request half of a connection and the state machine that drives it.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Connection<Io, Full<Bytes>>,
+    closed: bool,
+}
+
+impl Conn {
+    /// Lets the connection read and write what it can; true once it closed.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.closed && Pin::new(&mut self.driver).poll(cx).is_ready() {
+            self.closed = true;
+        }
+        self.closed
+    }
+
+    fn is_open(&mut self) -> bool {
+        !self.drive(&mut Context::from_waker(Waker::noop())) && !self.sender.is_closed()
+    }
+}
+
+struct Idle {
+    origin: Origin,
+    conn: Conn,
+    since: Instant,
+}
+
+pub struct Pool {
+    connector: HttpsConnector<HttpConnector>,
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// How an exchange on a connection failed.
+pub enum Exchange {
+    /// Nothing was written: the request comes back and can go elsewhere.
+    Unsent(Request<Full<Bytes>>),
+    Failed(hyper::Error),
+}
+
+impl Pool {
+    pub fn new(connector: HttpsConnector<HttpConnector>) -> Arc<Self> {
+        Arc::new(Self {
+            connector,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The newest idle connection to `origin` that is still open.
+    pub fn checkout(self: &Arc<Self>, origin: &Origin) -> Option<Lease> {
+        loop {
+            let idle = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let newest = idle.iter().rposition(|i| i.origin == *origin)?;
+                idle.remove(newest)
+            };
+            let mut conn = idle.conn;
+            if idle.since.elapsed() < IDLE_TIMEOUT && conn.is_open() {
+                return Some(self.lease(idle.origin, conn, true));
+            }
+        }
+    }
+
+    /// A new connection to `uri`'s origin (TCP, and TLS for https).
+    pub async fn connect(self: &Arc<Self>, origin: Origin, uri: Uri) -> Option<Lease> {
+        let io = self.connector.clone().oneshot(uri).await.ok()?;
+        let (sender, driver) = http1::handshake(io).await.ok()?;
+        let conn = Conn {
+            sender,
+            driver,
+            closed: false,
+        };
+        Some(self.lease(origin, conn, false))
+    }
+
+    fn lease(self: &Arc<Self>, origin: Origin, conn: Conn, reused: bool) -> Lease {
+        Lease {
+            pool: self.clone(),
+            origin,
+            conn,
+            reused,
+        }
+    }
+
+    fn put_back(&self, origin: Origin, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // The oldest are at the front: drop the expired, and one over the cap.
+        let expired = idle
+            .iter()
+            .take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            origin,
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    #[cfg(test)]
+    pub fn open_idle(&self) -> usize {
+        let mut idle = self.idle.lock().unwrap();
+        idle.iter_mut().filter_map(|i| i.conn.is_open().then_some(())).count()
+    }
+}
+
+/// A connection in use. Dropping it closes the connection (which cancels
+/// a call upstream); `release` puts it back in the pool instead.
+pub struct Lease {
+    pool: Arc<Pool>,
+    origin: Origin,
+    conn: Conn,
+    /// Taken from the pool rather than opened for this request.
+    pub reused: bool,
+}
+
+impl Lease {
+    /// Sends `request` and waits for the answer's head, driving the connection.
+    pub async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, Exchange> {
+        let conn = &mut self.conn;
+        let ready = poll_fn(|cx| {
+            if conn.drive(cx) {
+                return Poll::Ready(false);
+            }
+            conn.sender.poll_ready(cx).map(|ready| ready.is_ok())
+        })
+        .await;
+        if !ready {
+            return Err(Exchange::Unsent(request));
+        }
+        let mut answer = pin!(conn.sender.try_send_request(request));
+        poll_fn(|cx| {
+            conn.drive(cx);
+            answer.as_mut().poll(cx)
+        })
+        .await
+        .map_err(|mut err| match err.take_message() {
+            Some(request) => Exchange::Unsent(request),
+            None => Exchange::Failed(err.into_error()),
+        })
+    }
+
+    /// Drives the connection while a body is read from it.
+    pub fn drive(&mut self, cx: &mut Context<'_>) {
+        self.conn.drive(cx);
+    }
+
+    /// The body was read to its end: the connection can carry another call.
+    pub fn release(mut self) {
+        if self.conn.is_open() {
+            self.pool.put_back(self.origin, self.conn);
+        }
+    }
+}
