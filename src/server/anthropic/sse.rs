@@ -1,6 +1,8 @@
 //! A Server-Sent Events parser that accepts bytes in chunks split anywhere:
 //! mid-line, mid-UTF-8 character, or between `\r` and `\n`.
 
+use std::ops::ControlFlow;
+
 /// One dispatched event: its `event:` name (default `message`) and its
 /// `data:` lines joined by `\n`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +14,8 @@ pub struct SseEvent {
 #[derive(Debug, Default)]
 pub struct SseParser {
     line: Vec<u8>,
-    event: Option<String>,
+    /// The event's name and data so far; both buffers are reused.
+    event: String,
     data: String,
     has_data: bool,
     /// The last chunk ended on `\r`; a `\n` opening the next one belongs to it.
@@ -25,8 +28,26 @@ impl SseParser {
     }
 
     /// Feeds bytes; returns the events completed by them, in order.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        self.feed(chunk, |event, data| {
+            events.push(SseEvent {
+                event: event.to_owned(),
+                data: data.to_owned(),
+            });
+            ControlFlow::Continue(())
+        });
+        events
+    }
+
+    /// Feeds bytes and hands each event they complete to `on_event` as
+    /// (name, data), without allocating per event. When `on_event` breaks,
+    /// the rest of the chunk is left unread.
+    pub fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        mut on_event: impl FnMut(&str, &str) -> ControlFlow<()>,
+    ) {
         while !chunk.is_empty() {
             if std::mem::take(&mut self.skip_lf) && chunk[0] == b'\n' {
                 chunk = &chunk[1..];
@@ -36,55 +57,70 @@ impl SseParser {
                 self.line.extend_from_slice(chunk);
                 break;
             };
-            self.line.extend_from_slice(&chunk[..end]);
             self.skip_lf = chunk[end] == b'\r';
+            let line = if self.line.is_empty() {
+                &chunk[..end]
+            } else {
+                self.line.extend_from_slice(&chunk[..end]);
+                &self.line[..]
+            };
+            let dispatched = if line.is_empty() {
+                self.dispatch(&mut on_event)
+            } else {
+                take_field(line, &mut self.event, &mut self.data, &mut self.has_data);
+                ControlFlow::Continue(())
+            };
+            self.line.clear();
             chunk = &chunk[end + 1..];
-            // The line buffer keeps its allocation from line to line.
-            let mut line = std::mem::take(&mut self.line);
-            if let Some(event) = self.take_line(&line) {
-                events.push(event);
+            if dispatched.is_break() {
+                return;
             }
-            line.clear();
-            self.line = line;
         }
-        events
     }
 
-    fn take_line(&mut self, line: &[u8]) -> Option<SseEvent> {
-        if line.is_empty() {
-            return self.dispatch();
-        }
-        let line = String::from_utf8_lossy(line);
-        if line.starts_with(':') {
-            return None;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
+    fn dispatch(
+        &mut self,
+        on_event: &mut impl FnMut(&str, &str) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let flow = if std::mem::take(&mut self.has_data) {
+            let name = if self.event.is_empty() {
+                "message"
+            } else {
+                &self.event
+            };
+            on_event(name, &self.data)
+        } else {
+            ControlFlow::Continue(())
         };
-        match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => {
-                if self.has_data {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value);
-                self.has_data = true;
-            }
-            _ => {} // id, retry and unknown fields do not matter here
-        }
-        None
+        self.event.clear();
+        self.data.clear();
+        flow
     }
+}
 
-    fn dispatch(&mut self) -> Option<SseEvent> {
-        let event = self.event.take();
-        if !std::mem::take(&mut self.has_data) {
-            return None;
+/// Notes one non-empty line's `event:` or `data:` field.
+fn take_field(line: &[u8], event: &mut String, data: &mut String, has_data: &mut bool) {
+    let line = String::from_utf8_lossy(line);
+    if line.starts_with(':') {
+        return;
+    }
+    let (field, value) = match line.split_once(':') {
+        Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+        None => (line.as_ref(), ""),
+    };
+    match field {
+        "event" => {
+            event.clear();
+            event.push_str(value);
         }
-        Some(SseEvent {
-            event: event.unwrap_or_else(|| "message".to_owned()),
-            data: std::mem::take(&mut self.data),
-        })
+        "data" => {
+            if *has_data {
+                data.push('\n');
+            }
+            data.push_str(value);
+            *has_data = true;
+        }
+        _ => {} // id, retry and unknown fields do not matter here
     }
 }
 

@@ -7,7 +7,7 @@
 //! upstream stream (cancelling the call) and the open call (recording it as
 //! stopped with the usage seen so far).
 
-use std::{convert::Infallible, time::Instant};
+use std::{convert::Infallible, ops::ControlFlow, time::Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
@@ -129,10 +129,11 @@ fn read_events(
     started_at: Instant,
     stopped_cleanly: &mut bool,
 ) -> Option<CallEnd> {
-    for event in parser.push(bytes) {
-        match event.event.as_str() {
+    let mut failed = None;
+    parser.feed(bytes, |event, data| {
+        match event {
             "message_start" | "message_delta" => {
-                if let Some(usage) = usage_of(&event.data) {
+                if let Some(usage) = usage_of(data) {
                     report.usage.merge(&usage);
                 }
             }
@@ -143,16 +144,18 @@ fn read_events(
             }
             "message_stop" => *stopped_cleanly = true,
             "error" => {
-                let (kind, message) = error_of(&event.data);
-                return Some(CallEnd::Failed(UpstreamError::StreamError {
+                let (kind, message) = error_of(data);
+                failed = Some(CallEnd::Failed(UpstreamError::StreamError {
                     kind,
                     message,
                 }));
+                return ControlFlow::Break(());
             }
             _ => {}
         }
-    }
-    None
+        ControlFlow::Continue(())
+    });
+    failed
 }
 
 /// `usage` from a `message_start` (nested in `message`) or `message_delta`.

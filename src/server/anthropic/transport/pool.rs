@@ -161,7 +161,9 @@ impl Pool {
     #[cfg(test)]
     pub fn open_idle(&self) -> usize {
         let mut idle = self.idle.lock().unwrap();
-        idle.iter_mut().filter_map(|i| i.conn.is_open().then_some(())).count()
+        idle.iter_mut()
+            .filter_map(|i| i.conn.is_open().then_some(()))
+            .count()
     }
 }
 
