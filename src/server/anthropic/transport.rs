@@ -80,7 +80,7 @@ impl Transport {
             match lease.exchange(request).await {
                 Ok(response) => return Ok(UpstreamResponse::new(response, lease)),
                 // The pooled connection had closed before a byte went out.
-                Err(Exchange::Unsent(unsent)) if lease.reused => request = unsent,
+                Err(Exchange::Unsent(unsent)) if lease.reused => request = *unsent,
                 Err(Exchange::Unsent(_)) => return Err(TransportError::Connect),
                 Err(Exchange::Failed(err)) => return Err(TransportError::Exchange(err)),
             }

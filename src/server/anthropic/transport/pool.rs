@@ -92,7 +92,7 @@ pub struct Pool {
 /// How an exchange on a connection failed.
 pub enum Exchange {
     /// Nothing was written: the request comes back and can go elsewhere.
-    Unsent(Request<Full<Bytes>>),
+    Unsent(Box<Request<Full<Bytes>>>),
     Failed(hyper::Error),
 }
 
@@ -192,7 +192,7 @@ impl Lease {
         })
         .await;
         if !ready {
-            return Err(Exchange::Unsent(request));
+            return Err(Exchange::Unsent(Box::new(request)));
         }
         let mut answer = pin!(conn.sender.try_send_request(request));
         poll_fn(|cx| {
@@ -201,7 +201,7 @@ impl Lease {
         })
         .await
         .map_err(|mut err| match err.take_message() {
-            Some(request) => Exchange::Unsent(request),
+            Some(request) => Exchange::Unsent(Box::new(request)),
             None => Exchange::Failed(err.into_error()),
         })
     }
