@@ -65,15 +65,14 @@ impl Transport {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<UpstreamResponse, TransportError> {
-        let uri = request.uri().clone();
-        let origin = Origin::of(&uri).ok_or(TransportError::Connect)?;
+        let origin = Origin::of(request.uri()).ok_or(TransportError::Connect)?;
         let mut request = in_origin_form(request, &origin)?;
         loop {
             let mut lease = match self.0.checkout(&origin) {
                 Some(lease) => lease,
                 None => self
                     .0
-                    .connect(origin.clone(), uri.clone())
+                    .connect(&origin)
                     .await
                     .ok_or(TransportError::Connect)?,
             };
@@ -296,9 +295,14 @@ mod tests {
         let first = transport.send(post(&url)).await.unwrap();
         first.bytes().await.unwrap();
         // Wait for the close to arrive, as it would during a pause between calls.
-        while transport.open_idle() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let noticed = async {
+            while transport.open_idle() > 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), noticed)
+            .await
+            .expect("the pool notices the server's close");
         let second = transport.send(post(&url)).await.unwrap();
         assert_eq!(&second.bytes().await.unwrap()[..], br#"{"a":1}"#);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);

@@ -55,6 +55,16 @@ impl Origin {
     pub fn authority(&self) -> &Authority {
         &self.authority
     }
+
+    /// Where the connector dials: the origin's root.
+    fn uri(&self) -> Option<Uri> {
+        Uri::builder()
+            .scheme(if self.https { "https" } else { "http" })
+            .authority(self.authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()
+    }
 }
 
 /// The request half of a connection and the state machine that drives it.
@@ -119,16 +129,16 @@ impl Pool {
         }
     }
 
-    /// A new connection to `uri`'s origin (TCP, and TLS for https).
-    pub async fn connect(self: &Arc<Self>, origin: Origin, uri: Uri) -> Option<Lease> {
-        let io = self.connector.clone().oneshot(uri).await.ok()?;
+    /// A new connection to `origin` (TCP, and TLS for https).
+    pub async fn connect(self: &Arc<Self>, origin: &Origin) -> Option<Lease> {
+        let io = self.connector.clone().oneshot(origin.uri()?).await.ok()?;
         let (sender, driver) = http1::handshake(io).await.ok()?;
         let conn = Conn {
             sender,
             driver,
             closed: false,
         };
-        Some(self.lease(origin, conn, false))
+        Some(self.lease(origin.clone(), conn, false))
     }
 
     fn lease(self: &Arc<Self>, origin: Origin, conn: Conn, reused: bool) -> Lease {
