@@ -5,6 +5,8 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::LazyLock;
+use tokio::sync::Semaphore;
 
 use crate::error::AppError;
 
@@ -47,15 +49,32 @@ pub fn check_policy(password: &SecretString) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Password hashes computed at once, at most: one per core. Each takes
+/// 19 MiB and a core for tens of milliseconds, so a burst of logins or
+/// signups waits its turn instead of taking 19 MiB per request (more at
+/// once would not finish sooner anyway).
+static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(2, |cores| cores.get()))
+});
+
+/// Runs argon2 `work` on a blocking thread once a hashing slot is free.
+async fn with_hashing_slot<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let _slot = HASHING.acquire().await.map_err(|_| AppError::Internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| AppError::Internal)
+}
+
 /// Hashes on a blocking thread: argon2 takes tens of milliseconds of CPU.
 pub async fn hash(password: SecretString) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || {
+    with_hashing_slot(move || {
         hasher()
             .hash_password(password.expose_secret().as_bytes())
             .map(|hash| hash.to_string())
     })
-    .await
-    .map_err(|_| AppError::Internal)?
+    .await?
     .map_err(|err| {
         tracing::error!(error = %err, "password hashing failed");
         AppError::Internal
@@ -70,7 +89,7 @@ pub enum Verdict {
 
 /// Verifies on a blocking thread. A malformed stored hash counts as a mismatch.
 pub async fn verify(password: SecretString, stored_hash: String) -> Result<Verdict, AppError> {
-    tokio::task::spawn_blocking(move || {
+    with_hashing_slot(move || {
         let Ok(parsed) = PasswordHash::new(&stored_hash) else {
             tracing::error!("stored password hash is not a PHC string");
             return Verdict::Mismatch;
@@ -86,7 +105,6 @@ pub async fn verify(password: SecretString, stored_hash: String) -> Result<Verdi
         }
     })
     .await
-    .map_err(|_| AppError::Internal)
 }
 
 fn has_current_params(parsed: &PasswordHash) -> bool {
@@ -126,6 +144,15 @@ mod tests {
         assert!(check_policy(&secret("correct horse battery")).is_ok());
         // Counted in characters, not bytes.
         assert!(check_policy(&secret("ééééééé")).is_err());
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_only_with_a_slot_held() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let free_while_running = with_hashing_slot(|| HASHING.available_permits())
+            .await
+            .unwrap();
+        assert!(free_while_running < cores, "the running hash holds a slot");
     }
 
     #[tokio::test]
