@@ -70,9 +70,9 @@ impl Transport {
         loop {
             let mut lease = match self.0.checkout(&origin) {
                 Some(lease) => lease,
-                None => self
-                    .0
-                    .connect(&origin)
+                // Boxed: opening a connection (TCP, maybe TLS) is rare and
+                // its future large; unboxed it would grow every call's.
+                None => Box::pin(self.0.connect(&origin))
                     .await
                     .ok_or(TransportError::Connect)?,
             };

@@ -25,7 +25,10 @@ pub async fn create_message(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match start(state, headers, body).await {
+    // Boxed: the call's future is large (it holds the upstream exchange),
+    // and every layer between hyper and this handler would otherwise move
+    // it by value before its first poll.
+    match Box::pin(start(state, headers, body)).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }

@@ -90,7 +90,7 @@ impl Conn {
 
 struct Idle {
     origin: Origin,
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -133,15 +133,15 @@ impl Pool {
     pub async fn connect(self: &Arc<Self>, origin: &Origin) -> Option<Lease> {
         let io = self.connector.clone().oneshot(origin.uri()?).await.ok()?;
         let (sender, driver) = http1::handshake(io).await.ok()?;
-        let conn = Conn {
+        let conn = Box::new(Conn {
             sender,
             driver,
             closed: false,
-        };
+        });
         Some(self.lease(origin.clone(), conn, false))
     }
 
-    fn lease(self: &Arc<Self>, origin: Origin, conn: Conn, reused: bool) -> Lease {
+    fn lease(self: &Arc<Self>, origin: Origin, conn: Box<Conn>, reused: bool) -> Lease {
         Lease {
             pool: self.clone(),
             origin,
@@ -150,7 +150,7 @@ impl Pool {
         }
     }
 
-    fn put_back(&self, origin: Origin, conn: Conn) {
+    fn put_back(&self, origin: Origin, conn: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         // The oldest are at the front: drop the expired, and one over the cap.
         let expired = idle
@@ -182,7 +182,9 @@ impl Pool {
 pub struct Lease {
     pool: Arc<Pool>,
     origin: Origin,
-    conn: Conn,
+    /// Boxed: a connection is about 2 KB (hyper's state and, for https,
+    /// rustls'), and a lease moves from pool to call to body and back.
+    conn: Box<Conn>,
     /// Taken from the pool rather than opened for this request.
     pub reused: bool,
 }
