@@ -53,7 +53,7 @@ impl SseParser {
                 chunk = &chunk[1..];
                 continue;
             }
-            let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', chunk) else {
                 self.line.extend_from_slice(chunk);
                 break;
             };
@@ -100,27 +100,35 @@ impl SseParser {
 
 /// Notes one non-empty line's `event:` or `data:` field.
 fn take_field(line: &[u8], event: &mut String, data: &mut String, has_data: &mut bool) {
-    let line = String::from_utf8_lossy(line);
-    if line.starts_with(':') {
-        return;
-    }
-    let (field, value) = match line.split_once(':') {
-        Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-        None => (line.as_ref(), ""),
+    let (field, value) = match memchr::memchr(b':', line) {
+        Some(0) => return, // a comment
+        Some(colon) => {
+            let value = &line[colon + 1..];
+            (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+        }
+        None => (line, &b""[..]),
     };
     match field {
-        "event" => {
+        b"event" => {
             event.clear();
-            event.push_str(value);
+            push_text(event, value);
         }
-        "data" => {
+        b"data" => {
             if *has_data {
                 data.push('\n');
             }
-            data.push_str(value);
+            push_text(data, value);
             *has_data = true;
         }
         _ => {} // id, retry and unknown fields do not matter here
+    }
+}
+
+/// Appends `bytes` as text; invalid UTF-8 (never sent by Anthropic) becomes U+FFFD.
+fn push_text(to: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => to.push_str(text),
+        Err(_) => to.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -179,6 +187,13 @@ mod tests {
             .flat_map(|b| parser.push(&[*b]))
             .collect();
         assert_eq!(events, parse_whole(STREAM.as_bytes()));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_fields_without_colon_count() {
+        let events = parse_whole(b"event: x\ndata: a\xffb\ndata\n\n");
+        assert_eq!(events[0].event, "x");
+        assert_eq!(events[0].data, "a\u{fffd}b\n");
     }
 
     #[test]
