@@ -112,6 +112,16 @@ pub struct Config {
     #[arg(long, global = true, env = "KEYWARD_DEMO_MODE", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub demo_mode: bool,
 
+    /// Reverse proxies whose `X-Forwarded-For` names the client (comma-separated
+    /// IP addresses); login throttling and the audit log then see real clients.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Largest accepted request body in bytes.
     #[arg(long, global = true, env = "KEYWARD_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,

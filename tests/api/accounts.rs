@@ -160,6 +160,54 @@ async fn failed_logins_are_throttled_with_a_retry_time(db: TestDb) {
     );
 }
 
+/// Ten failed logins for different emails from one client; the next try
+/// from `next_ip` (as `X-Forwarded-For`) says whether that client is blocked.
+async fn throttled_after_ten_from(extra_args: &[&str], db: TestDb, next_ip: &str) -> StatusCode {
+    let app = spawn_app_with(db, extra_args).await;
+    let from = |ip: &str| {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::ORIGIN, app.base.parse().unwrap());
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
+    let attacker = from("203.0.113.7");
+    for n in 0..10 {
+        let response = app
+            .login_with(&attacker, &format!("nobody{n}@example.com"), "guess guess")
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    app.login_with(&from(next_ip), "someone@example.com", "guess guess")
+        .await
+        .status()
+}
+
+async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_alone(db: TestDb) {
+    let args = ["--trusted-proxies", "10.9.9.9,127.0.0.1"];
+    let same = throttled_after_ten_from(&args, db.clone(), "203.0.113.7").await;
+    assert_eq!(
+        same,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker is blocked"
+    );
+    let other = throttled_after_ten_from(&args, db, "203.0.113.8").await;
+    assert_eq!(
+        other,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the proxy is not"
+    );
+}
+
+async fn a_forwarded_address_from_an_untrusted_peer_is_ignored(db: TestDb) {
+    // Without a trusted proxy the header is the client's word: changing it
+    // does not escape the throttle.
+    let status = throttled_after_ten_from(&[], db, "203.0.113.8").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 async fn successful_login_resets_the_account_counter(db: TestDb) {
     let app = spawn_app(db).await;
     app.signup("ada@example.com", PASSWORD).await;
@@ -289,6 +337,8 @@ db_tests!(
     wrong_password_and_unknown_email_look_the_same,
     failed_logins_are_throttled_with_a_retry_time,
     successful_login_resets_the_account_counter,
+    behind_a_trusted_proxy_each_forwarded_client_is_throttled_alone,
+    a_forwarded_address_from_an_untrusted_peer_is_ignored,
     logout_ends_every_session_of_the_user,
     disabled_account_loses_its_sessions_and_cannot_log_in,
     session_cookie_has_safe_flags,

@@ -11,6 +11,7 @@ use axum::{
 };
 use tower_sessions::Session;
 
+use super::client_ip::client_ip;
 use crate::server::{
     db::{self, sessions::USER_ID_KEY, users::UserRow},
     state::AppState,
@@ -25,7 +26,7 @@ pub const ABSOLUTE_TIMEOUT_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 #[derive(Debug, Clone, Default)]
 pub struct CurrentUser(pub Option<UserRow>);
 
-/// The client's address as keyward saw it (the socket peer).
+/// The client's address: the socket peer, or what a trusted proxy forwarded.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -40,7 +41,9 @@ pub async fn load_current_user(
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(peer)| {
+            client_ip(peer.ip(), req.headers(), &state.config.trusted_proxies).to_string()
+        })
         .unwrap_or_else(|| "unknown".into());
     let user = match resolve_user(&state, &session).await {
         Ok(user) => user,

@@ -1,5 +1,6 @@
 //! Accounts: signup, login (with throttling and equal-time failures), sessions.
 
+mod client_ip;
 mod current_user;
 pub mod password;
 mod service;
