@@ -49,7 +49,7 @@ pub fn check_policy(password: &SecretString) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Password hashes computed at once, at most: one per core. Each takes
+/// How many argon2 computations may run at once: one per core. Each takes
 /// 19 MiB and a core for tens of milliseconds, so a burst of logins or
 /// signups waits its turn instead of taking 19 MiB per request (more at
 /// once would not finish sooner anyway).
@@ -57,14 +57,19 @@ static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
     Semaphore::new(std::thread::available_parallelism().map_or(2, |cores| cores.get()))
 });
 
-/// Runs argon2 `work` on a blocking thread once a hashing slot is free.
+/// Runs argon2 `work` on a blocking thread once a hashing slot is free. The
+/// slot goes with the work, so a request dropped meanwhile still holds it
+/// until the hash is done.
 async fn with_hashing_slot<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
-    let _slot = HASHING.acquire().await.map_err(|_| AppError::Internal)?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| AppError::Internal)
+    let slot = HASHING.acquire().await.map_err(|_| AppError::Internal)?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .map_err(|_| AppError::Internal)
 }
 
 /// Hashes on a blocking thread: argon2 takes tens of milliseconds of CPU.
