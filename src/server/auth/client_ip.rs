@@ -16,15 +16,14 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) 
     if !trusted_proxies.contains(&peer) {
         return peer;
     }
-    let forwarded: Vec<&str> = headers
+    let hops = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .collect();
+        .map(str::trim);
     let mut client = peer;
-    for hop in forwarded.iter().rev() {
+    for hop in hops.rev() {
         // A hop that is not an address (garbage or `unknown`) ends the
         // chain: nothing to its left can be trusted.
         let Ok(hop) = hop.parse::<IpAddr>() else {
