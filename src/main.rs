@@ -109,7 +109,6 @@ async fn serve(config: keyward::server::config::Config) -> Result<(), String> {
     let app = Application::build(config, leptos_options())
         .await
         .map_err(|e| e.to_string())?;
-    app.run_until(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    app.run_until(shutdown_signal()).await;
+    Ok(())
 }

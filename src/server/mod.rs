@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routing;
 pub mod security;
+mod serve;
 pub mod startup;
 pub mod state;
 pub mod tokens;

@@ -13,7 +13,6 @@ use axum::{
     middleware::{from_fn, from_fn_with_state},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
-    serve::ListenerExt,
     Extension, Json, Router,
 };
 use leptos::config::LeptosOptions;
@@ -63,11 +62,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
 
-/// Opens and migrates the database named by the configuration.
 /// Opens and migrates the database named by the configuration, and makes
 /// sure the free plan exists (environment values override stored ones).
 pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
@@ -202,25 +198,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartupError> {
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         spawn_housekeeping(self.state.db.clone());
         tracing::info!(addr = %self.local_addr(), "keyward is listening");
-        // Small writes (stream events, response heads) go out at once instead
-        // of waiting on Nagle's algorithm and the peer's delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve);
+        super::serve::serve(self.listener, self.router, shutdown).await;
         // Calls still running record their usage before the ledger closes.
         self.state.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
@@ -230,7 +211,6 @@ impl Application {
             tracing::warn!("upstream calls still running at shutdown were cut off");
         }
         self.state.ledger.stop().await;
-        served
     }
 }
 

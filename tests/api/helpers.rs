@@ -159,8 +159,7 @@ pub async fn spawn_app_on(database_url: &str, extra_args: &[&str]) -> TestApp {
         app.run_until(async {
             let _ = rx.await;
         })
-        .await
-        .expect("server runs");
+        .await;
     });
     let base = format!("http://{addr}");
     TestApp {

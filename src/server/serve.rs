@@ -1,0 +1,214 @@
+//! The accept loop: every connection speaks HTTP/1.1, served by hyper.
+//!
+//! keyward listens on plain HTTP. TLS, and HTTP/2 towards browsers, are the
+//! reverse proxy's job, and proxies talk HTTP/1.1 to the app behind them;
+//! browsers and the SDKs do too on a plain `http://` address. Serving
+//! HTTP/1.1 alone spares every connection a dual-protocol server's sniffing
+//! of its first bytes, and lets hyper close a connection whose request head
+//! does not arrive in time: a slow client (or an idle keep-alive one) cannot
+//! hold a connection and its buffers for ever.
+
+use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::pin, time::Duration};
+
+use axum::{body::Body, extract::ConnectInfo, http::Request, response::Response, Router};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use tokio::net::TcpListener;
+use tower::Service;
+
+/// How long a client may take to send a request head, counted from the end
+/// of the previous answer on a kept-alive connection.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// accepting and waits for the connections open then to finish their
+/// current request.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, router, shutdown, HEADER_READ_TIMEOUT).await;
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    header_read_timeout: Duration,
+) {
+    let connections = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                pause_after(err).await;
+                continue;
+            }
+        };
+        // Small writes (stream events, response heads) go out at once instead
+        // of waiting on Nagle's algorithm and the peer's delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let connection = http.serve_connection(TokioIo::new(tcp), routed(&router, peer));
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// The connection's service: each request goes to the router with the
+/// client's socket address (`ConnectInfo`, as axum's own server sets it).
+fn routed(
+    router: &Router,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response, Infallible>> + Send,
+> + Clone {
+    let router = router.clone();
+    service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().call(request.map(Body::new))
+    })
+}
+
+/// An accept that failed because the client gave up is nothing to note.
+/// Anything else (out of file descriptors, most likely) is logged, and the
+/// loop waits a moment for connections to close rather than spin.
+async fn pause_after(err: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "cannot accept a connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+        sync::{mpsc, oneshot},
+    };
+
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    struct TestServer {
+        addr: SocketAddr,
+        stop: oneshot::Sender<()>,
+        /// A message each time `/slow` has begun.
+        slow_started: mpsc::UnboundedReceiver<()>,
+    }
+
+    /// A server whose `/peer` answers with the client address it was given,
+    /// and whose `/slow` takes a moment.
+    async fn start(header_read_timeout: Duration) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (started, slow_started) = mpsc::unbounded_channel();
+        let router = Router::new()
+            .route(
+                "/peer",
+                get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            )
+            .route(
+                "/slow",
+                get(move || async move {
+                    let _ = started.send(());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    "done"
+                }),
+            );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        tokio::spawn(serve_with(listener, router, shutdown, header_read_timeout));
+        TestServer {
+            addr,
+            stop,
+            slow_started,
+        }
+    }
+
+    /// Everything the server sends until it closes the connection.
+    async fn read_to_close(socket: &mut TcpStream) -> String {
+        let mut answer = Vec::new();
+        tokio::time::timeout(LIMIT, socket.read_to_end(&mut answer))
+            .await
+            .expect("the server closes the connection")
+            .unwrap();
+        String::from_utf8(answer).unwrap()
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_client_socket_address() {
+        let server = start(LIMIT).await;
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        let client = socket.local_addr().unwrap();
+        socket
+            .write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut socket).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&client.to_string()), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_request_head_that_never_ends_loses_its_connection() {
+        let server = start(Duration::from_millis(200)).await;
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket
+            .write_all(b"GET /peer HTTP/1.1\r\nhost:")
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut socket).await;
+        assert!(!answer.contains("200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_the_request_under_way_and_stops_accepting() {
+        let mut server = start(LIMIT).await;
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        server.slow_started.recv().await.unwrap();
+        server.stop.send(()).unwrap();
+        // Kept alive by default, yet closed once its answer is out.
+        let answer = read_to_close(&mut socket).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        let closed = async {
+            while TcpStream::connect(server.addr).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(LIMIT, closed)
+            .await
+            .expect("the listener closes");
+    }
+}
