@@ -14,6 +14,14 @@ use super::{
 
 const USER_AGENT: &str = concat!("keyward/", env!("CARGO_PKG_VERSION"));
 
+// Header names `http` has no constant for, and fixed values: built from a
+// `&str` on each call they would be parsed and allocated every time.
+static X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+static ANTHROPIC_VERSION: http::HeaderName = http::HeaderName::from_static("anthropic-version");
+static ANTHROPIC_BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");
+static JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
+static KEYWARD_AGENT: http::HeaderValue = http::HeaderValue::from_static(USER_AGENT);
+
 /// The API version keyward speaks when the caller does not choose one.
 pub const API_VERSION: &str = "2023-06-01";
 
@@ -99,14 +107,14 @@ impl AnthropicClient {
         };
         let mut request = http::Request::post(uri)
             .header(
-                "x-api-key",
+                X_API_KEY.clone(),
                 api_key_header(key).ok_or(UpstreamError::Connect)?,
             )
-            .header("anthropic-version", forwarded.version.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::USER_AGENT, USER_AGENT);
+            .header(ANTHROPIC_VERSION.clone(), forwarded.version.clone())
+            .header(http::header::CONTENT_TYPE, JSON.clone())
+            .header(http::header::USER_AGENT, KEYWARD_AGENT.clone());
         if let Some(beta) = &forwarded.beta {
-            request = request.header("anthropic-beta", beta.clone());
+            request = request.header(ANTHROPIC_BETA.clone(), beta.clone());
         }
         let request = request
             .body(Full::new(body))
@@ -139,10 +147,10 @@ impl ForwardedHeaders {
     pub fn from_client(headers: &http::HeaderMap) -> Self {
         Self {
             version: headers
-                .get("anthropic-version")
+                .get(&ANTHROPIC_VERSION)
                 .cloned()
                 .unwrap_or_else(|| http::HeaderValue::from_static(API_VERSION)),
-            beta: headers.get("anthropic-beta").cloned(),
+            beta: headers.get(&ANTHROPIC_BETA).cloned(),
         }
     }
 }

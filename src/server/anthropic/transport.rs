@@ -151,6 +151,11 @@ impl UpstreamResponse {
         &self.headers
     }
 
+    /// The headers, moved out (the body stays readable).
+    pub fn take_headers(&mut self) -> HeaderMap {
+        std::mem::take(&mut self.headers)
+    }
+
     /// The whole body.
     pub async fn bytes(self) -> Result<Bytes, hyper::Error> {
         let mut chunks = self.body;

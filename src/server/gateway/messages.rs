@@ -7,7 +7,7 @@
 
 use axum::{
     body::Body,
-    extract::State,
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue},
     response::{IntoResponse, Response},
 };
@@ -20,15 +20,15 @@ use crate::server::{
     state::AppState,
 };
 
-pub async fn create_message(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+// Both handlers take the whole request and keep its parts: a `HeaderMap`
+// extractor would copy every header first.
+
+pub async fn create_message(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
     // Boxed: the call's future is large (it holds the upstream exchange),
     // and every layer between hyper and this handler would otherwise move
     // it by value before its first poll.
-    match Box::pin(start(state, headers, body)).await {
+    match Box::pin(start(state, parts.headers, body)).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -86,10 +86,10 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
 }
 
 /// Reads the whole reply, notes its usage and passes it on.
-async fn json_reply(response: UpstreamResponse, mut open: OpenCall) -> Response {
+async fn json_reply(mut response: UpstreamResponse, mut open: OpenCall) -> Response {
     let mut reply = passthrough::response(
         response.status(),
-        response.headers(),
+        response.take_headers(),
         "application/json",
         Body::empty(),
     );
@@ -114,10 +114,10 @@ async fn json_reply(response: UpstreamResponse, mut open: OpenCall) -> Response 
 }
 
 /// Answers at once with the upstream head; the body relays the events.
-fn stream_reply(response: UpstreamResponse, mut open: OpenCall) -> Response {
+fn stream_reply(mut response: UpstreamResponse, mut open: OpenCall) -> Response {
     let mut reply = passthrough::response(
         response.status(),
-        response.headers(),
+        response.take_headers(),
         "text/event-stream",
         Body::empty(),
     );
@@ -138,11 +138,9 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 
 /// `POST /v1/messages/count_tokens`: passed through on the caller's key.
 /// It costs nothing upstream, so it is neither reserved nor in the ledger.
-pub async fn count_tokens(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let answer = async {
         let principal = auth::authenticate(&state, &headers).await?;
         let routed = principal.route.clone()?;
@@ -167,13 +165,13 @@ pub async fn count_tokens(
             .await;
         Ok(match answer {
             Err(err) => passthrough::upstream_error(&err, routed.source),
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status();
-                let headers = response.headers().clone();
+                let headers = response.take_headers();
                 match response.bytes().await {
                     Ok(bytes) => passthrough::response(
                         status,
-                        &headers,
+                        headers,
                         "application/json",
                         Body::from(bytes),
                     ),

@@ -18,26 +18,31 @@ fn passes_through(name: &str) -> bool {
         || name.starts_with("anthropic-ratelimit-")
 }
 
-/// Copies the headers clients rely on from an upstream answer.
-pub fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for (name, value) in from {
-        if passes_through(name.as_str()) {
-            to.append(name.clone(), value.clone());
+/// Moves the headers clients rely on from an upstream answer. Moved, not
+/// copied: a header keyward does not know by name (all of these) costs an
+/// allocation each time it is copied.
+fn move_headers(from: HeaderMap, to: &mut HeaderMap) {
+    // A repeated header comes as its name, then values without one.
+    let mut passing = false;
+    to.extend(from.into_iter().filter(|(name, _)| {
+        if let Some(name) = name {
+            passing = passes_through(name.as_str());
         }
-    }
+        passing
+    }));
 }
 
 /// A response with the upstream status and headers, and `body`.
 pub fn response(
     status: StatusCode,
-    upstream_headers: &HeaderMap,
+    upstream_headers: HeaderMap,
     content_type: &'static str,
     body: Body,
 ) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    copy_headers(upstream_headers, headers);
+    move_headers(upstream_headers, headers);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
@@ -59,7 +64,12 @@ pub fn upstream_error(err: &UpstreamError, source: KeySource) -> Response {
             } else {
                 body.clone()
             };
-            response(status, headers, "application/json", Body::from(body))
+            response(
+                status,
+                headers.clone(),
+                "application/json",
+                Body::from(body),
+            )
         }
         UpstreamError::Timeout => GatewayError::api_error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -113,12 +123,18 @@ mod tests {
             "9".parse().unwrap(),
         );
         upstream.insert("retry-after", "3".parse().unwrap());
-        upstream.insert("set-cookie", "x=y".parse().unwrap());
+        upstream.append("set-cookie", "x=y".parse().unwrap());
+        upstream.append("set-cookie", "z=w".parse().unwrap());
         upstream.insert("content-length", "10".parse().unwrap());
+        upstream.append("x-should-retry", "true".parse().unwrap());
+        upstream.append("x-should-retry", "false".parse().unwrap());
         let mut out = HeaderMap::new();
-        copy_headers(&upstream, &mut out);
-        assert_eq!(out.len(), 3);
+        move_headers(upstream, &mut out);
+        assert_eq!(out.len(), 5);
         assert!(out.get("set-cookie").is_none());
+        assert!(out.get("content-length").is_none());
+        let retry: Vec<_> = out.get_all("x-should-retry").iter().collect();
+        assert_eq!(retry, ["true", "false"]);
     }
 
     #[test]
