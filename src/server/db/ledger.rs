@@ -125,17 +125,18 @@ pub async fn insert_many(
                 .bind(row.message_id)
                 .bind(row.token_id)
                 .bind(row.key_source)
-                .bind(&row.model)
+                // Borrowed as `&str`: a `&String` would be copied for the query.
+                .bind(row.model.as_str())
                 .bind(row.input_tokens)
                 .bind(row.output_tokens)
                 .bind(row.cache_creation_tokens)
                 .bind(row.cache_read_tokens)
                 .bind(row.cost_micro_usd)
-                .bind(&row.status)
-                .bind(&row.error_type)
+                .bind(row.status.as_str())
+                .bind(row.error_type.as_deref())
                 .bind(row.latency_ms)
                 .bind(row.ttft_ms)
-                .bind(&row.request_id);
+                .bind(row.request_id.as_deref());
         }
         query.execute(&mut *conn).await?;
     }

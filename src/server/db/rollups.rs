@@ -2,6 +2,7 @@
 //! transaction), so dashboards sum days rather than individual calls.
 
 use super::{format_day, ledger::LedgerRow};
+use crate::server::clock::DAY_MS;
 
 /// Whether a ledger status counts as a failed call.
 pub fn is_error(status: &str) -> bool {
@@ -65,14 +66,16 @@ pub async fn record_many(
     rows: &[&LedgerRow],
 ) -> Result<(), sqlx::Error> {
     use std::collections::BTreeMap;
-    let mut by_model: BTreeMap<(String, &str, &str), ModelSums> = BTreeMap::new();
-    let mut by_user: BTreeMap<(String, i64, &str), UserSums> = BTreeMap::new();
-    let mut by_latency: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    // Keyed by the day's number, written out as a date once per roll-up
+    // row rather than once per call.
+    let mut by_model: BTreeMap<(i64, &str, &str), ModelSums> = BTreeMap::new();
+    let mut by_user: BTreeMap<(i64, i64, &str), UserSums> = BTreeMap::new();
+    let mut by_latency: BTreeMap<(i64, i64), i64> = BTreeMap::new();
     for row in rows {
-        let day = format_day(row.at);
+        let day = row.at.div_euclid(DAY_MS);
         let errors = i64::from(is_error(&row.status));
         let m = by_model
-            .entry((day.clone(), row.key_source, row.model.as_str()))
+            .entry((day, row.key_source, row.model.as_str()))
             .or_default();
         m.requests += 1;
         m.errors += errors;
@@ -82,7 +85,7 @@ pub async fn record_many(
         m.cache_read += row.cache_read_tokens;
         m.cost += row.cost_micro_usd;
         let u = by_user
-            .entry((day.clone(), row.user_id, row.key_source))
+            .entry((day, row.user_id, row.key_source))
             .or_default();
         u.requests += 1;
         u.errors += errors;
@@ -108,7 +111,7 @@ pub async fn record_many(
              cache_read_tokens = rollup_daily_models.cache_read_tokens + excluded.cache_read_tokens, \
              cost_micro_usd = rollup_daily_models.cost_micro_usd + excluded.cost_micro_usd",
         )
-        .bind(day)
+        .bind(format_day(day * DAY_MS))
         .bind(*source)
         .bind(*model)
         .bind(m.requests)
@@ -130,7 +133,7 @@ pub async fn record_many(
              cost_micro_usd = rollup_daily_users.cost_micro_usd + excluded.cost_micro_usd, \
              last_at = CASE WHEN excluded.last_at > rollup_daily_users.last_at THEN excluded.last_at ELSE rollup_daily_users.last_at END",
         )
-        .bind(day)
+        .bind(format_day(day * DAY_MS))
         .bind(*user_id)
         .bind(*source)
         .bind(u.requests)
@@ -146,7 +149,7 @@ pub async fn record_many(
             "INSERT INTO rollup_daily_latency (day, bucket_ms, calls) VALUES ($1, $2, $3) \
              ON CONFLICT (day, bucket_ms) DO UPDATE SET calls = rollup_daily_latency.calls + excluded.calls",
         )
-        .bind(day)
+        .bind(format_day(day * DAY_MS))
         .bind(*bucket)
         .bind(*calls)
         .execute(&mut *conn)
