@@ -20,9 +20,8 @@ use crate::server::{
     state::AppState,
 };
 
-// Both handlers take the whole request and keep its parts: a `HeaderMap`
-// extractor would copy every header first.
-
+/// `POST /v1/messages`. It takes the whole request and keeps its parts
+/// (as `count_tokens` does): a `HeaderMap` extractor would copy every header.
 pub async fn create_message(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     // Boxed: the call's future is large (it holds the upstream exchange),
