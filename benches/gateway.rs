@@ -6,8 +6,14 @@
 //! fresh SQLite database; the caller is a premium user on their own key, the
 //! gateway's common heavy-use path. Run with `make bench`.
 //!
-//! The load generator, the mock and keyward share the machine's cores, so
-//! one run's throughput swings with whatever else runs. Each row therefore
+//! Every row runs in two layouts. In the deployed shape keyward has cores of
+//! its own and its callers and the upstream run elsewhere, so "dedicated"
+//! pins keyward to one core and the load generator and the mock to the
+//! rest (in the direct runs too). "shared" lets all three use every core:
+//! keyward's CPU time then comes out of the mock's and the load
+//! generator's, so that layout measures the whole machine's cost per call.
+//!
+//! One run's throughput swings with whatever else runs. Each row therefore
 //! alternates direct and keyward runs `ROUNDS` times and pools the samples,
 //! and it also reports the CPU time each process spent per request, which
 //! does not depend on scheduling luck.
@@ -203,12 +209,27 @@ impl Drop for Keyward {
     }
 }
 
-async fn start_keyward(mock_url: &str) -> Keyward {
-    let dir = std::env::temp_dir().join(format!("keyward-gateway-bench-{}", std::process::id()));
+/// Starts keyward on `cores` (a `taskset` list; all when `None`). Pinned
+/// from its start, it sizes its runtime to the cores it has, as it would in
+/// a container limited to them.
+async fn start_keyward(mock_url: &str, cores: Option<&str>) -> Keyward {
+    let dir = std::env::temp_dir().join(format!(
+        "keyward-gateway-bench-{}-{}",
+        std::process::id(),
+        cores.unwrap_or("all")
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let addr = format!("127.0.0.1:{}", free_port());
     let bin = std::env::var("KEYWARD_BIN").unwrap_or_else(|_| "target/release/keyward".into());
-    let child = Command::new(&bin)
+    let mut command = match cores {
+        Some(cores) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["--cpu-list", cores, &bin]);
+            taskset
+        }
+        None => Command::new(&bin),
+    };
+    let child = command
         .arg("serve")
         .env(
             "DATABASE_URL",
@@ -279,16 +300,84 @@ async fn premium_token(base: &str) -> String {
     created["token"].as_str().expect("token").to_owned()
 }
 
+/// Where the processes may run. On a machine of its own keyward would not
+/// share cores with its callers or with the upstream; on one machine it
+/// does, and then its own CPU time comes out of theirs.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Every process may run on every core.
+    Shared,
+    /// keyward alone on the last core; the load generator and the mock on
+    /// the others, in the direct runs too.
+    Dedicated,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Shared => "shared",
+            Layout::Dedicated => "dedicated",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Layout::Shared => "all processes share every core",
+            Layout::Dedicated => {
+                "keyward alone on the last core, load generator and mock on the others"
+            }
+        }
+    }
+
+    /// The `taskset` core lists for the load generator and the mock, and
+    /// for keyward; `None` when the layout cannot be had here.
+    fn cores(self) -> Option<(String, String)> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let all = format!("0-{}", cores - 1);
+        match self {
+            Layout::Shared => Some((all.clone(), all)),
+            Layout::Dedicated if cores >= 2 && taskset_works() => {
+                Some((format!("0-{}", cores - 2), (cores - 1).to_string()))
+            }
+            Layout::Dedicated => None,
+        }
+    }
+}
+
+fn taskset_works() -> bool {
+    Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Moves every thread of `pid` onto `cores` (threads it starts later inherit).
+fn pin(pid: u32, cores: &str) -> bool {
+    Command::new("taskset")
+        .args([
+            "--all-tasks",
+            "--cpu-list",
+            "--pid",
+            cores,
+            &pid.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// One row of the table: direct and through keyward.
+struct Row {
+    layout: Layout,
+    mode: &'static str,
+    concurrency: usize,
+    outcomes: [Outcome; 2],
+}
+
 #[tokio::main]
 async fn main() {
     let (mut mock, mock_url) = start_mock(&[PLATFORM_KEY, USER_KEY]);
-    let keyward = start_keyward(&mock_url).await;
-    let token = premium_token(&keyward.base).await;
-    let pid = keyward.child.id();
-    let (_, startup_peak) = memory_mib(pid);
-    // From here the peak counts the gateway runs only: start-up and signup
-    // hash passwords with argon2id, which briefly takes 19 MiB each time.
-    let peak_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
         .tcp_nodelay(true)
@@ -298,90 +387,133 @@ async fn main() {
         url: mock_url.clone(),
         key: USER_KEY.into(),
     };
-    let through = Target {
-        url: keyward.base.clone(),
-        key: token,
-    };
-
-    let pids = ["self".to_owned(), mock.id().to_string(), pid.to_string()];
     println!(
         "gateway load: {ROUNDS} alternating rounds of {} s per path after {} ms warm-up; mock upstream with no delay; keyward release build, SQLite, premium user",
         RUN.as_secs(),
         WARMUP.as_millis()
     );
-    println!(
-        "{:<6} {:>3}  {:<8} {:>9} {:>9} {:>9} {:>10} {:>6}   {:>24}",
-        "mode",
-        "c",
-        "path",
-        "rps",
-        "p50 ms",
-        "p99 ms",
-        "ttfb p50",
-        "errors",
-        "CPU µs/req: load mock kw"
-    );
-    let mut stdout = std::io::stdout();
-    let mut summary = Vec::new();
-    // `-- json 16` (any of "json", "sse", 1, 16, 64) runs only matching rows,
-    // e.g. to profile one of them.
-    let (modes, concurrencies): (Vec<String>, Vec<String>) = std::env::args()
+    // `-- json 16 dedicated` (any of "json", "sse", 1, 16, 64, "shared",
+    // "dedicated") runs only matching rows, e.g. to profile one of them.
+    let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
-        .partition(|a| a == "json" || a == "sse");
-    let wanted = |mode: &str, concurrency: usize| {
-        (modes.is_empty() || modes.iter().any(|m| m == mode))
-            && (concurrencies.is_empty() || concurrencies.contains(&concurrency.to_string()))
+        .collect();
+    let picked = |choices: &[&str], value: &str| {
+        let given: Vec<&String> = args
+            .iter()
+            .filter(|a| choices.contains(&a.as_str()))
+            .collect();
+        given.is_empty() || given.iter().any(|a| *a == value)
     };
-    for stream in [false, true] {
-        let mode = if stream { "sse" } else { "json" };
-        let body = json!({
-            "model": "claude-haiku-4-5", "max_tokens": 256, "stream": stream,
-            "messages": [{ "role": "user", "content": "Hello there, how are you today?" }],
-        });
-        for concurrency in [1, 16, 64] {
-            if !wanted(mode, concurrency) {
-                continue;
-            }
-            let mut pooled = [Sample::default(), Sample::default()];
-            for _ in 0..ROUNDS {
-                for (i, target) in [&direct, &through].into_iter().enumerate() {
-                    pooled[i].absorb(load(&client, target, &body, concurrency, &pids).await);
-                }
-            }
-            let row = pooled.map(Outcome::from);
-            for (path, outcome) in ["direct", "keyward"].iter().zip(&row) {
-                let [load, mock, kw] = outcome.cpu_us;
-                println!(
-                    "{mode:<6} {concurrency:>3}  {path:<8} {:>9.0} {:>9.3} {:>9.3} {:>10.3} {:>6}   {load:>8.1} {mock:>6.1} {kw:>6.1}",
-                    outcome.rps,
-                    ms(outcome.p50),
-                    ms(outcome.p99),
-                    ms(outcome.ttfb_p50),
-                    outcome.errors
-                );
-            }
-            let _ = stdout.flush();
-            summary.push((mode, concurrency, row));
+    let mut rows: Vec<Row> = Vec::new();
+    let mut memory = Vec::new();
+    for layout in [Layout::Dedicated, Layout::Shared] {
+        if !picked(&["shared", "dedicated"], layout.name()) {
+            continue;
         }
+        let Some((others, keyward_cores)) = layout.cores() else {
+            println!("\n{}: skipped (needs two cores and taskset)", layout.name());
+            continue;
+        };
+        let keyward = start_keyward(
+            &mock_url,
+            (layout == Layout::Dedicated).then_some(keyward_cores.as_str()),
+        )
+        .await;
+        let through = Target {
+            url: keyward.base.clone(),
+            key: premium_token(&keyward.base).await,
+        };
+        let pid = keyward.child.id();
+        let (_, startup_peak) = memory_mib(pid);
+        // From here the peak counts the gateway runs only: start-up and signup
+        // hash passwords with argon2id, which briefly takes 19 MiB each time.
+        let peak_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+        if !(pin(std::process::id(), &others) && pin(mock.id(), &others)) {
+            println!("\n{}: skipped (taskset failed)", layout.name());
+            continue;
+        }
+        let pids = ["self".to_owned(), mock.id().to_string(), pid.to_string()];
+        println!("\n{}: {}", layout.name(), layout.describe());
+        println!(
+            "{:<6} {:>3}  {:<8} {:>9} {:>9} {:>9} {:>10} {:>6}   {:>24}",
+            "mode",
+            "c",
+            "path",
+            "rps",
+            "p50 ms",
+            "p99 ms",
+            "ttfb p50",
+            "errors",
+            "CPU µs/req: load mock kw"
+        );
+        for stream in [false, true] {
+            let mode = if stream { "sse" } else { "json" };
+            let body = json!({
+                "model": "claude-haiku-4-5", "max_tokens": 256, "stream": stream,
+                "messages": [{ "role": "user", "content": "Hello there, how are you today?" }],
+            });
+            for concurrency in [1, 16, 64] {
+                if !picked(&["json", "sse"], mode)
+                    || !picked(&["1", "16", "64"], &concurrency.to_string())
+                {
+                    continue;
+                }
+                let mut pooled = [Sample::default(), Sample::default()];
+                for _ in 0..ROUNDS {
+                    for (i, target) in [&direct, &through].into_iter().enumerate() {
+                        pooled[i].absorb(load(&client, target, &body, concurrency, &pids).await);
+                    }
+                }
+                let outcomes = pooled.map(Outcome::from);
+                for (path, outcome) in ["direct", "keyward"].iter().zip(&outcomes) {
+                    let [load, mock, kw] = outcome.cpu_us;
+                    println!(
+                        "{mode:<6} {concurrency:>3}  {path:<8} {:>9.0} {:>9.3} {:>9.3} {:>10.3} {:>6}   {load:>8.1} {mock:>6.1} {kw:>6.1}",
+                        outcome.rps,
+                        ms(outcome.p50),
+                        ms(outcome.p99),
+                        ms(outcome.ttfb_p50),
+                        outcome.errors
+                    );
+                }
+                let _ = std::io::stdout().flush();
+                rows.push(Row {
+                    layout,
+                    mode,
+                    concurrency,
+                    outcomes,
+                });
+            }
+        }
+        let (rss, peak) = memory_mib(pid);
+        memory.push(if peak_reset {
+            format!(
+                "{}: keyward RSS {rss:.1} MiB after the runs, peak during them {peak:.1} MiB (start-up and signup peak {startup_peak:.1} MiB)",
+                layout.name()
+            )
+        } else {
+            format!(
+                "{}: keyward RSS {rss:.1} MiB after the runs, peak {peak:.1} MiB",
+                layout.name()
+            )
+        });
     }
-    let (rss, peak) = memory_mib(pid);
     println!();
-    for (mode, concurrency, row) in &summary {
+    for row in &rows {
+        let [direct, keyward] = &row.outcomes;
         println!(
-            "{mode:<4} c={concurrency:<3} keyward throughput {:>5.1} % of direct, p99 added {:>7.3} ms",
-            row[1].rps / row[0].rps * 100.0,
-            ms(row[1].p99) - ms(row[0].p99)
+            "{:<9} {:<4} c={:<3} keyward throughput {:>5.1} % of direct, p99 added {:>7.3} ms",
+            row.layout.name(),
+            row.mode,
+            row.concurrency,
+            keyward.rps / direct.rps * 100.0,
+            ms(keyward.p99) - ms(direct.p99)
         );
     }
-    if peak_reset {
-        println!(
-            "keyward memory after the runs: RSS {rss:.1} MiB, peak during the runs {peak:.1} MiB (start-up and signup peak {startup_peak:.1} MiB)"
-        );
-    } else {
-        println!("keyward memory after the runs: RSS {rss:.1} MiB, peak {peak:.1} MiB");
+    for line in memory {
+        println!("{line}");
     }
-    drop(keyward);
     let _ = mock.kill();
     let _ = mock.wait();
 }
