@@ -330,9 +330,9 @@ impl Layout {
     }
 
     /// The `taskset` core lists for the load generator and the mock, and
-    /// for keyward; `None` when the layout cannot be had here.
-    fn cores(self) -> Option<(String, String)> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// for keyward, on a machine with `cores` cores; `None` when the layout
+    /// cannot be had here.
+    fn cores(self, cores: usize) -> Option<(String, String)> {
         let all = format!("0-{}", cores - 1);
         match self {
             Layout::Shared => Some((all.clone(), all)),
@@ -377,6 +377,9 @@ struct Row {
 
 #[tokio::main]
 async fn main() {
+    // Counted before any pinning: once this process is pinned, the
+    // standard library counts only the cores it may still use.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut mock, mock_url) = start_mock(&[PLATFORM_KEY, USER_KEY]);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
@@ -411,7 +414,7 @@ async fn main() {
         if !picked(&["shared", "dedicated"], layout.name()) {
             continue;
         }
-        let Some((others, keyward_cores)) = layout.cores() else {
+        let Some((others, keyward_cores)) = layout.cores(cores) else {
             println!("\n{}: skipped (needs two cores and taskset)", layout.name());
             continue;
         };
