@@ -305,41 +305,51 @@ async fn premium_token(base: &str) -> String {
 /// does, and then its own CPU time comes out of theirs.
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
-    /// Every process may run on every core.
-    Shared,
     /// keyward alone on the last core; the load generator and the mock on
     /// the others, in the direct runs too.
     Dedicated,
+    /// Every process may run on every core.
+    Shared,
+}
+
+/// `taskset` core lists for one layout.
+struct Cores {
+    /// For the load generator (this process) and the mock.
+    callers: String,
+    /// For keyward, from its start; `None` leaves it unpinned.
+    keyward: Option<String>,
 }
 
 impl Layout {
     fn name(self) -> &'static str {
         match self {
-            Layout::Shared => "shared",
             Layout::Dedicated => "dedicated",
+            Layout::Shared => "shared",
         }
     }
 
     fn describe(self) -> &'static str {
         match self {
-            Layout::Shared => "all processes share every core",
             Layout::Dedicated => {
                 "keyward alone on the last core, load generator and mock on the others"
             }
+            Layout::Shared => "all processes share every core",
         }
     }
 
-    /// The `taskset` core lists for the load generator and the mock, and
-    /// for keyward, on a machine with `cores` cores; `None` when the layout
+    /// The cores of a machine with `machine_cores`; `None` when the layout
     /// cannot be had here.
-    fn cores(self, cores: usize) -> Option<(String, String)> {
-        let all = format!("0-{}", cores - 1);
+    fn cores(self, machine_cores: usize) -> Option<Cores> {
         match self {
-            Layout::Shared => Some((all.clone(), all)),
-            Layout::Dedicated if cores >= 2 && taskset_works() => {
-                Some((format!("0-{}", cores - 2), (cores - 1).to_string()))
-            }
+            Layout::Dedicated if machine_cores >= 2 && taskset_works() => Some(Cores {
+                callers: format!("0-{}", machine_cores - 2),
+                keyward: Some((machine_cores - 1).to_string()),
+            }),
             Layout::Dedicated => None,
+            Layout::Shared => Some(Cores {
+                callers: format!("0-{}", machine_cores - 1),
+                keyward: None,
+            }),
         }
     }
 }
@@ -367,6 +377,42 @@ fn pin(pid: u32, cores: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
+/// The rows the command line asks for: `-- json 16 dedicated` (any of
+/// "json", "sse", 1, 16, 64, "dedicated", "shared") runs only matching
+/// rows, e.g. to profile one of them; nothing given in a group means all.
+struct Selection(Vec<String>);
+
+impl Selection {
+    fn from_args() -> Self {
+        Self(
+            std::env::args()
+                .skip(1)
+                .filter(|a| !a.starts_with('-'))
+                .collect(),
+        )
+    }
+
+    /// Whether `value` of the group `choices` is wanted.
+    fn picks(&self, choices: &[&str], value: &str) -> bool {
+        let given: Vec<&str> = self
+            .0
+            .iter()
+            .map(String::as_str)
+            .filter(|a| choices.contains(a))
+            .collect();
+        given.is_empty() || given.contains(&value)
+    }
+}
+
+/// What every layout's runs share.
+struct Bench {
+    client: reqwest::Client,
+    mock_pid: u32,
+    mock_url: String,
+    direct: Target,
+    selection: Selection,
+}
+
 /// One row of the table: direct and through keyward.
 struct Row {
     layout: Layout,
@@ -375,132 +421,144 @@ struct Row {
     outcomes: [Outcome; 2],
 }
 
+/// Runs the selected rows in `layout` with a keyward of its own; the rows
+/// and a line on keyward's memory, or `None` if the layout was skipped.
+async fn run_layout(bench: &Bench, layout: Layout, cores: Cores) -> Option<(Vec<Row>, String)> {
+    let keyward = start_keyward(&bench.mock_url, cores.keyward.as_deref()).await;
+    let through = Target {
+        url: keyward.base.clone(),
+        key: premium_token(&keyward.base).await,
+    };
+    let pid = keyward.child.id();
+    let (_, startup_peak) = memory_mib(pid);
+    // From here the peak counts the gateway runs only: start-up and signup
+    // hash passwords with argon2id, which briefly takes 19 MiB each time.
+    let peak_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+    if !(pin(std::process::id(), &cores.callers) && pin(bench.mock_pid, &cores.callers)) {
+        println!("\n{}: skipped (taskset failed)", layout.name());
+        return None;
+    }
+    let pids = [
+        "self".to_owned(),
+        bench.mock_pid.to_string(),
+        pid.to_string(),
+    ];
+    println!("\n{}: {}", layout.name(), layout.describe());
+    println!(
+        "{:<6} {:>3}  {:<8} {:>9} {:>9} {:>9} {:>10} {:>6}   {:>24}",
+        "mode",
+        "c",
+        "path",
+        "rps",
+        "p50 ms",
+        "p99 ms",
+        "ttfb p50",
+        "errors",
+        "CPU µs/req: load mock kw"
+    );
+    let mut rows = Vec::new();
+    for (mode, stream) in [("json", false), ("sse", true)] {
+        let body = json!({
+            "model": "claude-haiku-4-5", "max_tokens": 256, "stream": stream,
+            "messages": [{ "role": "user", "content": "Hello there, how are you today?" }],
+        });
+        for concurrency in [1, 16, 64] {
+            let selection = &bench.selection;
+            if !selection.picks(&["json", "sse"], mode)
+                || !selection.picks(&["1", "16", "64"], &concurrency.to_string())
+            {
+                continue;
+            }
+            let mut pooled = [Sample::default(), Sample::default()];
+            for _ in 0..ROUNDS {
+                for (i, target) in [&bench.direct, &through].into_iter().enumerate() {
+                    pooled[i].absorb(load(&bench.client, target, &body, concurrency, &pids).await);
+                }
+            }
+            let row = Row {
+                layout,
+                mode,
+                concurrency,
+                outcomes: pooled.map(Outcome::from),
+            };
+            print_row(&row);
+            rows.push(row);
+        }
+    }
+    let (rss, peak) = memory_mib(pid);
+    let memory = if peak_reset {
+        format!(
+            "{}: keyward RSS {rss:.1} MiB after the runs, peak during them {peak:.1} MiB (start-up and signup peak {startup_peak:.1} MiB)",
+            layout.name()
+        )
+    } else {
+        format!(
+            "{}: keyward RSS {rss:.1} MiB after the runs, peak {peak:.1} MiB",
+            layout.name()
+        )
+    };
+    Some((rows, memory))
+}
+
+fn print_row(row: &Row) {
+    for (path, outcome) in ["direct", "keyward"].iter().zip(&row.outcomes) {
+        let [load, mock, kw] = outcome.cpu_us;
+        println!(
+            "{:<6} {:>3}  {path:<8} {:>9.0} {:>9.3} {:>9.3} {:>10.3} {:>6}   {load:>8.1} {mock:>6.1} {kw:>6.1}",
+            row.mode,
+            row.concurrency,
+            outcome.rps,
+            ms(outcome.p50),
+            ms(outcome.p99),
+            ms(outcome.ttfb_p50),
+            outcome.errors
+        );
+    }
+    let _ = std::io::stdout().flush();
+}
+
 #[tokio::main]
 async fn main() {
     // Counted before any pinning: once this process is pinned, the
     // standard library counts only the cores it may still use.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let machine_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut mock, mock_url) = start_mock(&[PLATFORM_KEY, USER_KEY]);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(128)
-        .tcp_nodelay(true)
-        .build()
-        .expect("client");
-    let direct = Target {
-        url: mock_url.clone(),
-        key: USER_KEY.into(),
+    let bench = Bench {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(128)
+            .tcp_nodelay(true)
+            .build()
+            .expect("client"),
+        mock_pid: mock.id(),
+        direct: Target {
+            url: mock_url.clone(),
+            key: USER_KEY.into(),
+        },
+        mock_url,
+        selection: Selection::from_args(),
     };
     println!(
         "gateway load: {ROUNDS} alternating rounds of {} s per path after {} ms warm-up; mock upstream with no delay; keyward release build, SQLite, premium user",
         RUN.as_secs(),
         WARMUP.as_millis()
     );
-    // `-- json 16 dedicated` (any of "json", "sse", 1, 16, 64, "shared",
-    // "dedicated") runs only matching rows, e.g. to profile one of them.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let picked = |choices: &[&str], value: &str| {
-        let given: Vec<&String> = args
-            .iter()
-            .filter(|a| choices.contains(&a.as_str()))
-            .collect();
-        given.is_empty() || given.iter().any(|a| *a == value)
-    };
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows = Vec::new();
     let mut memory = Vec::new();
     for layout in [Layout::Dedicated, Layout::Shared] {
-        if !picked(&["shared", "dedicated"], layout.name()) {
+        if !bench
+            .selection
+            .picks(&["dedicated", "shared"], layout.name())
+        {
             continue;
         }
-        let Some((others, keyward_cores)) = layout.cores(cores) else {
+        let Some(cores) = layout.cores(machine_cores) else {
             println!("\n{}: skipped (needs two cores and taskset)", layout.name());
             continue;
         };
-        let keyward = start_keyward(
-            &mock_url,
-            (layout == Layout::Dedicated).then_some(keyward_cores.as_str()),
-        )
-        .await;
-        let through = Target {
-            url: keyward.base.clone(),
-            key: premium_token(&keyward.base).await,
-        };
-        let pid = keyward.child.id();
-        let (_, startup_peak) = memory_mib(pid);
-        // From here the peak counts the gateway runs only: start-up and signup
-        // hash passwords with argon2id, which briefly takes 19 MiB each time.
-        let peak_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
-        if !(pin(std::process::id(), &others) && pin(mock.id(), &others)) {
-            println!("\n{}: skipped (taskset failed)", layout.name());
-            continue;
+        if let Some((layout_rows, layout_memory)) = run_layout(&bench, layout, cores).await {
+            rows.extend(layout_rows);
+            memory.push(layout_memory);
         }
-        let pids = ["self".to_owned(), mock.id().to_string(), pid.to_string()];
-        println!("\n{}: {}", layout.name(), layout.describe());
-        println!(
-            "{:<6} {:>3}  {:<8} {:>9} {:>9} {:>9} {:>10} {:>6}   {:>24}",
-            "mode",
-            "c",
-            "path",
-            "rps",
-            "p50 ms",
-            "p99 ms",
-            "ttfb p50",
-            "errors",
-            "CPU µs/req: load mock kw"
-        );
-        for stream in [false, true] {
-            let mode = if stream { "sse" } else { "json" };
-            let body = json!({
-                "model": "claude-haiku-4-5", "max_tokens": 256, "stream": stream,
-                "messages": [{ "role": "user", "content": "Hello there, how are you today?" }],
-            });
-            for concurrency in [1, 16, 64] {
-                if !picked(&["json", "sse"], mode)
-                    || !picked(&["1", "16", "64"], &concurrency.to_string())
-                {
-                    continue;
-                }
-                let mut pooled = [Sample::default(), Sample::default()];
-                for _ in 0..ROUNDS {
-                    for (i, target) in [&direct, &through].into_iter().enumerate() {
-                        pooled[i].absorb(load(&client, target, &body, concurrency, &pids).await);
-                    }
-                }
-                let outcomes = pooled.map(Outcome::from);
-                for (path, outcome) in ["direct", "keyward"].iter().zip(&outcomes) {
-                    let [load, mock, kw] = outcome.cpu_us;
-                    println!(
-                        "{mode:<6} {concurrency:>3}  {path:<8} {:>9.0} {:>9.3} {:>9.3} {:>10.3} {:>6}   {load:>8.1} {mock:>6.1} {kw:>6.1}",
-                        outcome.rps,
-                        ms(outcome.p50),
-                        ms(outcome.p99),
-                        ms(outcome.ttfb_p50),
-                        outcome.errors
-                    );
-                }
-                let _ = std::io::stdout().flush();
-                rows.push(Row {
-                    layout,
-                    mode,
-                    concurrency,
-                    outcomes,
-                });
-            }
-        }
-        let (rss, peak) = memory_mib(pid);
-        memory.push(if peak_reset {
-            format!(
-                "{}: keyward RSS {rss:.1} MiB after the runs, peak during them {peak:.1} MiB (start-up and signup peak {startup_peak:.1} MiB)",
-                layout.name()
-            )
-        } else {
-            format!(
-                "{}: keyward RSS {rss:.1} MiB after the runs, peak {peak:.1} MiB",
-                layout.name()
-            )
-        });
     }
     println!();
     for row in &rows {
