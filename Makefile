@@ -22,6 +22,14 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 SDK_VENV := target/sdk-venv
 
+# Debug builds (make run, make test) keep their assets apart from the release
+# ones: a page from one build fails to hydrate with the other build's wasm,
+# so sharing target/site let `make run` or `make test` break the
+# `target/release/keyward serve` that `make build` set up. cargo-leptos, the
+# server and the tests all read LEPTOS_SITE_ROOT.
+DEBUG_SITE := target/site-debug
+run test unit-and-integration e2e: export LEPTOS_SITE_ROOT := $(DEBUG_SITE)
+
 .PHONY: help run test build bench tools browser-tools sdk-tools lint unit-and-integration e2e
 
 help: ## list the commands

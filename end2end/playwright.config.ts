@@ -66,7 +66,8 @@ export default defineConfig({
     env: {
       DATABASE_URL: `sqlite:${process.env.KEYWARD_E2E_DB}?mode=rwc`,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_SITE_ROOT: 'target/site',
+      // The debug build's assets, where `make test` and `make e2e` put them.
+      LEPTOS_SITE_ROOT: process.env.LEPTOS_SITE_ROOT ?? 'target/site-debug',
       KEYWARD_MASTER_KEY: 'a2V5d2FyZC1lMmUtbWFzdGVyLWtleS0zMi1ieXRlcyE=',
       ANTHROPIC_BASE_URL: `http://127.0.0.1:${mockPort}`,
       ANTHROPIC_API_KEY: MOCK_KEYS.platform,

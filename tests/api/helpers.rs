@@ -173,9 +173,12 @@ pub async fn spawn_app_on(database_url: &str, extra_args: &[&str]) -> TestApp {
     }
 }
 
+/// The debug build's assets (`make test` builds them there), unless
+/// `LEPTOS_SITE_ROOT` says otherwise.
 fn site_root() -> String {
+    let root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site-debug".into());
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/site")
+        .join(root)
         .display()
         .to_string()
 }
