@@ -46,12 +46,16 @@ test('phone-sized layout', async ({ page }, testInfo) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await signUp(page, uniqueEmail('phone'));
   await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
-  // Nothing overflows sideways on a phone.
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  expect(overflow).toBeLessThanOrEqual(0);
-  const shot = testInfo.outputPath('phone-chat.png');
-  await page.screenshot({ path: shot, fullPage: true });
-  await testInfo.attach('phone-chat', { path: shot, contentType: 'image/png' });
+  for (const path of ['/chat', '/settings']) {
+    await gotoHydrated(page, path);
+    // Nothing overflows sideways on a phone.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${path} is wider than the phone`).toBeLessThanOrEqual(0);
+    const name = `phone${path.replace('/', '-')}`;
+    const shot = testInfo.outputPath(`${name}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    await testInfo.attach(name, { path: shot, contentType: 'image/png' });
+  }
 });
 
 test('the page sets a CSP with a nonce and still hydrates', async ({ page }) => {

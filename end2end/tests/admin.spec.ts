@@ -75,3 +75,13 @@ test('a personal token is shown once and can be revoked', async ({ page }) => {
   await gotoHydrated(page, '/settings');
   await expect(page.getByTestId('new-token')).toHaveCount(0);
 });
+
+test('the admin pages fit a phone: wide tables scroll inside their card', async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await logIn(page, ADMIN.email, ADMIN.password);
+  for (const path of ['/admin', '/admin/plans', '/admin/audit', '/admin/users/1']) {
+    await gotoHydrated(page, path);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${path} is wider than the phone`).toBeLessThanOrEqual(0);
+  }
+});
