@@ -52,6 +52,9 @@ test('an admin sees the dashboard, moves a user to a new plan, and the user gets
 test('a personal token is shown once and can be revoked', async ({ page }) => {
   await signUp(page, uniqueEmail('tokens'));
   await gotoHydrated(page, '/settings');
+  // The SDK example points at the address this browser uses.
+  const origin = new URL(page.url()).origin;
+  await expect(page.locator('pre.snippet')).toContainText(`base_url="${origin}"`);
   await page.getByLabel('Token name').fill('my laptop');
   await page.getByRole('button', { name: 'Create token' }).click();
   const token = page.getByTestId('new-token');

@@ -50,6 +50,11 @@ pub fn TokensSection() -> impl IntoView {
         });
     });
 
+    // The address the browser used, which the server cannot know behind a
+    // proxy. Effects run only in the browser, after hydration (which keeps
+    // the server's text, so a value read during it would not show).
+    let origin = RwSignal::new(None::<String>);
+    Effect::new(move |_| origin.set(browser_origin()));
     view! {
         <section class="card" aria-labelledby="tokens-heading">
             <h2 id="tokens-heading">"API tokens"</h2>
@@ -57,7 +62,7 @@ pub fn TokensSection() -> impl IntoView {
                 "Use keyward from scripts and the official Anthropic SDKs: point them at this server "
                 "and use a token as the API key. Calls go through the same key and limits as your chats."
             </p>
-            <pre class="snippet"><code>{move || sdk_snippet()}</code></pre>
+            <pre class="snippet"><code>{move || sdk_snippet(origin.get())}</code></pre>
             {move || fresh().map(|new| view! { <FreshToken new /> })}
             <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading your tokens…"</p> }>
                 {move || tokens.get().map(|result| match result {
@@ -77,21 +82,22 @@ pub fn TokensSection() -> impl IntoView {
     }
 }
 
-/// Python SDK usage with this server's address.
-fn sdk_snippet() -> String {
-    let origin = origin().unwrap_or_else(|| "https://keyward.example".into());
+/// Python SDK usage with this server's address (a placeholder until the
+/// browser has said what it is).
+fn sdk_snippet(origin: Option<String>) -> String {
+    let origin = origin.unwrap_or_else(|| "https://keyward.example".into());
     format!(
         "import anthropic\nclient = anthropic.Anthropic(base_url=\"{origin}\", api_key=\"kw_…\")"
     )
 }
 
 #[cfg(feature = "hydrate")]
-fn origin() -> Option<String> {
+fn browser_origin() -> Option<String> {
     window().location().origin().ok()
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn origin() -> Option<String> {
+fn browser_origin() -> Option<String> {
     None
 }
 
