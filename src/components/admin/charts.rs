@@ -3,7 +3,10 @@
 
 use leptos::prelude::*;
 
-use crate::model::admin::{DayPoint, ModelPoint};
+use crate::model::{
+    admin::{DayPoint, ModelPoint},
+    caps::format_usd_amount,
+};
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 180.0;
@@ -27,23 +30,12 @@ impl DayMetric {
 
     fn label(self, value: f64) -> String {
         match self {
-            DayMetric::Cost => usd_label(value),
+            // Exact, with the decimals small amounts need: a day of a few
+            // cheap calls must not read "$0.00" at the top of the axis.
+            DayMetric::Cost => format_usd_amount((value * 1e6).round() as i64),
             DayMetric::Requests => format!("{value:.0}"),
         }
     }
-}
-
-/// Dollars with as many decimals as small amounts need: a day of a few
-/// cheap calls must not read "$0.00" at the top of the axis.
-fn usd_label(value: f64) -> String {
-    let decimals = match value {
-        v if v >= 0.1 => 2,
-        v if v >= 0.0001 => 4,
-        // Below a micro-dollar (an empty chart's axis): nothing was spent.
-        v if v < 0.000_000_5 => return "$0".to_owned(),
-        _ => 6,
-    };
-    format!("${value:.decimals$}")
 }
 
 /// Bars per day, stacked: platform key below, users' keys on top.
@@ -160,11 +152,13 @@ mod tests {
 
     #[test]
     fn small_costs_keep_their_digits() {
-        assert_eq!(usd_label(12.345), "$12.35");
-        assert_eq!(usd_label(0.25), "$0.25");
-        assert_eq!(usd_label(0.0009), "$0.0009");
-        assert_eq!(usd_label(0.0123), "$0.0123");
-        assert_eq!(usd_label(0.000_042), "$0.000042");
-        assert_eq!(usd_label(f64::MIN_POSITIVE), "$0");
+        let label = |dollars| DayMetric::Cost.label(dollars);
+        assert_eq!(label(12.345), "$12.345");
+        assert_eq!(label(0.25), "$0.25");
+        assert_eq!(label(0.0009), "$0.0009");
+        assert_eq!(label(0.0123), "$0.0123");
+        assert_eq!(label(0.000_042), "$0.000042");
+        // An empty chart's axis (its top is the smallest positive number).
+        assert_eq!(label(f64::MIN_POSITIVE), "$0");
     }
 }
