@@ -6,6 +6,7 @@ pub mod admin;
 pub mod caps;
 pub mod chat;
 pub mod models;
+pub mod prices;
 
 /// The logged-in user as the UI sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,8 @@
 //! The Claude models keyward knows, with list prices (USD per million tokens,
-//! which is the same number as micro-USD per token).
+//! which is the same number as micro-USD per token). What a call costs on top
+//! of these (cache, long context, tool fees) is in `prices`.
+
+pub use super::prices::cost_micro_usd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelInfo {
@@ -10,7 +13,8 @@ pub struct ModelInfo {
 }
 
 /// Price families: any `claude-opus-4*`, `claude-sonnet-4*`, `claude-haiku-4*`
-/// id is priced like its family (from Anthropic's published list prices).
+/// id is priced like its family (Anthropic's list prices, checked on
+/// `prices::PRICES_CHECKED`).
 pub const MODELS: [ModelInfo; 3] = [
     ModelInfo {
         id: "claude-haiku-4-5",
@@ -32,7 +36,21 @@ pub const MODELS: [ModelInfo; 3] = [
     },
 ];
 
+/// Claude Opus 4 and 4.1 kept the Opus 3 list price; from Opus 4.5 on,
+/// Opus costs a third of it. Not offered in plans, but priced when a user's
+/// own key calls them.
+const OPUS_4_AND_4_1: ModelInfo = ModelInfo {
+    id: "claude-opus-4-1",
+    label: "Claude Opus 4.1",
+    input_usd_per_mtok: 15,
+    output_usd_per_mtok: 75,
+};
+
 pub fn find(id: &str) -> Option<&'static ModelInfo> {
+    let old_opus = ["claude-opus-4-0", "claude-opus-4-1", "claude-opus-4-2025"];
+    if old_opus.iter().any(|prefix| id.starts_with(prefix)) {
+        return Some(&OPUS_4_AND_4_1);
+    }
     MODELS.iter().find(|m| m.id == id).or_else(|| {
         let family = ["claude-haiku-4", "claude-sonnet-4", "claude-opus-4"]
             .into_iter()
@@ -62,24 +80,19 @@ pub fn label(id: &str) -> String {
         .unwrap_or_else(|| id.to_owned())
 }
 
-/// Tokens of one call, as billed.
+/// Tokens of one call, as billed. The token kinds are disjoint: a token is
+/// counted in exactly one of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenCounts {
     pub input: u64,
     pub output: u64,
+    /// Cache writes at the 5-minute TTL.
     pub cache_creation: u64,
+    /// Cache writes at the 1-hour TTL (not included in `cache_creation`).
+    pub cache_creation_1h: u64,
     pub cache_read: u64,
-}
-
-/// Cost in micro-USD, exact: cache writes cost 1.25× input, cache reads
-/// 0.1× input. Computed in hundredths of a micro-dollar, rounded half up once.
-pub fn cost_micro_usd(model: &str, tokens: TokenCounts) -> u64 {
-    let Some(price) = find(model) else { return 0 };
-    let centi = tokens.input * price.input_usd_per_mtok * 100
-        + tokens.output * price.output_usd_per_mtok * 100
-        + tokens.cache_creation * price.input_usd_per_mtok * 125
-        + tokens.cache_read * price.input_usd_per_mtok * 10;
-    (centi + 50) / 100
+    /// Server-side web searches, billed per use.
+    pub web_search_requests: u64,
 }
 
 #[cfg(test)]
@@ -100,8 +113,7 @@ mod tests {
         let t = TokenCounts {
             input: 1_000,
             output: 200,
-            cache_creation: 0,
-            cache_read: 0,
+            ..TokenCounts::default()
         };
         // Haiku: 1000 × $1/M + 200 × $5/M = $0.001 + $0.001 = 2000 µ$
         assert_eq!(cost_micro_usd("claude-haiku-4-5", t), 2_000);
@@ -111,10 +123,9 @@ mod tests {
         assert_eq!(cost_micro_usd("claude-opus-4-7", t), 10_000);
         // Cache: 10 written at 1.25×3 = 37.5, 10 read at 0.3 = 3 → 40.5 → 41 (half up)
         let cached = TokenCounts {
-            input: 0,
-            output: 0,
             cache_creation: 10,
             cache_read: 10,
+            ..TokenCounts::default()
         };
         assert_eq!(cost_micro_usd("claude-sonnet-4-6", cached), 41);
         assert_eq!(cost_micro_usd("unknown-model", t), 0);
@@ -128,6 +139,15 @@ mod tests {
         );
         assert_eq!(
             find("claude-opus-4-1").map(|m| m.output_usd_per_mtok),
+            Some(75),
+            "Opus 4.1 kept the old Opus price"
+        );
+        assert_eq!(
+            find("claude-opus-4-20250514").map(|m| m.input_usd_per_mtok),
+            Some(15)
+        );
+        assert_eq!(
+            find("claude-opus-4-5-20251101").map(|m| m.output_usd_per_mtok),
             Some(25)
         );
         assert!(find("gpt-4").is_none());

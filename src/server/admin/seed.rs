@@ -87,6 +87,7 @@ fn synthetic_row(dice: &mut Dice, users: &[i64], at: i64) -> LedgerRow {
             } else {
                 0
             },
+            ..TokenCounts::default()
         }
     };
     let latency_ms = 150 + dice.below(6_000) as i64;
@@ -105,6 +106,7 @@ fn synthetic_row(dice: &mut Dice, users: &[i64], at: i64) -> LedgerRow {
         latency_ms,
         ttft_ms: (!failed).then_some(latency_ms / 4),
         request_id: Some(format!("req_demo_{:012x}", dice.next() >> 16)),
+        reached_upstream: true,
         ..LedgerRow::default()
     }
 }
