@@ -9,7 +9,7 @@ use http_body_util::Full;
 
 use super::{
     errors::UpstreamError,
-    transport::{Transport, UpstreamResponse},
+    transport::{FailureKind, Transport, UpstreamResponse},
 };
 
 const USER_AGENT: &str = concat!("keyward/", env!("CARGO_PKG_VERSION"));
@@ -81,7 +81,8 @@ impl AnthropicClient {
         body: Bytes,
         stream: bool,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let version = http::HeaderValue::from_str(version).map_err(|_| UpstreamError::Connect)?;
+        let version =
+            http::HeaderValue::from_str(version).map_err(|_| unbuildable("the API version"))?;
         let forwarded = ForwardedHeaders {
             version,
             beta: None,
@@ -103,12 +104,12 @@ impl AnthropicClient {
             Some(uri) if path == "/v1/messages" => uri.clone(),
             _ => format!("{}{path}", self.base_url)
                 .parse()
-                .map_err(|_| UpstreamError::Connect)?,
+                .map_err(|_| unbuildable("the URL"))?,
         };
         let mut request = http::Request::post(uri)
             .header(
                 X_API_KEY.clone(),
-                api_key_header(key).ok_or(UpstreamError::Connect)?,
+                api_key_header(key).ok_or_else(|| unbuildable("the key header"))?,
             )
             .header(ANTHROPIC_VERSION.clone(), forwarded.version.clone())
             .header(http::header::CONTENT_TYPE, JSON.clone())
@@ -118,7 +119,7 @@ impl AnthropicClient {
         }
         let request = request
             .body(Full::new(body))
-            .map_err(|_| UpstreamError::Connect)?;
+            .map_err(|_| unbuildable("the request"))?;
         let timeout = if stream {
             STREAM_HEADERS_TIMEOUT
         } else {
@@ -134,6 +135,17 @@ impl AnthropicClient {
             Err(UpstreamError::from_response(response).await)
         }
     }
+}
+
+/// A request that could not be built never left keyward. `what` names the
+/// part, never its value (one of them is the key).
+fn unbuildable(what: &'static str) -> UpstreamError {
+    let kind = FailureKind::Connect;
+    tracing::warn!(
+        kind = kind.as_str(),
+        "could not build the upstream request: {what}"
+    );
+    UpstreamError::Unreachable(kind)
 }
 
 /// Request headers a gateway client sets that go upstream with its call.

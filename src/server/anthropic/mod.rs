@@ -13,4 +13,4 @@ pub use client::{
 };
 pub use errors::UpstreamError;
 pub use events::{parse_event, StreamEvent, Usage};
-pub use transport::{Transport, UpstreamResponse};
+pub use transport::{FailureKind, Transport, UpstreamResponse};

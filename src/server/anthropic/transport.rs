@@ -7,14 +7,19 @@
 //! caller's task drives the connection itself (`pool`), and a connection
 //! whose body was read to the end goes back to the pool.
 //!
+//! A failure keeps its kind (`FailureKind`) and says whether the request
+//! could have reached the upstream; its cause is logged once, here.
+//!
 //! Like the rest of keyward it never retries a call and never follows a
 //! redirect (that would carry the key somewhere else). The one request it
 //! sends again is one hyper hands back unwritten because its pooled
 //! connection had closed: it never reached the upstream.
 
+mod failure;
 mod pool;
 
 use std::{
+    fmt::Display,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -29,17 +34,38 @@ use hyper::body::{Body as _, Incoming};
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 
+pub use failure::{Causes, FailureKind};
+use failure::{Resolver, TcpConnector};
 use pool::{Exchange, Lease, Origin, Pool};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a TCP connect may take (hyper-util's own bound).
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most opening a connection may take, DNS and TLS handshake included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why a request got no answer.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportError {
-    /// No connection could be opened (bad URL, DNS, TCP or TLS).
-    Connect,
-    /// The connection failed before the answer's head arrived.
-    Exchange(hyper::Error),
+    /// The request never left keyward: no connection (bad URL, DNS, TCP,
+    /// TLS, or too slow to open), or one that closed before it was written.
+    Unreachable(FailureKind),
+    /// The request may have been written; the connection failed before the
+    /// answer's head arrived whole.
+    Exchange(FailureKind),
+}
+
+impl TransportError {
+    /// Logs why, once, and returns the failure.
+    fn unreachable(kind: FailureKind, cause: impl Display) -> Self {
+        tracing::warn!(kind = kind.as_str(), %cause, "upstream unreachable");
+        Self::Unreachable(kind)
+    }
+
+    fn exchange(err: &hyper::Error) -> Self {
+        let kind = FailureKind::of_exchange(err);
+        tracing::warn!(kind = kind.as_str(), cause = %Causes(err), "upstream exchange failed");
+        Self::Exchange(kind)
+    }
 }
 
 /// The upstream client; clones share the pool.
@@ -48,16 +74,21 @@ pub struct Transport(Arc<Pool>);
 
 impl Transport {
     pub fn new() -> Self {
-        let mut http = HttpConnector::new();
+        Self::with_connect_timeout(CONNECT_TIMEOUT)
+    }
+
+    /// `connect_timeout` bounds opening a connection, DNS to TLS.
+    fn with_connect_timeout(connect_timeout: Duration) -> Self {
+        let mut http = HttpConnector::new_with_resolver(Resolver::new());
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_connect_timeout(Some(TCP_CONNECT_TIMEOUT));
         let https = HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
-        Self(Pool::new(https))
+            .wrap_connector(TcpConnector(http));
+        Self(Pool::new(https, connect_timeout))
     }
 
     /// Sends `request` (absolute URI); the answer once its head has arrived.
@@ -65,23 +96,33 @@ impl Transport {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<UpstreamResponse, TransportError> {
-        let origin = Origin::of(request.uri()).ok_or(TransportError::Connect)?;
+        let origin = Origin::of(request.uri()).ok_or_else(|| {
+            TransportError::unreachable(FailureKind::Connect, "the URL is not http(s) with a host")
+        })?;
         let mut request = in_origin_form(request, &origin)?;
         loop {
             let mut lease = match self.0.checkout(&origin) {
                 Some(lease) => lease,
                 // Boxed: opening a connection (TCP, maybe TLS) is rare and
                 // its future large; unboxed it would grow every call's.
-                None => Box::pin(self.0.connect(&origin))
-                    .await
-                    .ok_or(TransportError::Connect)?,
+                None => Box::pin(self.0.connect(&origin)).await?,
             };
             match lease.exchange(request).await {
                 Ok(response) => return Ok(UpstreamResponse::new(response, lease)),
                 // The pooled connection had closed before a byte went out.
-                Err(Exchange::Unsent(unsent)) if lease.reused => request = *unsent,
-                Err(Exchange::Unsent(_)) => return Err(TransportError::Connect),
-                Err(Exchange::Failed(err)) => return Err(TransportError::Exchange(err)),
+                Err(Exchange::Unsent {
+                    request: unsent, ..
+                }) if lease.reused => request = *unsent,
+                Err(Exchange::Unsent { cause, .. }) => {
+                    let cause = cause.as_ref().map(|err| Causes(err).to_string());
+                    return Err(TransportError::unreachable(
+                        FailureKind::Connect,
+                        cause
+                            .as_deref()
+                            .unwrap_or("the new connection closed at once"),
+                    ));
+                }
+                Err(Exchange::Failed(err)) => return Err(TransportError::exchange(&err)),
             }
         }
     }
@@ -108,8 +149,9 @@ fn in_origin_form(
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().cloned();
     parts.uri = path.map_or_else(|| Uri::from_static("/"), Uri::from);
-    let host =
-        HeaderValue::from_str(origin.authority().as_str()).map_err(|_| TransportError::Connect)?;
+    let host = HeaderValue::from_str(origin.authority().as_str()).map_err(|_| {
+        TransportError::unreachable(FailureKind::Connect, "the host is no header value")
+    })?;
     parts.headers.insert(HOST, host);
     Ok(Request::from_parts(parts, body))
 }
@@ -319,8 +361,8 @@ mod tests {
         let url = format!("http://{}/v1/messages", listener.local_addr().unwrap());
         drop(listener);
         let err = Transport::new().send(post(&url)).await.unwrap_err();
-        assert!(matches!(err, TransportError::Connect), "{err:?}");
+        assert_eq!(err, TransportError::Unreachable(FailureKind::Connect));
         let err = Transport::new().send(post("ftp://x/y")).await.unwrap_err();
-        assert!(matches!(err, TransportError::Connect), "{err:?}");
+        assert_eq!(err, TransportError::Unreachable(FailureKind::Connect));
     }
 }

@@ -76,13 +76,14 @@ pub fn upstream_error(err: &UpstreamError, source: KeySource) -> Response {
             "Anthropic did not answer in time. Please try again.",
         )
         .into_response(),
-        UpstreamError::Connect | UpstreamError::StreamCut | UpstreamError::StreamError { .. } => {
-            GatewayError::api_error(
-                StatusCode::BAD_GATEWAY,
-                "keyward could not reach Anthropic. Please try again in a moment.",
-            )
-            .into_response()
-        }
+        UpstreamError::Unreachable(_)
+        | UpstreamError::Exchange(_)
+        | UpstreamError::StreamCut
+        | UpstreamError::StreamError { .. } => GatewayError::api_error(
+            StatusCode::BAD_GATEWAY,
+            "keyward could not reach Anthropic. Please try again in a moment.",
+        )
+        .into_response(),
     }
 }
 

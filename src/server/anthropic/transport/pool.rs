@@ -21,9 +21,14 @@ use hyper::{
     client::conn::http1::{self, Connection, SendRequest},
 };
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
+
+use super::{
+    failure::{Causes, FailureKind, TcpConnector},
+    TransportError,
+};
 
 /// Idle connections older than this are closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -95,21 +100,28 @@ struct Idle {
 }
 
 pub struct Pool {
-    connector: HttpsConnector<HttpConnector>,
+    connector: HttpsConnector<TcpConnector>,
+    /// The most opening a connection may take: DNS, TCP and TLS together.
+    connect_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
 }
 
 /// How an exchange on a connection failed.
 pub enum Exchange {
     /// Nothing was written: the request comes back and can go elsewhere.
-    Unsent(Box<Request<Full<Bytes>>>),
+    Unsent {
+        request: Box<Request<Full<Bytes>>>,
+        /// Why, when hyper said.
+        cause: Option<hyper::Error>,
+    },
     Failed(hyper::Error),
 }
 
 impl Pool {
-    pub fn new(connector: HttpsConnector<HttpConnector>) -> Arc<Self> {
+    pub fn new(connector: HttpsConnector<TcpConnector>, connect_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             connector,
+            connect_timeout,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -130,15 +142,36 @@ impl Pool {
     }
 
     /// A new connection to `origin` (TCP, and TLS for https).
-    pub async fn connect(self: &Arc<Self>, origin: &Origin) -> Option<Lease> {
-        let io = self.connector.clone().oneshot(origin.uri()?).await.ok()?;
-        let (sender, driver) = http1::handshake(io).await.ok()?;
+    pub async fn connect(self: &Arc<Self>, origin: &Origin) -> Result<Lease, TransportError> {
+        let uri = origin
+            .uri()
+            .ok_or_else(|| TransportError::unreachable(FailureKind::Connect, "no URI to dial"))?;
+        let opening = async {
+            let io = self.connector.clone().oneshot(uri).await.map_err(|err| {
+                TransportError::unreachable(FailureKind::of_connect(&*err), Causes(&*err))
+            })?;
+            // No I/O happens here; a failure would be hyper refusing the stream.
+            http1::handshake(io).await.map_err(|err| {
+                TransportError::unreachable(FailureKind::of_exchange(&err), Causes(&err))
+            })
+        };
+        // hyper-util bounds TCP alone; without this a silent TLS server (or
+        // a resolver that never answers) would hold the call until the
+        // caller's own, much longer, timeout.
+        let (sender, driver) = tokio::time::timeout(self.connect_timeout, opening)
+            .await
+            .map_err(|_| {
+                TransportError::unreachable(
+                    FailureKind::Timeout,
+                    format_args!("connecting took over {:?}", self.connect_timeout),
+                )
+            })??;
         let conn = Box::new(Conn {
             sender,
             driver,
             closed: false,
         });
-        Some(self.lease(origin.clone(), conn, false))
+        Ok(self.lease(origin.clone(), conn, false))
     }
 
     fn lease(self: &Arc<Self>, origin: Origin, conn: Box<Conn>, reused: bool) -> Lease {
@@ -198,13 +231,16 @@ impl Lease {
         let conn = &mut self.conn;
         let ready = poll_fn(|cx| {
             if conn.drive(cx) {
-                return Poll::Ready(false);
+                return Poll::Ready(Err(None));
             }
-            conn.sender.poll_ready(cx).map(|ready| ready.is_ok())
+            conn.sender.poll_ready(cx).map_err(Some)
         })
         .await;
-        if !ready {
-            return Err(Exchange::Unsent(Box::new(request)));
+        if let Err(cause) = ready {
+            return Err(Exchange::Unsent {
+                request: Box::new(request),
+                cause,
+            });
         }
         let mut answer = pin!(conn.sender.try_send_request(request));
         poll_fn(|cx| {
@@ -213,7 +249,10 @@ impl Lease {
         })
         .await
         .map_err(|mut err| match err.take_message() {
-            Some(request) => Exchange::Unsent(Box::new(request)),
+            Some(request) => Exchange::Unsent {
+                request: Box::new(request),
+                cause: Some(err.into_error()),
+            },
             None => Exchange::Failed(err.into_error()),
         })
     }
