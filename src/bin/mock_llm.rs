@@ -4,7 +4,9 @@
 //! API, accepts only the configured keys, and injects faults on request:
 //! put one of these words in the last user message, or send it in an
 //! `x-mock-fault` header —
-//! `mock:529`, `mock:429`, `mock:500`, `mock:400`, `mock:slow`, `mock:cut`.
+//! `mock:529`, `mock:429`, `mock:500`, `mock:400`, `mock:slow`, `mock:cut`,
+//! `mock:hang` (answers after 30 s). A request that declares a
+//! `web_search_*` tool reports one search in its usage.
 //! A message starting with `mock:echo ` is answered with the rest of it.
 //! `GET /_mock/requests` lists what it received (for tests).
 
@@ -48,7 +50,8 @@ async fn main() -> std::io::Result<()> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, server::router(state))
+    let app = server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

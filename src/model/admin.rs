@@ -104,6 +104,8 @@ pub struct PlanView {
     pub tokens_per_day: Option<i64>,
     pub models: Vec<String>,
     pub max_tokens: i64,
+    /// Anthropic's server tools (web search, code execution, …) on the platform key.
+    pub allows_server_tools: bool,
     pub users: i64,
 }
 

@@ -95,6 +95,10 @@ fn PlanForm(plan: Option<PlanView>, save: ServerAction<SavePlan>) -> impl IntoVi
                         }
                     }).collect_view()}
                 </div>
+                <label class="check">
+                    <input type="checkbox" name="allows_server_tools" value="on" checked=plan.as_ref().is_some_and(|p| p.allows_server_tools) />
+                    "Allow Anthropic's server tools (web search, web fetch, code execution, MCP servers) on the platform key — they bill per use on top of tokens"
+                </label>
                 <button type="submit" class="button small-plain">"Save plan"</button>
             </fieldset>
         </ActionForm>

@@ -126,6 +126,22 @@ pub struct Config {
     #[arg(long, global = true, env = "KEYWARD_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// On SIGTERM, how long calls in flight may finish before they are cut
+    /// (and recorded as `stopped` with what they used).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_SHUTDOWN_GRACE_SECS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_secs: u64,
+
+    /// This instance's name on the reservations it takes (default: host
+    /// name and listen address). A restart under the same name releases
+    /// what a crashed predecessor left at once.
+    #[arg(long, global = true, env = "KEYWARD_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     #[command(flatten)]
     pub free_plan: FreePlanOverrides,
 }

@@ -4,6 +4,7 @@ pub mod accounting;
 pub mod admin;
 pub mod anthropic;
 pub mod auth;
+pub mod calls;
 pub mod chat;
 pub mod cli;
 pub mod clock;

@@ -7,6 +7,12 @@
 //! of its first bytes, and lets hyper close a connection whose request head
 //! does not arrive in time: a slow client (or an idle keep-alive one) cannot
 //! hold a connection and its buffers for ever.
+//!
+//! Shutdown is bounded: once asked, the loop stops accepting, lets the
+//! requests under way finish for up to the grace period, then drops every
+//! connection still open. Dropping a connection drops its handler and
+//! response body, and with them any upstream call (which records itself
+//! as `stopped`).
 
 use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::pin, time::Duration};
 
@@ -16,7 +22,8 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::Instant};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::Service;
 
 /// How long a client may take to send a request head, counted from the end
@@ -24,10 +31,15 @@ use tower::Service;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting and waits for the connections open then to finish their
-/// current request.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
-    serve_with(listener, router, shutdown, HEADER_READ_TIMEOUT).await;
+/// accepting, lets the connections open then finish their current request
+/// for up to `grace`, and cuts the rest. Returns the grace's deadline.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> Instant {
+    serve_with(listener, router, shutdown, HEADER_READ_TIMEOUT, grace).await
 }
 
 async fn serve_with(
@@ -35,8 +47,11 @@ async fn serve_with(
     router: Router,
     shutdown: impl Future<Output = ()>,
     header_read_timeout: Duration,
-) {
+    grace: Duration,
+) -> Instant {
     let connections = GracefulShutdown::new();
+    let tracker = TaskTracker::new();
+    let cut = CancellationToken::new();
     let mut shutdown = pin!(shutdown);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -58,14 +73,31 @@ async fn serve_with(
         let _ = tcp.set_nodelay(true);
         let connection = http.serve_connection(TokioIo::new(tcp), routed(&router, peer));
         let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, %peer, "connection ended with an error");
+        let cut = cut.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                ended = connection => if let Err(err) = ended {
+                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                },
+                () = cut.cancelled() => {}
             }
         });
     }
+    let deadline = Instant::now() + grace;
     drop(listener);
-    connections.shutdown().await;
+    if tokio::time::timeout_at(deadline, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs_f64(),
+            "shutdown grace over: cutting the connections still open"
+        );
+        cut.cancel();
+    }
+    tracker.close();
+    tracker.wait().await;
+    deadline
 }
 
 /// The connection's service: each request goes to the router with the
@@ -117,16 +149,21 @@ mod tests {
     struct TestServer {
         addr: SocketAddr,
         stop: oneshot::Sender<()>,
-        /// A message each time `/slow` has begun.
+        /// A message each time `/slow` or `/never` has begun.
         slow_started: mpsc::UnboundedReceiver<()>,
     }
 
     /// A server whose `/peer` answers with the client address it was given,
-    /// and whose `/slow` takes a moment.
+    /// whose `/slow` takes a moment and whose `/never` never answers.
     async fn start(header_read_timeout: Duration) -> TestServer {
+        start_with_grace(header_read_timeout, LIMIT).await
+    }
+
+    async fn start_with_grace(header_read_timeout: Duration, grace: Duration) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (started, slow_started) = mpsc::unbounded_channel();
+        let never_started = started.clone();
         let router = Router::new()
             .route(
                 "/peer",
@@ -139,12 +176,25 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     "done"
                 }),
+            )
+            .route(
+                "/never",
+                get(move || async move {
+                    let _ = never_started.send(());
+                    std::future::pending::<&'static str>().await
+                }),
             );
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = stopped.await;
         };
-        tokio::spawn(serve_with(listener, router, shutdown, header_read_timeout));
+        tokio::spawn(serve_with(
+            listener,
+            router,
+            shutdown,
+            header_read_timeout,
+            grace,
+        ));
         TestServer {
             addr,
             stop,
@@ -210,5 +260,24 @@ mod tests {
         tokio::time::timeout(LIMIT, closed)
             .await
             .expect("the listener closes");
+    }
+
+    #[tokio::test]
+    async fn shutdown_cuts_a_request_that_outlives_the_grace() {
+        let grace = Duration::from_millis(300);
+        let mut server = start_with_grace(LIMIT, grace).await;
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket
+            .write_all(b"GET /never HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        server.slow_started.recv().await.unwrap();
+        let asked = std::time::Instant::now();
+        server.stop.send(()).unwrap();
+        let answer = read_to_close(&mut socket).await;
+        assert!(answer.is_empty(), "cut without an answer: {answer}");
+        let waited = asked.elapsed();
+        assert!(waited >= grace, "the request had its grace: {waited:?}");
+        assert!(waited < LIMIT, "and no more: {waited:?}");
     }
 }

@@ -28,12 +28,13 @@ use tower_http::{
 };
 use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 
-use tokio_util::task::TaskTracker;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     accounting::LedgerWriter,
     anthropic::{AnthropicClient, Transport},
     auth::{self, LoginThrottle},
+    calls::Instance,
     config::Config,
     db::{self, sessions::DbSessionStore, Backend},
     metrics::{self, Metrics},
@@ -46,8 +47,9 @@ use crate::app::{shell, App};
 /// Idle sessions end after a week without a request.
 const IDLE_TIMEOUT: time::Duration = time::Duration::days(7);
 const GENERATED_MASTER_KEY_PATH: &str = "data/master.key";
-/// How long shutdown waits for upstream calls still streaming.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// After the grace, how long calls cut in their own tasks get to record
+/// themselves (they end at their next await; this only bounds a stuck one).
+const CUT_CALLS_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -164,6 +166,7 @@ impl Application {
             leptos_options.site_addr = addr;
         }
         let http = probe_client();
+        let instance = Instance::new(config.instance_id.as_deref(), leptos_options.site_addr);
         let state = AppState::new(Shared {
             anthropic: AnthropicClient::new(Transport::new(), config.anthropic_base_url.clone()),
             leptos_options,
@@ -177,6 +180,8 @@ impl Application {
             clock: Arc::default(),
             ledger: LedgerWriter::start(db.clone()),
             tasks: TaskTracker::new(),
+            cut_calls: CancellationToken::new(),
+            instance: Arc::new(instance),
             principals: Arc::default(),
         });
         let router = router(state.clone());
@@ -197,20 +202,37 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves; then lets calls in flight finish
+    /// for up to the shutdown grace, cuts the rest (each records what it
+    /// used), and writes every queued ledger row before returning.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        spawn_housekeeping(self.state.db.clone());
-        tracing::info!(addr = %self.local_addr(), "keyward is listening");
-        super::serve::serve(self.listener, self.router, shutdown).await;
-        // Calls still running record their usage before the ledger closes.
-        self.state.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
+        let state = self.state;
+        state.instance.release_left_behind(&state.db).await;
+        state.instance.clone().spawn_upkeep(state.db.clone());
+        spawn_housekeeping(state.db.clone());
+        let addr = self
+            .listener
+            .local_addr()
+            .expect("bound listener has an address");
+        tracing::info!(%addr, instance = state.instance.name(), "keyward is listening");
+        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+        let deadline = super::serve::serve(self.listener, self.router, shutdown, grace).await;
+        // Chat turns run in tasks of their own: the same deadline holds.
+        state.tasks.close();
+        if tokio::time::timeout_at(deadline, state.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("upstream calls still running at shutdown were cut off");
+            tracing::warn!("cutting the chat turns still running at shutdown");
+            state.cut_calls.cancel();
+            if tokio::time::timeout(CUT_CALLS_TIMEOUT, state.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!("chat turns did not end after being cut");
+            }
         }
-        self.state.ledger.stop().await;
+        state.ledger.stop().await;
     }
 }
 

@@ -15,7 +15,8 @@ use crate::{
 };
 
 /// A chat turn "hi" in a new conversation on the user's key: 9 tokens of
-/// input estimate and the chat's `max_tokens` of 4096.
+/// input estimate (4 of framing, 3 for the role, 2 for "hi") and the chat's
+/// `max_tokens` of 4096.
 const CHAT_HI_WORST: i64 = 9 + 4096;
 
 async fn save_caps(app: &TestApp, tokens: &str, usd: &str) -> reqwest::Response {
@@ -191,14 +192,15 @@ async fn thirty_concurrent_capped_calls_never_overshoot(db: TestDb) {
     save_key(&app).await;
     let token = create_token(&app, "busy").await;
     // Slow streams keep every admitted call in flight (holding its worst
-    // case) while the others ask: 10 tokens of input estimate + 100.
+    // case) while the others ask: keyward's input estimate + 100.
     let request = json!({
         "model": "claude-haiku-4-5",
         "max_tokens": 100,
         "stream": true,
         "messages": [{ "role": "user", "content": "mock:slow hi" }],
     });
-    save_caps(&app, &(5 * 110).to_string(), "").await;
+    let worst = keyward::server::calls::estimate::request_input_tokens(&request) + 100;
+    save_caps(&app, &(5 * worst).to_string(), "").await;
     let calls = (0..30).map(|_| post(&app, &token, "/v1/messages", &request));
     let responses = join_all(calls).await;
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();

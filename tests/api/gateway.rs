@@ -406,12 +406,13 @@ async fn upstream_errors_pass_through_unchanged(db: TestDb) {
     let rows = ledger_rows(&app, 2).await;
     assert_eq!(rows[0].4, "529");
     assert_eq!(rows[1].4, "429");
-    // A failed call gives its reservation back.
+    // A call Anthropic answered counts as a request, even an error; an
+    // error answer bills no tokens.
     let (requests, tokens): (i64, i64) = sqlx::query_as("SELECT requests, tokens FROM usage_daily")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!((requests, tokens), (0, 0));
+    assert_eq!((requests, tokens), (2, 0));
 }
 
 async fn a_stream_is_relayed_event_by_event_and_ledgered(db: TestDb) {

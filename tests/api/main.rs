@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Integration tests: real server, real database, real HTTP.
 
+mod books;
 mod chat_helpers;
 mod helpers;
 mod logs;
@@ -16,7 +17,10 @@ mod gateway;
 mod key_rotation;
 mod keys;
 mod ledger;
+mod lifecycle;
+mod lifecycle_property;
 mod limits;
 mod ops;
 mod sdk;
+mod shutdown;
 mod web_security;

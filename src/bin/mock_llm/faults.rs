@@ -10,16 +10,19 @@ pub enum Fault {
     Slow,
     /// Drops the connection before `message_stop`.
     Cut,
+    /// Answers only after 30 s, so a client can hang up before any answer.
+    Hang,
 }
 
 impl Fault {
-    const ALL: [(&'static str, Fault); 6] = [
+    const ALL: [(&'static str, Fault); 7] = [
         ("mock:529", Fault::Overloaded),
         ("mock:429", Fault::RateLimited),
         ("mock:500", Fault::ServerError),
         ("mock:400", Fault::BadRequest),
         ("mock:slow", Fault::Slow),
         ("mock:cut", Fault::Cut),
+        ("mock:hang", Fault::Hang),
     ];
 
     pub fn find(text: &str) -> Option<Fault> {
@@ -44,7 +47,7 @@ impl Fault {
                 "invalid_request_error",
                 "messages: text content blocks must be non-empty",
             )),
-            Fault::Slow | Fault::Cut => None,
+            Fault::Slow | Fault::Cut | Fault::Hang => None,
         }
     }
 }

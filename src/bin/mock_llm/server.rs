@@ -11,7 +11,7 @@ use std::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -45,6 +45,9 @@ pub struct Received {
     /// The whole request body, so tests can see that fields pass unchanged.
     pub body: Option<Value>,
     pub stream: bool,
+    /// The client's address: one port per connection, so tests can count
+    /// how many connections their calls used.
+    pub peer: String,
 }
 
 impl MockState {
@@ -127,6 +130,7 @@ fn reject_key(state: &MockState, key: Option<&str>) -> Option<Response> {
 
 fn received_from(path: &str, headers: &HeaderMap, body: Option<&Value>) -> Received {
     Received {
+        peer: String::new(),
         path: path.to_owned(),
         api_key: api_key(headers).unwrap_or_default(),
         anthropic_version: headers
@@ -289,7 +293,12 @@ fn answer_for(body: &Value) -> Answer {
     Answer::Text(replies::reply_for(&prompt))
 }
 
-async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn messages(
+    State(state): State<MockState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error(
             400,
@@ -297,7 +306,10 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
             "request body is not valid JSON",
         );
     };
-    state.record(received_from("/v1/messages", &headers, Some(&body)));
+    state.record(Received {
+        peer: peer.to_string(),
+        ..received_from("/v1/messages", &headers, Some(&body))
+    });
     if let Some(response) = reject_key(&state, api_key(&headers).as_deref()) {
         return response;
     }
@@ -327,12 +339,16 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
         }
         return response;
     }
-    let reply = Reply::new(
+    if fault == Some(Fault::Hang) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let mut reply = Reply::new(
         model,
         max_tokens,
         replies::estimate_tokens(&all_text(&body)),
         answer_for(&body),
     );
+    reply.web_searches = declares_web_search(&body).into();
     let response = if body["stream"].as_bool().unwrap_or(false) {
         let delay = if fault == Some(Fault::Slow) {
             Duration::from_millis(200)
@@ -352,6 +368,19 @@ struct Reply {
     input_tokens: u64,
     content: ReplyContent,
     stop_reason: &'static str,
+    /// Searches reported in `usage.server_tool_use`.
+    web_searches: u64,
+}
+
+/// Whether the request offers Anthropic's web search tool.
+fn declares_web_search(body: &Value) -> bool {
+    body["tools"].as_array().is_some_and(|tools| {
+        tools.iter().any(|tool| {
+            tool["type"]
+                .as_str()
+                .is_some_and(|kind| kind.starts_with("web_search_"))
+        })
+    })
 }
 
 enum ReplyContent {
@@ -376,6 +405,7 @@ impl Reply {
             input_tokens,
             content,
             stop_reason,
+            web_searches: 0,
         }
     }
 
@@ -406,6 +436,7 @@ impl Reply {
             "output_tokens": output_tokens,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
+            "server_tool_use": { "web_search_requests": self.web_searches },
         })
     }
 

@@ -1,6 +1,7 @@
 //! The end of every upstream call, for chat turns and gateway requests
-//! alike: settle or release what was held for it, write the one ledger row,
-//! count the metric, and note a user key that was used or rejected.
+//! alike: what it is billed, the one ledger row, the metric, and a user
+//! key that was used or rejected. `server::calls` decides when; this
+//! module decides what is written.
 
 mod writer;
 
@@ -11,7 +12,8 @@ pub use writer::{LedgerJob, LedgerSlot, LedgerWriter};
 use crate::{
     model::models::{self, TokenCounts},
     server::{
-        anthropic::{UpstreamError, Usage},
+        anthropic::UpstreamError,
+        calls::meter::Observed,
         db::ledger::LedgerRow,
         limits::Hold,
         routing::{self, RoutedKey},
@@ -23,7 +25,8 @@ use crate::{
 #[derive(Debug)]
 pub enum CallEnd {
     Complete,
-    /// The client went away (Stop, closed tab, dropped connection).
+    /// The client went away (Stop, closed tab, dropped connection), or
+    /// shutdown cut the call.
     Stopped,
     Failed(UpstreamError),
 }
@@ -48,14 +51,6 @@ pub struct CallOrigin {
     pub message_id: Option<i64>,
 }
 
-/// What was seen of one upstream call.
-#[derive(Debug, Default)]
-pub struct CallReport {
-    pub usage: Usage,
-    pub ttft_ms: Option<i64>,
-    pub request_id: Option<String>,
-}
-
 /// The bill for a call.
 #[derive(Debug, Clone, Copy)]
 pub struct Billed {
@@ -63,96 +58,160 @@ pub struct Billed {
     pub cost_micro_usd: i64,
 }
 
-/// One call in flight: everything needed to account for it when it ends.
-#[derive(Debug)]
-pub struct CallInFlight {
-    /// Shared with the token cache on the gateway (no copy of the key per call).
-    pub routed: std::sync::Arc<RoutedKey>,
-    /// What `limits::reserve_call` held for the call.
+/// One call as admitted, at its end.
+pub struct CallRecord<'a> {
+    pub routed: &'a RoutedKey,
     pub hold: Option<Hold>,
     pub origin: CallOrigin,
     pub model: String,
     pub started_at: Instant,
-    /// Released once the call's ledger row is committed.
-    pub slot: LedgerSlot,
+    /// `false` when the transport never got the request out of keyward.
+    pub reached_upstream: bool,
 }
 
-impl CallInFlight {
-    /// Logs a failed call and marks a user key Anthropic refused. Call it
-    /// before the caller is told, so their next call already sees the mark.
-    pub async fn note_failure(&self, state: &AppState, err: &UpstreamError) {
-        tracing::warn!(error = %err.label(), source = self.routed.source.as_str(), "upstream call failed");
-        if err.is_key_rejection() {
-            routing::note_key_rejection(state, &self.routed).await;
+/// Logs a failed call and marks a user key Anthropic refused.
+pub async fn note_failure(state: &AppState, routed: &RoutedKey, err: &UpstreamError) {
+    tracing::warn!(error = %err.label(), source = routed.source.as_str(), "upstream call failed");
+    if err.is_key_rejection() {
+        routing::note_key_rejection(state, routed).await;
+    }
+}
+
+/// The tokens a call is billed for. What Anthropic reported stands; where
+/// the report never came (the stream was cut by either side, the client
+/// left, shutdown), the input is at least the estimate and the output at
+/// least what was relayed. An answer that was an error status bills what
+/// it reported (nothing), and a call that never left keyward bills nothing.
+pub fn billed_tokens(
+    observed: &Observed,
+    end: &CallEnd,
+    reached_upstream: bool,
+    input_estimate: impl FnOnce() -> i64,
+) -> TokenCounts {
+    if !reached_upstream {
+        return TokenCounts::default();
+    }
+    let mut tokens = observed.usage.token_counts();
+    if matches!(end, CallEnd::Failed(UpstreamError::Status { .. })) {
+        return tokens;
+    }
+    if !observed.input_reported {
+        tokens.input = tokens.input.max(input_estimate().max(0) as u64);
+    }
+    if !observed.final_usage {
+        tokens.output = tokens.output.max(observed.relayed.tokens().max(0) as u64);
+    }
+    tokens
+}
+
+/// The metric, the bill and the ledger job for a call's end.
+pub fn bill(
+    state: &AppState,
+    call: CallRecord<'_>,
+    end: &CallEnd,
+    observed: Observed,
+    input_estimate: impl FnOnce() -> i64,
+) -> (LedgerJob, Billed) {
+    let source = call.routed.source.as_str();
+    let label = end.label();
+    state.metrics.record_upstream(source, &label);
+    let tokens = billed_tokens(&observed, end, call.reached_upstream, input_estimate);
+    let cost_micro_usd =
+        i64::try_from(models::cost_micro_usd(&call.model, tokens)).unwrap_or(i64::MAX);
+    let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let row = LedgerRow {
+        at: state.clock.now_ms(),
+        user_id: call.origin.user_id,
+        conversation_id: call.origin.conversation_id,
+        message_id: call.origin.message_id,
+        token_id: call.origin.token_id,
+        key_source: source,
+        model: call.model,
+        input_tokens: as_i64(tokens.input),
+        output_tokens: as_i64(tokens.output),
+        cache_creation_tokens: as_i64(tokens.cache_creation + tokens.cache_creation_1h),
+        cache_read_tokens: as_i64(tokens.cache_read),
+        cost_micro_usd,
+        status: label,
+        error_type: match end {
+            CallEnd::Failed(err) => Some(err.error_type()),
+            _ => None,
+        },
+        latency_ms: call.started_at.elapsed().as_millis() as i64,
+        ttft_ms: observed.ttft_ms,
+        request_id: observed.request_id,
+        reached_upstream: call.reached_upstream,
+        server_tool_uses: as_i64(tokens.web_search_requests),
+    };
+    let job = LedgerJob {
+        row,
+        hold: call.hold,
+        used_key_id: call.routed.user_key_id.filter(|_| served),
+    };
+    let billed = Billed {
+        tokens,
+        cost_micro_usd,
+    };
+    (job, billed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{anthropic::Usage, calls::estimate::TextBytes};
+
+    fn cut_after(relayed: &str) -> Observed {
+        Observed {
+            usage: Usage {
+                input_tokens: 20,
+                output_tokens: 1,
+                ..Usage::default()
+            },
+            input_reported: true,
+            relayed: TextBytes::of(relayed),
+            ..Observed::default()
         }
     }
 
-    /// Records the call's end; returns once its ledger row is committed.
-    /// Failures must have gone through `note_failure` first.
-    pub async fn finish(self, state: &AppState, end: &CallEnd, report: CallReport) -> Billed {
-        let (job, slot, billed) = self.settle(state, end, report);
-        state.ledger.write(job, slot).await;
-        billed
+    #[test]
+    fn a_cut_stream_bills_at_least_the_text_it_relayed() {
+        let observed = cut_after(&"word ".repeat(300));
+        let tokens = billed_tokens(&observed, &CallEnd::Stopped, true, || 999);
+        assert_eq!(tokens.input, 20, "the reported input stands");
+        assert_eq!(
+            tokens.output, 500,
+            "1,500 relayed bytes, a third of a token each"
+        );
     }
 
-    /// Records the call's end and queues its ledger row without waiting for
-    /// the commit (it never blocks, so it also serves a call dropped midway).
-    pub fn record(self, state: &AppState, end: &CallEnd, report: CallReport) -> Billed {
-        let (job, slot, billed) = self.settle(state, end, report);
-        state.ledger.submit(job, slot);
-        billed
+    #[test]
+    fn a_call_with_no_answer_bills_the_input_estimate() {
+        let tokens = billed_tokens(&Observed::default(), &CallEnd::Stopped, true, || 321);
+        assert_eq!((tokens.input, tokens.output), (321, 0));
     }
 
-    /// The metric, the bill and the ledger job for the call's end.
-    fn settle(
-        self,
-        state: &AppState,
-        end: &CallEnd,
-        report: CallReport,
-    ) -> (LedgerJob, LedgerSlot, Billed) {
-        let source = self.routed.source.as_str();
-        let label = end.label();
-        state.metrics.record_upstream(source, &label);
-        let usage = &report.usage;
-        let tokens = TokenCounts {
-            input: usage.input_tokens,
-            output: usage.output_tokens,
-            cache_creation: usage.cache_creation_input_tokens,
-            cache_read: usage.cache_read_input_tokens,
+    #[test]
+    fn final_usage_is_trusted_over_the_estimate() {
+        let mut observed = cut_after(&"x".repeat(3_000));
+        observed.final_usage = true;
+        observed.usage.output_tokens = 7;
+        let tokens = billed_tokens(&observed, &CallEnd::Complete, true, || 999);
+        assert_eq!((tokens.input, tokens.output), (20, 7));
+    }
+
+    #[test]
+    fn an_error_answer_and_a_call_that_never_left_bill_nothing() {
+        let status = UpstreamError::Status {
+            status: 529,
+            kind: Some("overloaded_error".into()),
+            message: None,
+            body: bytes::Bytes::new(),
+            headers: http::HeaderMap::new(),
         };
-        let cost_micro_usd = models::cost_micro_usd(&self.model, tokens) as i64;
-        let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
-        let row = LedgerRow {
-            at: state.clock.now_ms(),
-            user_id: self.origin.user_id,
-            conversation_id: self.origin.conversation_id,
-            message_id: self.origin.message_id,
-            token_id: self.origin.token_id,
-            key_source: source,
-            model: self.model,
-            input_tokens: tokens.input as i64,
-            output_tokens: tokens.output as i64,
-            cache_creation_tokens: tokens.cache_creation as i64,
-            cache_read_tokens: tokens.cache_read as i64,
-            cost_micro_usd,
-            status: label,
-            error_type: match end {
-                CallEnd::Failed(err) => Some(err.error_type()),
-                _ => None,
-            },
-            latency_ms: self.started_at.elapsed().as_millis() as i64,
-            ttft_ms: report.ttft_ms,
-            request_id: report.request_id,
-        };
-        let job = LedgerJob {
-            row,
-            hold: self.hold,
-            used_key_id: self.routed.user_key_id.filter(|_| served),
-        };
-        let billed = Billed {
-            tokens,
-            cost_micro_usd,
-        };
-        (job, self.slot, billed)
+        let none = billed_tokens(&Observed::default(), &CallEnd::Failed(status), true, || 50);
+        assert_eq!(none, TokenCounts::default());
+        let unsent = billed_tokens(&Observed::default(), &CallEnd::Stopped, false, || 50);
+        assert_eq!(unsent, TokenCounts::default());
     }
 }

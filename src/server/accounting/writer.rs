@@ -2,9 +2,10 @@
 //! one database transaction, so the ledger keeps up with the gateway
 //! without one commit per request. A chat turn waits for its row to be
 //! committed; a gateway call only queues it (its response does not wait on
-//! the database). Nothing queued is lost at shutdown: the writer drains its
-//! queue before it stops, and a row that arrives after that is written
-//! directly.
+//! the database). Reservations of calls that never left keyward are given
+//! back through the same queue. Nothing queued is lost at shutdown: the
+//! writer drains its queue before it stops, and work that arrives after
+//! that is written directly.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,9 +43,20 @@ pub struct LedgerJob {
     pub used_key_id: Option<i64>,
 }
 
-/// A job in the queue, with the slot it frees and whoever waits for it.
+/// What the writer does for one call.
+// It travels boxed (in `Queued`), so the variants' sizes cost nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Work {
+    /// Write the call's row and settle its hold.
+    Call(LedgerJob),
+    /// The call never left keyward: give its hold back, write no row.
+    Release(Hold),
+}
+
+/// Work in the queue, with the slot it frees and whoever waits for it.
 struct Queued {
-    job: LedgerJob,
+    work: Work,
     _slot: LedgerSlot,
     committed: Option<oneshot::Sender<()>>,
 }
@@ -81,47 +93,41 @@ impl LedgerWriter {
         LedgerSlot(permit)
     }
 
-    /// Queues `job` without waiting for its commit (the slot is freed then).
-    pub fn submit(&self, job: LedgerJob, slot: LedgerSlot) {
-        if let Some(job) = self.enqueue(job, slot, None) {
-            // The writer has stopped (shutdown): write the row on its own.
-            let db = self.db.clone();
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(async move { write_one(&db, &job).await })),
-                Err(_) => tracing::error!(
-                    user_id = job.row.user_id,
-                    "a ledger row came after the runtime stopped"
-                ),
-            }
-        }
-    }
-
-    /// Writes `job` and returns once it is committed.
-    pub async fn write(&self, job: LedgerJob, slot: LedgerSlot) {
+    /// Queues `job`; the receiver hears when it is committed (dropping it
+    /// is fine: gateway calls do not wait on the database).
+    pub fn submit(&self, job: LedgerJob, slot: LedgerSlot) -> oneshot::Receiver<()> {
         let (done, committed) = oneshot::channel();
-        match self.enqueue(job, slot, Some(done)) {
-            // An error here means the writer stopped mid-batch; it logged why.
-            None => drop(committed.await),
-            Some(job) => write_one(&self.db, &job).await,
-        }
+        self.enqueue(Work::Call(job), slot, Some(done));
+        committed
     }
 
-    /// The job back when the writer no longer takes any.
-    fn enqueue(
-        &self,
-        job: LedgerJob,
-        slot: LedgerSlot,
-        committed: Option<oneshot::Sender<()>>,
-    ) -> Option<LedgerJob> {
+    /// Queues giving `hold` back (its call never left keyward).
+    pub fn release(&self, hold: Hold, slot: LedgerSlot) {
+        self.enqueue(Work::Release(hold), slot, None);
+    }
+
+    /// Queues `work`; once the writer has stopped (shutdown), writes it on
+    /// its own instead. Never blocks, so it serves calls dropped midway.
+    fn enqueue(&self, work: Work, slot: LedgerSlot, committed: Option<oneshot::Sender<()>>) {
         let queued = Box::new(Queued {
-            job,
+            work,
             _slot: slot,
             committed,
         });
-        match self.queue.send(Message::Job(queued)) {
-            Ok(()) => None,
-            Err(mpsc::error::SendError(Message::Job(queued))) => Some(queued.job),
-            Err(_) => None,
+        let Err(mpsc::error::SendError(Message::Job(queued))) =
+            self.queue.send(Message::Job(queued))
+        else {
+            return;
+        };
+        let db = self.db.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move {
+                write_one(&db, &queued.work).await;
+                if let Some(done) = queued.committed {
+                    let _ = done.send(());
+                }
+            })),
+            Err(_) => tracing::error!("ledger work came after the runtime stopped"),
         }
     }
 
@@ -203,7 +209,7 @@ struct WriterConnection {
 }
 
 impl WriterConnection {
-    async fn write(&mut self, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+    async fn write(&mut self, jobs: &[&Work]) -> Result<(), sqlx::Error> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => self.conn.insert(self.db.acquire().await?),
@@ -220,7 +226,7 @@ async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) {
     if batch.is_empty() {
         return;
     }
-    let jobs: Vec<&LedgerJob> = batch.iter().map(|queued| &queued.job).collect();
+    let jobs: Vec<&Work> = batch.iter().map(|queued| &queued.work).collect();
     if let Err(err) = conn.write(&jobs).await {
         // One bad row must not take the others with it: retry them one by one.
         tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
@@ -237,37 +243,52 @@ async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) {
 }
 
 /// `jobs` in one transaction on `conn`.
-async fn write_in(conn: &mut sqlx::AnyConnection, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+async fn write_in(conn: &mut sqlx::AnyConnection, jobs: &[&Work]) -> Result<(), sqlx::Error> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     apply(&mut tx, jobs).await?;
     tx.commit().await
 }
 
-async fn write_one(db: &Db, job: &LedgerJob) {
+async fn write_one(db: &Db, work: &Work) {
     let written = match db.acquire().await {
-        Ok(mut conn) => write_in(&mut conn, &[job]).await,
+        Ok(mut conn) => write_in(&mut conn, &[work]).await,
         Err(err) => Err(err),
     };
     if let Err(err) = written {
-        tracing::error!(error = %err, user_id = job.row.user_id, "could not write a ledger row");
+        tracing::error!(error = %err, "could not write a ledger row or release a reservation");
     }
 }
 
 /// Everything a batch changes: ledger rows, roll-ups, reservations, the
 /// daily use of users' own keys, keys' last use.
-async fn apply(conn: &mut sqlx::AnyConnection, jobs: &[&LedgerJob]) -> Result<(), sqlx::Error> {
+async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sqlx::Error> {
+    let jobs: Vec<&LedgerJob> = work
+        .iter()
+        .filter_map(|work| match work {
+            Work::Call(job) => Some(job),
+            Work::Release(_) => None,
+        })
+        .collect();
     let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
     db::ledger::insert_many(conn, &rows).await?;
     db::rollups::record_many(conn, &rows).await?;
     let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
     let mut own_key_use = UseChanges::default();
+    for work in work {
+        if let Work::Release(hold) = work {
+            release(conn, hold, &mut own_key_use).await?;
+        }
+    }
     for job in jobs {
         let row = &job.row;
         match &job.hold {
+            Some(hold) if !row.reached_upstream => release(conn, hold, &mut own_key_use).await?,
             Some(Hold::Platform(reservation)) => {
-                db::usage::finish(conn, reservation, row.total_tokens()).await?;
+                db::usage::settle(conn, reservation, row.total_tokens()).await?;
             }
-            Some(Hold::OwnKey(hold)) => own_key_use.release(hold),
+            Some(Hold::OwnKey(hold)) => {
+                db::own_key_usage::end_hold(conn, hold, &mut own_key_use).await?;
+            }
             None => {}
         }
         if row.key_source == KeySource::User.as_str() {
@@ -288,4 +309,16 @@ async fn apply(conn: &mut sqlx::AnyConnection, jobs: &[&LedgerJob]) -> Result<()
         db::user_keys::mark_used(conn, key_id, at).await?;
     }
     Ok(())
+}
+
+/// Gives a hold back whole.
+async fn release(
+    conn: &mut sqlx::AnyConnection,
+    hold: &Hold,
+    own_key_use: &mut UseChanges,
+) -> Result<(), sqlx::Error> {
+    match hold {
+        Hold::Platform(reservation) => db::usage::release(conn, reservation).await,
+        Hold::OwnKey(hold) => db::own_key_usage::end_hold(conn, hold, own_key_use).await,
+    }
 }

@@ -1,5 +1,5 @@
 //! Creating and editing plans: limits on the platform key, allowed models,
-//! and the `max_tokens` clamp.
+//! the `max_tokens` clamp, and whether server tools may run on the platform key.
 
 use crate::{
     error::AppError,
@@ -25,6 +25,8 @@ pub struct PlanForm {
     pub tokens_per_day: String,
     pub models: Vec<String>,
     pub max_tokens: String,
+    /// The checkbox: present (any value) when ticked.
+    pub allows_server_tools: bool,
 }
 
 fn limit(field: &str, text: &str) -> Result<Option<i64>, AppError> {
@@ -91,6 +93,7 @@ pub fn validate(form: &PlanForm) -> Result<Plan, AppError> {
         tokens_per_day: limit("Tokens per day", &form.tokens_per_day)?,
         models: chosen,
         max_tokens,
+        allows_server_tools: form.allows_server_tools,
     })
 }
 
@@ -103,6 +106,7 @@ pub fn view(plan: Plan, users: i64) -> PlanView {
         tokens_per_day: plan.tokens_per_day,
         models: plan.models,
         max_tokens: plan.max_tokens,
+        allows_server_tools: plan.allows_server_tools,
         users,
     }
 }
@@ -142,13 +146,18 @@ pub async fn save(
         })?;
     state.principals.invalidate();
     let detail = format!(
-        "{}: {}/min, {}/day, {} tokens/day, models {}, max_tokens {}",
+        "{}: {}/min, {}/day, {} tokens/day, models {}, max_tokens {}, server tools {}",
         saved.name,
         shown(saved.requests_per_minute),
         shown(saved.requests_per_day),
         shown(saved.tokens_per_day),
         saved.models.join(" "),
-        saved.max_tokens
+        saved.max_tokens,
+        if saved.allows_server_tools {
+            "allowed"
+        } else {
+            "refused"
+        }
     );
     let entry = AuditEntry {
         actor_user_id: Some(admin.id),

@@ -1,11 +1,13 @@
-//! One chat turn: store the user's message, route the call, stream the reply
-//! from Anthropic to the browser, and record how it ended.
+//! One chat turn: store the user's message, admit the call (the same
+//! lifecycle as the gateway's, `server::calls`), stream the reply from
+//! Anthropic to the browser, and record how it ended.
 //!
 //! The upstream call runs in its own task. When the browser goes away (Stop,
-//! closed tab) the task notices, drops the upstream request — which cancels
-//! it — and keeps the partial reply with status `stopped`.
+//! closed tab) or shutdown's grace runs out, the task notices, drops the
+//! upstream request — which cancels it — and keeps the partial reply with
+//! status `stopped`.
 
-use std::{sync::Arc, time::Instant};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -17,20 +19,25 @@ use crate::{
     error::AppError,
     model::chat::{ChatEvent, ChatRequest},
     server::{
-        accounting::{CallEnd, CallInFlight, CallOrigin, CallReport},
+        accounting::{CallEnd, CallOrigin},
         anthropic::{
-            parse_event, sse::SseParser, StreamEvent, UpstreamError, UpstreamResponse, API_VERSION,
+            sse::SseParser, ForwardedHeaders, UpstreamError, UpstreamResponse, API_VERSION,
             STREAM_IDLE_TIMEOUT,
         },
+        calls::{self, estimate, meter::Seen, Admission, Call, InputEstimate, Refusal},
         db::{
             conversations::{self, ConversationRow, MessageRow, MessageStatus},
             users::UserRow,
         },
-        limits::{self, WorstCase},
+        limits::WorstCase,
         routing::{self, KeySource},
         state::AppState,
     },
 };
+
+/// After `message_stop`, how long to wait for the rest of the upstream
+/// body (its last bytes), so the connection goes back to the pool.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest message keyward accepts from the chat page.
 const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -51,14 +58,8 @@ pub async fn start_turn(
             "Messages can be at most {MAX_MESSAGE_CHARS} characters."
         )));
     }
-    let routed = routing::route_call(&state, &user).await?;
-    if !routed.allows_model(&request.model) {
-        return Err(AppError::Validation(format!(
-            "The model {} is not available to you. Pick one of: {}. Add your own key in Settings for all models.",
-            request.model,
-            routed.allowed_models().join(", ")
-        )));
-    }
+    let routed = Arc::new(routing::route_call(&state, &user).await?);
+    calls::check_plan(&routed, &request.model, None).map_err(refused)?;
     let existing = match request.conversation_id {
         Some(id) => Some(
             conversations::find_owned(&state.db, user.id, id)
@@ -93,11 +94,27 @@ pub async fn start_turn(
     let max_tokens = routed.chat_max_tokens();
     // Before anything is stored or sent: the worst case must fit the plan's
     // limits (platform key) or the user's caps (own key).
-    let worst = WorstCase {
-        input_tokens: limits::estimate_input_tokens(&texts),
-        output_tokens: max_tokens,
+    let messages: Vec<_> = texts
+        .iter()
+        .map(|text| json!({ "role": "user", "content": text }))
+        .collect();
+    let input_tokens = estimate::request_input_tokens(&json!({ "messages": messages }));
+    let admission = Admission {
+        routed: routed.clone(),
+        origin: CallOrigin {
+            user_id: user.id,
+            ..CallOrigin::default()
+        },
+        model: request.model.clone(),
+        worst: Some(WorstCase {
+            input_tokens,
+            output_tokens: max_tokens,
+        }),
+        input: InputEstimate::Known(input_tokens),
     };
-    let hold = limits::reserve_call(&state, user.id, &routed, &request.model, worst).await?;
+    // From here the `Call` owns the reservation: a request dropped while the
+    // rows are written gives it back.
+    let mut call = calls::admit(&state, admission).await.map_err(refused)?;
     let prepared = prepare_rows(
         &state,
         &user,
@@ -113,15 +130,8 @@ pub async fn start_turn(
         user_message_id,
         assistant_id,
         history,
-    } = match prepared {
-        Ok(prepared) => prepared,
-        Err(err) => {
-            if let Some(hold) = &hold {
-                limits::release_unused(&state, hold).await;
-            }
-            return Err(err);
-        }
-    };
+    } = prepared?;
+    call.attach_to_message(conversation.id, assistant_id);
 
     let body = json!({
         "model": request.model,
@@ -137,26 +147,15 @@ pub async fn start_turn(
         paid_by: routed.source.as_str().to_owned(),
     };
     let (tx, rx) = mpsc::channel::<ChatEvent>(64);
-    let call = UpstreamCall {
+    let turn = UpstreamCall {
         state: state.clone(),
-        call: CallInFlight {
-            routed: Arc::new(routed),
-            hold,
-            model: request.model,
-            origin: CallOrigin {
-                user_id: user.id,
-                conversation_id: Some(conversation.id),
-                message_id: Some(assistant_id),
-                token_id: None,
-            },
-            started_at: Instant::now(),
-            slot: state.ledger.slot().await,
-        },
+        call,
+        model: request.model,
         assistant_id,
     };
     state
         .tasks
-        .spawn(call.run(Bytes::from(body.to_string()), tx));
+        .spawn(turn.run(Bytes::from(body.to_string()), tx));
 
     let events = futures::stream::once(async move { started }).chain(tokio_stream_from(rx));
     Ok(events.map(|event| {
@@ -164,6 +163,21 @@ pub async fn start_turn(
         line.push(b'\n');
         Ok(Bytes::from(line))
     }))
+}
+
+/// A refusal as the chat page words it.
+fn refused(refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::ModelNotInPlan { model, allowed } => AppError::Validation(format!(
+            "The model {model} is not available to you. Pick one of: {}. Add your own key in Settings for all models.",
+            allowed.join(", ")
+        )),
+        // The chat page declares no tools.
+        Refusal::ServerToolNotInPlan { tool, plan } => AppError::Validation(format!(
+            "Your plan \"{plan}\" does not allow {tool}."
+        )),
+        Refusal::Limit(err) => err,
+    }
 }
 
 /// What `prepare_rows` stored: the conversation, the user's message (none
@@ -236,74 +250,76 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<ChatEvent>) -> impl Stream<Item = Ch
 
 struct UpstreamCall {
     state: AppState,
-    call: CallInFlight,
+    call: Call,
+    model: String,
     assistant_id: i64,
 }
 
-/// What one streamed reply produced.
-#[derive(Default)]
-struct ReplySoFar {
-    text: String,
-    report: CallReport,
-}
-
 impl UpstreamCall {
-    async fn run(self, body: Bytes, tx: mpsc::Sender<ChatEvent>) {
-        let mut reply = ReplySoFar::default();
-        let end = match self
-            .state
-            .anthropic
-            .post_messages(&self.call.routed.secret, API_VERSION, body, true)
-            .await
-        {
-            Err(err) => {
-                reply.report.request_id = err.request_id();
-                CallEnd::Failed(err)
-            }
-            Ok(response) => {
-                reply.report.request_id = response
-                    .headers()
-                    .get("request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                relay(response, &tx, &mut reply, self.call.started_at).await
-            }
+    async fn run(mut self, body: Bytes, tx: mpsc::Sender<ChatEvent>) {
+        let mut text = String::new();
+        let forwarded = ForwardedHeaders {
+            version: http::HeaderValue::from_static(API_VERSION),
+            beta: None,
         };
-        self.finish(end, reply, &tx).await;
+        let cut = self.state.cut_calls.clone();
+        // The browser leaving or shutdown's grace running out ends the call
+        // where it is, also before Anthropic has answered.
+        let end = tokio::select! {
+            _ = tx.closed() => CallEnd::Stopped,
+            _ = cut.cancelled() => CallEnd::Stopped,
+            end = async {
+                match self.call.send("/v1/messages", &forwarded, body, true).await {
+                    Err(err) => CallEnd::Failed(err),
+                    Ok(response) => {
+                        self.call.observed.request_id = response
+                            .headers()
+                            .get("request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        relay(response, &tx, &mut self.call, &mut text).await
+                    }
+                }
+            } => end,
+        };
+        self.finish(end, text, &tx).await;
     }
 
-    async fn finish(self, end: CallEnd, reply: ReplySoFar, tx: &mpsc::Sender<ChatEvent>) {
+    async fn finish(self, end: CallEnd, text: String, tx: &mpsc::Sender<ChatEvent>) {
         let UpstreamCall {
             state,
             call,
+            model,
             assistant_id,
         } = self;
-        let own_key = call.routed.source == KeySource::User;
+        let own_key = call.routed().source == KeySource::User;
+        let source = call.routed().source.as_str();
         let (status, error) = match &end {
             CallEnd::Complete => (MessageStatus::Complete, None),
             CallEnd::Stopped => (MessageStatus::Stopped, None),
-            // A cut stream keeps what arrived; the message says so.
-            CallEnd::Failed(err @ UpstreamError::StreamCut) if !reply.text.is_empty() => {
+            // A reply cut short keeps what arrived; the message says why.
+            CallEnd::Failed(err) if !text.is_empty() => {
                 (MessageStatus::Stopped, Some(err.user_message(own_key)))
             }
             CallEnd::Failed(err) => (MessageStatus::Error, Some(err.user_message(own_key))),
         };
-        if let CallEnd::Failed(err) = &end {
-            call.note_failure(&state, err).await;
-        }
-        let source = call.routed.source.as_str();
-        let model = call.model.clone();
-        let billed = call.finish(&state, &end, reply.report).await;
-        let (input, output) = (billed.tokens.input as i64, billed.tokens.output as i64);
+        let billed = call.end_and_wait(end).await;
+        let (input, output, cost) = billed.map_or((0, 0, 0), |billed| {
+            (
+                billed.tokens.input as i64,
+                billed.tokens.output as i64,
+                billed.cost_micro_usd,
+            )
+        });
         let saved = conversations::finish_assistant_message(
             &state.db,
             assistant_id,
-            &reply.text,
+            &text,
             status,
             error.as_deref(),
             input,
             output,
-            billed.cost_micro_usd,
+            cost,
         )
         .await;
         if let Err(err) = saved {
@@ -323,61 +339,64 @@ impl UpstreamCall {
                 error,
                 input_tokens: input,
                 output_tokens: output,
-                cost_micro_usd: billed.cost_micro_usd,
+                cost_micro_usd: cost,
             })
             .await;
     }
 }
 
-/// Relays text deltas to the browser until the reply ends, the browser
-/// leaves, or the stream fails. Dropping `response` cancels the upstream call.
+/// Relays text deltas to the browser until the reply ends or the stream
+/// fails, metering every event. After `message_stop` it reads the body to
+/// its end, so the connection is reused. Dropping `response` mid-way
+/// cancels the upstream call.
 async fn relay(
     response: UpstreamResponse,
     tx: &mpsc::Sender<ChatEvent>,
-    reply: &mut ReplySoFar,
-    started_at: Instant,
+    call: &mut Call,
+    text: &mut String,
 ) -> CallEnd {
     let mut chunks = response.bytes_stream();
     let mut parser = SseParser::new();
+    let started_at = call.started_at();
     loop {
-        let chunk = tokio::select! {
-            _ = tx.closed() => return CallEnd::Stopped,
-            chunk = tokio::time::timeout(STREAM_IDLE_TIMEOUT, chunks.next()) => chunk,
-        };
-        let bytes = match chunk {
+        let bytes = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, chunks.next()).await {
             Err(_) => return CallEnd::Failed(UpstreamError::Timeout),
             Ok(None) => return CallEnd::Failed(UpstreamError::StreamCut),
-            Ok(Some(Err(_))) => return CallEnd::Failed(UpstreamError::StreamCut),
+            Ok(Some(Err(err))) => return CallEnd::Failed(UpstreamError::from_body_error(&err)),
             Ok(Some(Ok(bytes))) => bytes,
         };
-        for raw in parser.push(&bytes) {
-            let Ok(event) = parse_event(&raw) else {
-                tracing::warn!(event = %raw.event, "skipping an unreadable stream event");
-                continue;
-            };
-            match event {
-                StreamEvent::MessageStart {
-                    usage: reported, ..
-                }
-                | StreamEvent::MessageDelta {
-                    usage: reported, ..
-                } => reply.report.usage.merge(&reported),
-                StreamEvent::TextDelta { text: delta, .. } => {
-                    reply
-                        .report
-                        .ttft_ms
-                        .get_or_insert_with(|| started_at.elapsed().as_millis() as i64);
-                    reply.text.push_str(&delta);
-                    if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
-                        return CallEnd::Stopped;
-                    }
-                }
-                StreamEvent::MessageStop => return CallEnd::Complete,
-                StreamEvent::Error { kind, message } => {
-                    return CallEnd::Failed(UpstreamError::StreamError { kind, message })
-                }
-                _ => {}
+        let mut deltas = Vec::new();
+        let mut ended = None;
+        parser.feed(&bytes, |event, data| {
+            match call.observed.observe_event(event, data, started_at) {
+                Seen::Text(delta) => deltas.push(delta.into_owned()),
+                Seen::Stop => ended = Some(CallEnd::Complete),
+                Seen::Failed(err) => ended = Some(CallEnd::Failed(err)),
+                Seen::Nothing => {}
+            }
+            if ended.is_some() {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        });
+        for delta in deltas {
+            text.push_str(&delta);
+            if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
+                return CallEnd::Stopped;
             }
         }
+        if let Some(end) = ended {
+            if matches!(end, CallEnd::Complete) {
+                drain(&mut chunks).await;
+            }
+            return end;
+        }
     }
+}
+
+/// Reads what is left of a finished stream, so its connection is reused.
+async fn drain(chunks: &mut (impl Stream<Item = Result<Bytes, hyper::Error>> + Unpin)) {
+    let rest = async { while let Some(Ok(_)) = chunks.next().await {} };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, rest).await;
 }

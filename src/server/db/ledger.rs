@@ -22,6 +22,10 @@ pub struct LedgerRow {
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
     pub request_id: Option<String>,
+    /// `false` for a call that never left keyward (it counts against no limit).
+    pub reached_upstream: bool,
+    /// Server-tool uses billed per use (web searches).
+    pub server_tool_uses: i64,
 }
 
 impl LedgerRow {
@@ -44,7 +48,7 @@ impl LedgerRow {
     }
 }
 
-const COLUMNS: usize = 17;
+const COLUMNS: usize = 19;
 
 /// Rows per INSERT statement: a batch is cut into these sizes, so a handful
 /// of statements serve every batch and stay prepared in the connection's
@@ -90,7 +94,7 @@ fn build_insert_sql(sqlite: bool, rows: usize) -> String {
     format!(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
          input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-         error_type, latency_ms, ttft_ms, request_id) VALUES {values}"
+         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses) VALUES {values}"
     )
 }
 
@@ -136,7 +140,9 @@ pub async fn insert_many(
                 .bind(row.error_type.as_deref())
                 .bind(row.latency_ms)
                 .bind(row.ttft_ms)
-                .bind(row.request_id.as_deref());
+                .bind(row.request_id.as_deref())
+                .bind(i64::from(row.reached_upstream))
+                .bind(row.server_tool_uses);
         }
         query.execute(&mut *conn).await?;
     }
@@ -201,7 +207,7 @@ mod tests {
         assert_eq!(sqlite.matches('?').count(), 4 * COLUMNS);
         assert!(!sqlite.contains('$'));
         let postgres = insert_sql(false, 4);
-        assert!(postgres.ends_with("$66, $67, $68)"), "{postgres}");
+        assert!(postgres.ends_with("$74, $75, $76)"), "{postgres}");
         assert!(!postgres.contains('?'));
     }
 }

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod login_failures;
 pub mod own_key_usage;
 pub mod plans;
+pub mod reservations;
 pub mod rollups;
 pub mod sessions;
 pub mod usage;

@@ -10,12 +10,17 @@
 
 use std::collections::BTreeMap;
 
-use super::Db;
+use super::{
+    reservations::{self, Kind, Tag},
+    Db,
+};
 use crate::model::caps::OwnKeyCaps;
 
 /// The worst case of one capped call, held until its ledger row is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapHold {
+    /// Its row in `reservations`.
+    pub reservation_id: i64,
     pub user_id: i64,
     pub day: String,
     pub tokens: i64,
@@ -38,14 +43,16 @@ pub async fn hold(
     tokens: i64,
     cost_micro_usd: i64,
     caps: OwnKeyCaps,
+    tag: Tag<'_>,
 ) -> Result<Result<CapHold, CapRefusal>, sqlx::Error> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO own_key_usage_daily (user_id, day, tokens, cost_micro_usd) VALUES ($1, $2, 0, 0) \
          ON CONFLICT (user_id, day) DO NOTHING",
     )
     .bind(user_id)
     .bind(day)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
     let max_tokens = caps.tokens_per_day.unwrap_or(-1);
     let max_cost = caps.micro_usd_per_day.unwrap_or(-1);
@@ -60,16 +67,28 @@ pub async fn hold(
     .bind(cost_micro_usd)
     .bind(max_tokens)
     .bind(max_cost)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
     if held.rows_affected() == 1 {
+        let row = reservations::Row {
+            kind: Kind::OwnKey,
+            user_id,
+            day,
+            tokens,
+            cost_micro_usd,
+            rate_event_id: None,
+        };
+        let reservation_id = reservations::insert(&mut tx, row, tag).await?;
+        tx.commit().await?;
         return Ok(Ok(CapHold {
+            reservation_id,
             user_id,
             day: day.to_owned(),
             tokens,
             cost_micro_usd,
         }));
     }
+    tx.rollback().await?;
     // Name the cap that refused; use may have moved since the UPDATE, so
     // with only one cap set, that one is named whatever the numbers say now.
     let (used_tokens, used_cost) = today(db, user_id, day).await?;
@@ -87,12 +106,17 @@ pub async fn hold(
     }))
 }
 
-/// Gives back a hold whose call never started.
-pub async fn release(db: &Db, hold: &CapHold) -> Result<(), sqlx::Error> {
-    let mut changes = UseChanges::default();
-    changes.release(hold);
-    let mut conn = db.acquire().await?;
-    changes.apply(&mut conn).await
+/// Ends `hold` inside a settlement: its reservation row goes, and what it
+/// held no longer counts — unless a sweep released it already.
+pub async fn end_hold(
+    conn: &mut sqlx::AnyConnection,
+    hold: &CapHold,
+    changes: &mut UseChanges,
+) -> Result<(), sqlx::Error> {
+    if reservations::take(conn, hold.reservation_id).await? {
+        changes.release(hold);
+    }
+    Ok(())
 }
 
 /// Changes to several users' daily use, summed so a batch of ledger rows

@@ -17,6 +17,8 @@ pub struct Plan {
     pub tokens_per_day: Option<i64>,
     pub models: Vec<String>,
     pub max_tokens: i64,
+    /// Anthropic's server tools (billed per use) allowed on the platform key.
+    pub allows_server_tools: bool,
 }
 
 /// Free plan defaults when the environment says nothing.
@@ -26,8 +28,8 @@ pub const DEFAULT_REQUESTS_PER_MINUTE: i64 = 10;
 pub const DEFAULT_MODELS: &str = "claude-haiku-4-5";
 pub const DEFAULT_MAX_TOKENS: i64 = 1024;
 
-const COLUMNS: &str =
-    "id, name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens";
+const COLUMNS: &str = "id, name, requests_per_minute, requests_per_day, tokens_per_day, models, \
+     max_tokens, allows_server_tools";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
     let models: String = row.try_get("models")?;
@@ -44,6 +46,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
             .map(str::to_owned)
             .collect(),
         max_tokens: row.try_get("max_tokens")?,
+        allows_server_tools: row.try_get::<i64, _>("allows_server_tools")? != 0,
     })
 }
 
@@ -134,8 +137,8 @@ pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
     let models = plan.models.join(",");
     let row = if plan.id == 0 {
         let sql = format!(
-            "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+            "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, \
+             allows_server_tools, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         );
         sqlx::query(&sql)
             .bind(&plan.name)
@@ -144,13 +147,14 @@ pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
             .bind(plan.tokens_per_day)
             .bind(&models)
             .bind(plan.max_tokens)
+            .bind(i64::from(plan.allows_server_tools))
             .bind(now_ms())
             .fetch_one(db)
             .await?
     } else {
         let sql = format!(
             "UPDATE plans SET name = $1, requests_per_minute = $2, requests_per_day = $3, tokens_per_day = $4, \
-             models = $5, max_tokens = $6 WHERE id = $7 RETURNING {COLUMNS}"
+             models = $5, max_tokens = $6, allows_server_tools = $7 WHERE id = $8 RETURNING {COLUMNS}"
         );
         sqlx::query(&sql)
             .bind(&plan.name)
@@ -159,6 +163,7 @@ pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
             .bind(plan.tokens_per_day)
             .bind(&models)
             .bind(plan.max_tokens)
+            .bind(i64::from(plan.allows_server_tools))
             .bind(plan.id)
             .fetch_one(db)
             .await?

@@ -6,12 +6,20 @@
 //! reservation of the user, across connections and keyward instances, so
 //! the per-minute count read next cannot race either. Limits therefore hold
 //! under any concurrency.
+//!
+//! Each reservation also has a row in `reservations` (see that module), so
+//! one left by a crashed process is found and released.
 
-use super::Db;
+use super::{
+    reservations::{self, Kind, Tag},
+    Db,
+};
 
 /// What a successful reservation holds until it is settled or released.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
+    /// Its row in `reservations`.
+    pub id: i64,
     pub user_id: i64,
     pub day: String,
     pub tokens: i64,
@@ -50,6 +58,7 @@ pub async fn reserve(
     now_ms: i64,
     tokens: i64,
     limits: Limits,
+    tag: Tag<'_>,
 ) -> Result<Result<Reservation, Refusal>, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, 0, 0) ON CONFLICT (user_id, day) DO NOTHING")
@@ -107,8 +116,18 @@ pub async fn reserve(
             .bind(now_ms)
             .fetch_one(&mut *tx)
             .await?;
+    let row = reservations::Row {
+        kind: Kind::Platform,
+        user_id,
+        day,
+        tokens,
+        cost_micro_usd: 0,
+        rate_event_id: Some(rate_event_id),
+    };
+    let id = reservations::insert(&mut tx, row, tag).await?;
     tx.commit().await?;
     Ok(Ok(Reservation {
+        id,
         user_id,
         day: day.to_owned(),
         tokens,
@@ -116,15 +135,17 @@ pub async fn reserve(
     }))
 }
 
-/// Replaces the reserved tokens with what the call really used, or gives
-/// the whole reservation back when the call used nothing. Runs on the
-/// caller's connection, usually inside the ledger writer's transaction.
-pub async fn finish(
+/// Settles a call that reached Anthropic: it stays one request, and its
+/// reserved tokens become the `used_tokens` it was billed for. If a sweep
+/// released the reservation meanwhile (the call outlived its expiry), the
+/// call is counted afresh. Runs on the caller's connection, usually inside
+/// the ledger writer's transaction.
+pub async fn settle(
     conn: &mut sqlx::AnyConnection,
     reservation: &Reservation,
     used_tokens: i64,
 ) -> Result<(), sqlx::Error> {
-    if used_tokens > 0 {
+    if reservations::take(conn, reservation.id).await? {
         sqlx::query(
             "UPDATE usage_daily SET tokens = tokens - $3 + $4 WHERE user_id = $1 AND day = $2",
         )
@@ -136,24 +157,60 @@ pub async fn finish(
         .await?;
         return Ok(());
     }
-    sqlx::query("UPDATE usage_daily SET requests = requests - 1, tokens = tokens - $3 WHERE user_id = $1 AND day = $2")
-        .bind(reservation.user_id)
-        .bind(&reservation.day)
-        .bind(reservation.tokens)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM rate_events WHERE id = $1")
-        .bind(reservation.rate_event_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, 1, $3) \
+         ON CONFLICT (user_id, day) DO UPDATE SET requests = usage_daily.requests + 1, \
+         tokens = usage_daily.tokens + excluded.tokens",
+    )
+    .bind(reservation.user_id)
+    .bind(&reservation.day)
+    .bind(used_tokens)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
-/// Gives back a reservation whose call never started.
-pub async fn release(db: &Db, reservation: &Reservation) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    finish(&mut tx, reservation, 0).await?;
-    tx.commit().await
+/// Gives the whole reservation back: its call never left keyward. Does
+/// nothing if a sweep already released it.
+pub async fn release(
+    conn: &mut sqlx::AnyConnection,
+    reservation: &Reservation,
+) -> Result<(), sqlx::Error> {
+    if reservations::take(conn, reservation.id).await? {
+        give_back(
+            conn,
+            reservation.user_id,
+            &reservation.day,
+            reservation.tokens,
+            Some(reservation.rate_event_id),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Undoes what a reservation added: the request, its tokens and its place
+/// in the per-minute window.
+pub(super) async fn give_back(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    day: &str,
+    tokens: i64,
+    rate_event_id: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE usage_daily SET requests = requests - 1, tokens = tokens - $3 WHERE user_id = $1 AND day = $2")
+        .bind(user_id)
+        .bind(day)
+        .bind(tokens)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(id) = rate_event_id {
+        sqlx::query("DELETE FROM rate_events WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Today's use, for the usage page: (requests, tokens).

@@ -1,9 +1,9 @@
-//! `POST /v1/messages`: the same routing, limits and ledger as a chat turn,
-//! with the client's body forwarded as sent (JSON or SSE).
+//! `POST /v1/messages`: the same call lifecycle as a chat turn
+//! (`server::calls`), with the client's body forwarded as sent (JSON or SSE).
 //!
-//! The handler makes the upstream call itself. An `OpenCall` accounts for
-//! it however it ends, also when the client hangs up and the server drops
-//! the handler (or, for a stream, the response body) midway.
+//! The handler makes the upstream call itself. The admitted `Call` accounts
+//! for it however it ends, also when the client hangs up and the server
+//! drops the handler (or, for a stream, the response body) midway.
 
 use axum::{
     body::Body,
@@ -12,10 +12,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{auth, error::GatewayError, open_call::OpenCall, passthrough, relay, request};
+use super::{auth, error::GatewayError, passthrough, relay, request};
 use crate::server::{
-    accounting::{CallEnd, CallInFlight, CallOrigin},
-    anthropic::{ForwardedHeaders, UpstreamError, UpstreamResponse, Usage, JSON_TIMEOUT},
+    accounting::{CallEnd, CallOrigin},
+    anthropic::{ForwardedHeaders, UpstreamError, UpstreamResponse, JSON_TIMEOUT},
+    calls::{self, Admission, Call, InputEstimate, Refusal},
     limits,
     state::AppState,
 };
@@ -38,82 +39,94 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     let routed = principal.route.clone()?;
     let body = request::read_body(body, state.config.max_body_bytes).await?;
     let parsed = request::parse(&body)?;
-    if !routed.allows_model(&parsed.model) {
-        return Err(GatewayError::permission(format!(
-            "The model {} is not in your keyward plan. Models you may use: {}. Add your own Anthropic key in keyward's Settings to use any model.",
-            parsed.model,
-            routed.allowed_models().join(", ")
-        )));
-    }
-    let (body, hold) = if limits::needs_hold(&routed) {
+    // Only a call that reserves is read whole (to clamp, estimate and check
+    // its tools); a user's own key without caps forwards the body untouched.
+    let (body, worst, server_tool, input) = if limits::needs_hold(&routed) {
+        calls::check_plan(&routed, &parsed.model, None).map_err(refused)?;
         let clamp = routed.plan.as_ref().map(|plan| plan.max_tokens);
-        let (body, worst) = request::clamp_and_estimate(body, &parsed, clamp)?;
-        let hold =
-            limits::reserve_call(&state, principal.user.id, &routed, &parsed.model, worst).await?;
-        (body, hold)
+        let prepared = request::prepare_for_hold(body, &parsed, clamp)?;
+        let input = InputEstimate::Known(prepared.worst.input_tokens);
+        (
+            prepared.body,
+            Some(prepared.worst),
+            prepared.server_tool,
+            input,
+        )
     } else {
-        (body, None)
+        let input = InputEstimate::FromBody(body.clone());
+        (body, None, None, input)
     };
-    let call = CallInFlight {
+    calls::check_plan(&routed, &parsed.model, server_tool).map_err(refused)?;
+    let admission = Admission {
         routed,
-        hold,
         origin: CallOrigin {
             user_id: principal.user.id,
             token_id: Some(principal.token_id),
             ..CallOrigin::default()
         },
         model: parsed.model,
-        started_at: std::time::Instant::now(),
-        slot: state.ledger.slot().await,
+        worst,
+        input,
     };
-    let open = OpenCall::new(state.clone(), call);
-    let answer = state
-        .anthropic
-        .post_forwarded(
-            "/v1/messages",
-            open.secret(),
-            &ForwardedHeaders::from_client(&headers),
-            body,
-            parsed.stream,
-        )
+    let mut call = calls::admit(&state, admission).await.map_err(refused)?;
+    let forwarded = ForwardedHeaders::from_client(&headers);
+    let answer = call
+        .send("/v1/messages", &forwarded, body, parsed.stream)
         .await;
     Ok(match answer {
-        Err(err) => open.fail(err).await,
-        Ok(response) if parsed.stream => stream_reply(response, open),
-        Ok(response) => json_reply(response, open).await,
+        Err(err) => fail(call, err).await,
+        Ok(response) if parsed.stream => stream_reply(response, call),
+        Ok(response) => json_reply(response, call).await,
     })
 }
 
+/// A refusal in Anthropic's shape: 403 for the plan's rules, 429 (or the
+/// cap's own status) for a limit.
+fn refused(refusal: Refusal) -> GatewayError {
+    match refusal {
+        Refusal::ModelNotInPlan { model, allowed } => GatewayError::permission(format!(
+            "The model {model} is not in your keyward plan. Models you may use: {}. Add your own Anthropic key in keyward's Settings to use any model.",
+            allowed.join(", ")
+        )),
+        Refusal::ServerToolNotInPlan { tool, plan } => GatewayError::permission(format!(
+            "Your keyward plan \"{plan}\" does not allow Anthropic's server tools (this request declares {tool}): they bill per use on this server's key. Remove the tool, use custom tools, or add your own Anthropic key in keyward's Settings."
+        )),
+        Refusal::Limit(err) => err.into(),
+    }
+}
+
+/// Ends a call that failed before its answer began, and gives the client's
+/// response for it (sent only after a rejected key is marked, so the
+/// client's next call is already refused up front).
+async fn fail(call: Call, err: UpstreamError) -> Response {
+    let response = passthrough::upstream_error(&err, call.routed().source);
+    call.end(CallEnd::Failed(err)).await;
+    response
+}
+
 /// Reads the whole reply, notes its usage and passes it on.
-async fn json_reply(mut response: UpstreamResponse, mut open: OpenCall) -> Response {
+async fn json_reply(mut response: UpstreamResponse, mut call: Call) -> Response {
     let mut reply = passthrough::response(
         response.status(),
         response.take_headers(),
         "application/json",
         Body::empty(),
     );
-    open.report.request_id = request_id(reply.headers());
+    call.observed.request_id = request_id(reply.headers());
     let bytes = match tokio::time::timeout(JSON_TIMEOUT, response.bytes()).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return open.fail(UpstreamError::StreamCut).await,
-        Err(_) => return open.fail(UpstreamError::Timeout).await,
+        Ok(Err(err)) => return fail(call, UpstreamError::from_body_error(&err)).await,
+        Err(_) => return fail(call, UpstreamError::Timeout).await,
     };
-    #[derive(serde::Deserialize)]
-    struct Reply {
-        #[serde(default)]
-        usage: Usage,
-    }
-    open.report.usage = serde_json::from_slice::<Reply>(&bytes)
-        .map(|r| r.usage)
-        .unwrap_or_default();
-    open.report.ttft_ms = Some(open.started_at().elapsed().as_millis() as i64);
-    open.end(CallEnd::Complete).await;
+    let started_at = call.started_at();
+    call.observed.observe_json_reply(&bytes, started_at);
+    call.end(CallEnd::Complete).await;
     *reply.body_mut() = Body::from(bytes);
     reply
 }
 
 /// Answers at once with the upstream head; the body relays the events.
-fn stream_reply(mut response: UpstreamResponse, mut open: OpenCall) -> Response {
+fn stream_reply(mut response: UpstreamResponse, mut call: Call) -> Response {
     let mut reply = passthrough::response(
         response.status(),
         response.take_headers(),
@@ -123,8 +136,8 @@ fn stream_reply(mut response: UpstreamResponse, mut open: OpenCall) -> Response 
     reply
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-cache"));
-    open.report.request_id = request_id(reply.headers());
-    *reply.body_mut() = Body::from_stream(relay::events(response, open));
+    call.observed.request_id = request_id(reply.headers());
+    *reply.body_mut() = Body::from_stream(relay::events(response, call));
     reply
 }
 

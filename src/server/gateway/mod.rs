@@ -6,7 +6,6 @@ mod auth;
 mod error;
 mod messages;
 mod models;
-mod open_call;
 mod passthrough;
 mod relay;
 mod request;

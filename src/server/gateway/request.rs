@@ -7,7 +7,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::GatewayError;
-use crate::server::limits::WorstCase;
+use crate::server::{
+    calls::{estimate, server_tools},
+    limits::WorstCase,
+};
 
 /// The fields keyward looks at; every other field passes through untouched.
 #[derive(Debug, Deserialize)]
@@ -69,47 +72,48 @@ pub fn parse(body: &[u8]) -> Result<MessagesRequest, GatewayError> {
     })
 }
 
+/// A request that must reserve before it goes upstream, read once.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The body to send: `max_tokens` lowered to the plan's clamp if above it.
+    pub body: Bytes,
+    pub worst: WorstCase,
+    /// The first Anthropic server tool the request declares.
+    pub server_tool: Option<String>,
+}
+
 /// For a call that must reserve first: the body, with `max_tokens` lowered
-/// to the plan's `clamp` on the platform key, and the call's worst case.
-pub fn clamp_and_estimate(
+/// to the plan's `clamp` on the platform key, the call's worst case, and
+/// the server tools it asks for.
+pub fn prepare_for_hold(
     body: Bytes,
     request: &MessagesRequest,
     clamp: Option<i64>,
-) -> Result<(Bytes, WorstCase), GatewayError> {
+) -> Result<Prepared, GatewayError> {
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|_| GatewayError::invalid_request("The request body is not valid JSON."))?;
-    let input_tokens = ["system", "messages", "tools"]
-        .iter()
-        .filter_map(|field| value.get(field))
-        .map(estimate_tokens)
-        .sum::<i64>()
-        .max(1);
     let wanted = request
         .max_tokens
         .ok_or_else(|| GatewayError::invalid_request("max_tokens: Field required"))?;
     let output_tokens = clamp.map_or(wanted, |clamp| wanted.min(clamp));
     let worst = WorstCase {
-        input_tokens,
+        input_tokens: estimate::request_input_tokens(&value),
         output_tokens,
     };
+    let server_tool = server_tools::requested(&value);
     if output_tokens == wanted {
-        return Ok((body, worst));
+        return Ok(Prepared {
+            body,
+            worst,
+            server_tool,
+        });
     }
     value["max_tokens"] = Value::from(output_tokens);
-    Ok((Bytes::from(value.to_string()), worst))
-}
-
-/// A generous token estimate for request content: about four characters a
-/// token for text, a flat 1,600 for an image (Anthropic's ceiling for a
-/// typical image), and base64 documents counted by size.
-pub fn estimate_tokens(value: &Value) -> i64 {
-    match value {
-        Value::String(text) => text.len() as i64 / 4 + 1,
-        Value::Array(items) => items.iter().map(estimate_tokens).sum(),
-        Value::Object(map) if map.get("type").and_then(Value::as_str) == Some("image") => 1_600,
-        Value::Object(map) => map.values().map(estimate_tokens).sum::<i64>() + 4,
-        _ => 1,
-    }
+    Ok(Prepared {
+        body: Bytes::from(value.to_string()),
+        worst,
+        server_tool,
+    })
 }
 
 #[cfg(test)]
@@ -145,26 +149,24 @@ mod tests {
                 .to_string(),
         );
         let request = parse(&body).unwrap();
-        let (clamped, worst) = clamp_and_estimate(body.clone(), &request, Some(1024)).unwrap();
-        let value: Value = serde_json::from_slice(&clamped).unwrap();
+        let clamped = prepare_for_hold(body.clone(), &request, Some(1024)).unwrap();
+        let worst = clamped.worst;
+        let value: Value = serde_json::from_slice(&clamped.body).unwrap();
         assert_eq!(value["max_tokens"], 1024);
         assert_eq!(value["metadata"]["user_id"], "u");
         assert_eq!(value["tools"][0]["name"], "t");
         assert!(worst.input_tokens > 0);
         assert_eq!(worst.output_tokens, 1024);
 
-        let (same, worst) = clamp_and_estimate(body.clone(), &request, Some(8000)).unwrap();
-        assert_eq!(same, body, "an unclamped body goes upstream byte for byte");
-        assert_eq!(worst.output_tokens, 4000);
-        let (same, worst) = clamp_and_estimate(body.clone(), &request, None).unwrap();
-        assert_eq!(same, body, "a user's key is never clamped");
-        assert_eq!(worst.output_tokens, 4000);
-    }
-
-    #[test]
-    fn images_count_flat_and_text_by_length() {
-        let image = json!({"type":"image","source":{"type":"base64","data":"A".repeat(1_000_000)}});
-        assert_eq!(estimate_tokens(&image), 1_600);
-        assert!(estimate_tokens(&json!("x".repeat(4_000))) >= 1_000);
+        let same = prepare_for_hold(body.clone(), &request, Some(8000)).unwrap();
+        assert_eq!(
+            same.body, body,
+            "an unclamped body goes upstream byte for byte"
+        );
+        assert_eq!(same.worst.output_tokens, 4000);
+        let same = prepare_for_hold(body.clone(), &request, None).unwrap();
+        assert_eq!(same.body, body, "a user's key is never clamped");
+        assert_eq!(same.worst.output_tokens, 4000);
+        assert_eq!(same.server_tool, None, "a custom tool is no server tool");
     }
 }

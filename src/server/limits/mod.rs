@@ -2,7 +2,7 @@
 //! free-tier limits, on a user's own key the daily caps the user set. Either
 //! way the call's worst case is reserved atomically in the database first;
 //! the ledger writer settles it to the real use, and a call that never
-//! started gives it back.
+//! left keyward gives it back (see `server::calls`).
 
 mod refusals;
 
@@ -30,6 +30,16 @@ pub enum Hold {
     OwnKey(CapHold),
 }
 
+impl Hold {
+    /// Its row in `reservations`.
+    pub fn reservation_id(&self) -> i64 {
+        match self {
+            Hold::Platform(reservation) => reservation.id,
+            Hold::OwnKey(hold) => hold.reservation_id,
+        }
+    }
+}
+
 /// The most one call can use: its estimated input and the `max_tokens`
 /// that goes upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,30 +49,22 @@ pub struct WorstCase {
 }
 
 impl WorstCase {
+    /// Both together; a client's huge `max_tokens` saturates, never wraps.
     pub fn tokens(self) -> i64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 
     /// The highest price the call can have: every input token billed at
-    /// the cache-write rate, the dearest input rate there is.
+    /// the 1-hour cache-write rate, the dearest input rate there is (and
+    /// at the long-context rates where the input is that long).
     fn cost_micro_usd(self, model: &str) -> i64 {
         let tokens = TokenCounts {
-            cache_creation: self.input_tokens.max(0) as u64,
+            cache_creation_1h: self.input_tokens.max(0) as u64,
             output: self.output_tokens.max(0) as u64,
             ..TokenCounts::default()
         };
-        models::cost_micro_usd(model, tokens) as i64
+        i64::try_from(models::cost_micro_usd(model, tokens)).unwrap_or(i64::MAX)
     }
-}
-
-/// A rough, generous token estimate for text (about 4 characters a token),
-/// plus a few tokens of framing per message.
-pub fn estimate_input_tokens(texts: &[&str]) -> i64 {
-    texts
-        .iter()
-        .map(|t| (t.chars().count() as i64 + 3) / 4 + 8)
-        .sum::<i64>()
-        .max(1)
 }
 
 /// Whether a call on `routed` must reserve before it starts: always on the
@@ -100,6 +102,7 @@ pub async fn reserve_call(
         worst.tokens(),
         cost,
         caps,
+        state.instance.tag(),
     )
     .await?
     {
@@ -120,20 +123,20 @@ async fn reserve_platform_call(
         requests_per_day: plan.requests_per_day,
         tokens_per_day: plan.tokens_per_day,
     };
-    match usage::reserve(&state.db, user_id, &utc_day(now), now, tokens, limits).await? {
+    let day = utc_day(now);
+    match usage::reserve(
+        &state.db,
+        user_id,
+        &day,
+        now,
+        tokens,
+        limits,
+        state.instance.tag(),
+    )
+    .await?
+    {
         Ok(reservation) => Ok(reservation),
         Err(refusal) => Err(refusals::limit_error(refusal, now)),
-    }
-}
-
-/// Gives back a hold whose call never started.
-pub async fn release_unused(state: &AppState, hold: &Hold) {
-    let released = match hold {
-        Hold::Platform(reservation) => usage::release(&state.db, reservation).await,
-        Hold::OwnKey(hold) => own_key_usage::release(&state.db, hold).await,
-    };
-    if let Err(err) = released {
-        tracing::error!(error = %err, "could not release a reservation");
     }
 }
 
@@ -142,20 +145,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn estimates_are_generous() {
-        assert_eq!(estimate_input_tokens(&["abcd"]), 9);
-        assert!(estimate_input_tokens(&["x".repeat(4000).as_str()]) >= 1000);
+    fn a_huge_max_tokens_saturates_the_worst_case() {
+        let worst = WorstCase {
+            input_tokens: 10,
+            output_tokens: i64::MAX,
+        };
+        assert_eq!(worst.tokens(), i64::MAX);
     }
 
     #[test]
-    fn the_worst_case_bills_input_at_the_cache_write_rate() {
+    fn the_worst_case_bills_input_at_the_one_hour_cache_write_rate() {
         let worst = WorstCase {
             input_tokens: 1_000,
             output_tokens: 4_096,
         };
         assert_eq!(worst.tokens(), 5_096);
-        // Haiku: 1000 × $1.25/M + 4096 × $5/M = 1250 + 20480 µ$.
-        assert_eq!(worst.cost_micro_usd("claude-haiku-4-5"), 21_730);
-        assert_eq!(worst.cost_micro_usd("claude-opus-4-7"), 6_250 + 102_400);
+        // Haiku: 1000 × $2/M + 4096 × $5/M = 2000 + 20480 µ$.
+        assert_eq!(worst.cost_micro_usd("claude-haiku-4-5"), 22_480);
+        assert_eq!(worst.cost_micro_usd("claude-opus-4-7"), 10_000 + 102_400);
     }
 }

@@ -1,0 +1,119 @@
+//! This process's name on the reservations it takes, and the upkeep that
+//! keeps them honest: renewing its own while calls run, releasing what a
+//! crashed process left.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crate::server::db::{self, reservations::Tag, Db};
+
+/// How long a reservation stands without renewal. Longer than any call
+/// keyward lets run between two renewals, so a live call's reservation is
+/// never released under it.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
+/// How often a live instance renews its reservations and sweeps expired ones.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct Instance {
+    name: String,
+    /// Reservations of calls running here now: the only ones renewed. A
+    /// reservation whose owner was lost (its transaction committed as the
+    /// request was dropped) is not in here, so it expires.
+    live: Mutex<HashSet<i64>>,
+}
+
+impl Instance {
+    /// `configured` (`KEYWARD_INSTANCE_ID`), else this host's name and the
+    /// address served: stable across restarts of one deployment, and only
+    /// one live process can hold a listening address at a time.
+    pub fn new(configured: Option<&str>, addr: std::net::SocketAddr) -> Self {
+        let name = match configured {
+            Some(name) if !name.trim().is_empty() => name.trim().to_owned(),
+            _ => format!("{}:{}", host_name(), addr),
+        };
+        Self {
+            name,
+            live: Mutex::default(),
+        }
+    }
+
+    pub fn track(&self, reservation_id: i64) {
+        self.live_ids().insert(reservation_id);
+    }
+
+    pub fn untrack(&self, reservation_id: i64) {
+        self.live_ids().remove(&reservation_id);
+    }
+
+    fn live_ids(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        // Plain ids: a panic elsewhere cannot leave the set inconsistent.
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tag for a reservation taken now.
+    pub fn tag(&self) -> Tag<'_> {
+        Tag {
+            instance: &self.name,
+            expires_at: expiry_from_now(),
+        }
+    }
+
+    /// At start: releases what an earlier process under this name left
+    /// (it died mid-call), and whatever else has expired.
+    pub async fn release_left_behind(&self, db: &Db) {
+        match db::reservations::release_abandoned(db, db::now_ms(), Some(&self.name)).await {
+            Ok(0) => {}
+            Ok(released) => tracing::warn!(
+                released,
+                "released reservations left by a process that did not finish its calls"
+            ),
+            Err(err) => tracing::error!(error = %err, "could not release abandoned reservations"),
+        }
+    }
+
+    /// Every `UPKEEP_INTERVAL`: renews this instance's reservations and
+    /// releases expired ones (another instance that died).
+    pub fn spawn_upkeep(self: Arc<Self>, db: Db) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let live: Vec<i64> = self.live_ids().iter().copied().collect();
+                if let Err(err) = db::reservations::renew(&db, &live, expiry_from_now()).await {
+                    tracing::warn!(error = %err, "could not renew reservations");
+                }
+                match db::reservations::release_abandoned(&db, db::now_ms(), None).await {
+                    Ok(0) => {}
+                    Ok(released) => {
+                        tracing::warn!(released, "released expired reservations")
+                    }
+                    Err(err) => tracing::warn!(error = %err, "could not sweep reservations"),
+                }
+            }
+        });
+    }
+}
+
+fn expiry_from_now() -> i64 {
+    db::now_ms() + RESERVATION_TTL.as_millis() as i64
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

@@ -1,0 +1,142 @@
+//! Reservations that outlive their process: every hold a call takes
+//! against a limit (the plan's on the platform key, the user's caps on
+//! their own key) has a row here until it is settled or released.
+//!
+//! The row names the instance that took it and when it expires. A process
+//! killed mid-call leaves rows behind; the next start under the same
+//! instance name releases them at once, and any instance releases rows
+//! whose expiry has passed. A live instance pushes its rows' expiry
+//! forward while its calls run, so a long stream is never released under
+//! it. Settling and releasing both start by deleting the row: whichever
+//! comes first (the call's end or a sweep) does the work, exactly once.
+
+use super::{usage, Db};
+
+/// Who took a reservation, and until when it stands without renewal.
+#[derive(Debug, Clone, Copy)]
+pub struct Tag<'a> {
+    pub instance: &'a str,
+    pub expires_at: i64,
+}
+
+/// The two kinds of hold, as the `kind` column names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Platform,
+    OwnKey,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Platform => "platform",
+            Kind::OwnKey => "own_key",
+        }
+    }
+}
+
+/// What one reservation row holds.
+pub struct Row<'a> {
+    pub kind: Kind,
+    pub user_id: i64,
+    pub day: &'a str,
+    pub tokens: i64,
+    pub cost_micro_usd: i64,
+    pub rate_event_id: Option<i64>,
+}
+
+/// Records a hold, inside the transaction that takes it.
+pub async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    row: Row<'_>,
+    tag: Tag<'_>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO reservations (kind, user_id, day, tokens, cost_micro_usd, rate_event_id, instance, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(row.kind.as_str())
+    .bind(row.user_id)
+    .bind(row.day)
+    .bind(row.tokens)
+    .bind(row.cost_micro_usd)
+    .bind(row.rate_event_id)
+    .bind(tag.instance)
+    .bind(tag.expires_at)
+    .fetch_one(conn)
+    .await
+}
+
+/// Removes the row; `true` if this caller removed it (and so owns the
+/// settlement), `false` if a sweep got there first.
+pub async fn take(conn: &mut sqlx::AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM reservations WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Keeps the reservations of calls still running standing.
+pub async fn renew(db: &Db, ids: &[i64], expires_at: i64) -> Result<u64, sqlx::Error> {
+    let mut renewed = 0;
+    for chunk in ids.chunks(500) {
+        // Integers formatted into the statement: nothing a client chose.
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let done = sqlx::query(&format!(
+            "UPDATE reservations SET expires_at = $1 WHERE id IN ({list})"
+        ))
+        .bind(expires_at)
+        .execute(db)
+        .await?;
+        renewed += done.rows_affected();
+    }
+    Ok(renewed)
+}
+
+/// Releases every reservation that expired before `now_ms`, and, when
+/// `dead_instance` is given, every one that instance left (a restart under
+/// the same name: its calls died with the old process). Returns how many.
+pub async fn release_abandoned(
+    db: &Db,
+    now_ms: i64,
+    dead_instance: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    type Abandoned = (i64, String, i64, String, i64, i64, Option<i64>);
+    let rows: Vec<Abandoned> = sqlx::query_as(
+        "SELECT id, kind, user_id, day, tokens, cost_micro_usd, rate_event_id FROM reservations \
+         WHERE expires_at < $1 OR instance = $2",
+    )
+    .bind(now_ms)
+    .bind(dead_instance.unwrap_or(""))
+    .fetch_all(db)
+    .await?;
+    let mut released = 0;
+    for (id, kind, user_id, day, tokens, cost, rate_event_id) in rows {
+        let mut tx = db.begin().await?;
+        if !take(&mut tx, id).await? {
+            continue;
+        }
+        if kind == Kind::OwnKey.as_str() {
+            let mut changes = super::own_key_usage::UseChanges::default();
+            changes.add(user_id, &day, -tokens, -cost);
+            changes.apply(&mut tx).await?;
+        } else {
+            usage::give_back(&mut tx, user_id, &day, tokens, rate_event_id).await?;
+        }
+        tx.commit().await?;
+        released += 1;
+    }
+    Ok(released)
+}
+
+/// Reservations still standing, for the tests and the health of the books.
+pub async fn open_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM reservations")
+        .fetch_one(db)
+        .await
+}
