@@ -14,10 +14,11 @@ use crate::{
     mock::VALID_KEY,
 };
 
-/// A chat turn "hi" in a new conversation on the user's key: 9 tokens of
-/// input estimate (4 of framing, 3 for the role, 2 for "hi") and the chat's
+/// A chat turn "hi" in a new conversation on the user's key: 17 tokens of
+/// input estimate (`{"role":"user","content":"hi"}`: 4 of framing, half a
+/// token a byte of each key and value, rounded up, plus one) and the chat's
 /// `max_tokens` of 4096.
-const CHAT_HI_WORST: i64 = 9 + 4096;
+const CHAT_HI_WORST: i64 = 17 + 4096;
 
 async fn save_caps(app: &TestApp, tokens: &str, usd: &str) -> reqwest::Response {
     app.call(

@@ -122,6 +122,10 @@ async fn a_client_that_hangs_up_before_the_answer_still_uses_its_request(db: Tes
     for row in &rows {
         assert_eq!(row.4, "stopped");
         assert!(row.1 > 0, "the input is billed at its estimate: {row:?}");
+        assert_eq!(
+            row.2, 100,
+            "a JSON reply that never came bills its max_tokens"
+        );
     }
 }
 

@@ -67,6 +67,10 @@ pub struct CallRecord<'a> {
     pub started_at: Instant,
     /// `false` when the transport never got the request out of keyward.
     pub reached_upstream: bool,
+    /// For a JSON call, its `max_tokens`: a reply whose usage never came
+    /// (the client left while Anthropic was still writing it) may have
+    /// used all of it, and nothing was relayed to tell otherwise.
+    pub output_if_unreported: Option<i64>,
 }
 
 /// Logs a failed call and marks a user key Anthropic refused.
@@ -80,13 +84,15 @@ pub async fn note_failure(state: &AppState, routed: &RoutedKey, err: &UpstreamEr
 /// The tokens a call is billed for. What Anthropic reported stands; where
 /// the report never came (the stream was cut by either side, the client
 /// left, shutdown), the input is at least the estimate and the output at
-/// least what was relayed. An answer that was an error status bills what
-/// it reported (nothing), and a call that never left keyward bills nothing.
+/// least what was relayed (a JSON call: its `max_tokens`). An answer that
+/// was an error status bills what it reported (nothing), and a call that
+/// never left keyward bills nothing.
 pub fn billed_tokens(
     observed: &Observed,
     end: &CallEnd,
     reached_upstream: bool,
     input_estimate: impl FnOnce() -> i64,
+    output_if_unreported: Option<i64>,
 ) -> TokenCounts {
     if !reached_upstream {
         return TokenCounts::default();
@@ -99,7 +105,11 @@ pub fn billed_tokens(
         tokens.input = tokens.input.max(input_estimate().max(0) as u64);
     }
     if !observed.final_usage {
-        tokens.output = tokens.output.max(observed.relayed.tokens().max(0) as u64);
+        let floor = observed
+            .relayed
+            .tokens()
+            .max(output_if_unreported.unwrap_or(0));
+        tokens.output = tokens.output.max(floor.max(0) as u64);
     }
     tokens
 }
@@ -115,7 +125,13 @@ pub fn bill(
     let source = call.routed.source.as_str();
     let label = end.label();
     state.metrics.record_upstream(source, &label);
-    let tokens = billed_tokens(&observed, end, call.reached_upstream, input_estimate);
+    let tokens = billed_tokens(
+        &observed,
+        end,
+        call.reached_upstream,
+        input_estimate,
+        call.output_if_unreported,
+    );
     let cost_micro_usd =
         i64::try_from(models::cost_micro_usd(&call.model, tokens)).unwrap_or(i64::MAX);
     let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
@@ -177,17 +193,26 @@ mod tests {
     #[test]
     fn a_cut_stream_bills_at_least_the_text_it_relayed() {
         let observed = cut_after(&"word ".repeat(300));
-        let tokens = billed_tokens(&observed, &CallEnd::Stopped, true, || 999);
+        let tokens = billed_tokens(&observed, &CallEnd::Stopped, true, || 999, None);
         assert_eq!(tokens.input, 20, "the reported input stands");
-        assert_eq!(
-            tokens.output, 500,
-            "1,500 relayed bytes, a third of a token each"
+        assert_eq!(tokens.output, 750, "1,500 relayed bytes, half a token each");
+    }
+
+    #[test]
+    fn a_json_call_left_before_its_reply_bills_its_max_tokens() {
+        let tokens = billed_tokens(
+            &Observed::default(),
+            &CallEnd::Stopped,
+            true,
+            || 40,
+            Some(1024),
         );
+        assert_eq!((tokens.input, tokens.output), (40, 1024));
     }
 
     #[test]
     fn a_call_with_no_answer_bills_the_input_estimate() {
-        let tokens = billed_tokens(&Observed::default(), &CallEnd::Stopped, true, || 321);
+        let tokens = billed_tokens(&Observed::default(), &CallEnd::Stopped, true, || 321, None);
         assert_eq!((tokens.input, tokens.output), (321, 0));
     }
 
@@ -196,7 +221,7 @@ mod tests {
         let mut observed = cut_after(&"x".repeat(3_000));
         observed.final_usage = true;
         observed.usage.output_tokens = 7;
-        let tokens = billed_tokens(&observed, &CallEnd::Complete, true, || 999);
+        let tokens = billed_tokens(&observed, &CallEnd::Complete, true, || 999, Some(4096));
         assert_eq!((tokens.input, tokens.output), (20, 7));
     }
 
@@ -209,9 +234,21 @@ mod tests {
             body: bytes::Bytes::new(),
             headers: http::HeaderMap::new(),
         };
-        let none = billed_tokens(&Observed::default(), &CallEnd::Failed(status), true, || 50);
+        let none = billed_tokens(
+            &Observed::default(),
+            &CallEnd::Failed(status),
+            true,
+            || 50,
+            Some(9),
+        );
         assert_eq!(none, TokenCounts::default());
-        let unsent = billed_tokens(&Observed::default(), &CallEnd::Stopped, false, || 50);
+        let unsent = billed_tokens(
+            &Observed::default(),
+            &CallEnd::Stopped,
+            false,
+            || 50,
+            Some(9),
+        );
         assert_eq!(unsent, TokenCounts::default());
     }
 }

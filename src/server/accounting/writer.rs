@@ -27,6 +27,9 @@ const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10
 /// falls behind, callers slow down instead of queueing without bound. Every
 /// queued row holds one of these, so they also bound the queue.
 const MAX_IN_FLIGHT: usize = 1024;
+/// How long shutdown waits for the last rows: bounded, so a database that
+/// went away cannot hold the process for ever (what is left is logged).
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A place for one call's ledger row, held from the call's start until its
 /// row is committed.
@@ -71,6 +74,8 @@ pub struct LedgerWriter {
     db: Db,
     queue: mpsc::UnboundedSender<Message>,
     slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Work that came after the writer stopped, written on its own.
+    late: tokio_util::task::TaskTracker,
 }
 
 impl LedgerWriter {
@@ -79,7 +84,12 @@ impl LedgerWriter {
         let (queue, inbox) = mpsc::unbounded_channel();
         tokio::spawn(run(db.clone(), inbox));
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-        Self { db, queue, slots }
+        Self {
+            db,
+            queue,
+            slots,
+            late: tokio_util::task::TaskTracker::new(),
+        }
     }
 
     /// Waits for room for one more call in flight.
@@ -120,23 +130,38 @@ impl LedgerWriter {
             return;
         };
         let db = self.db.clone();
+        let write = async move {
+            write_one(&db, &queued.work).await;
+            if let Some(done) = queued.committed {
+                let _ = done.send(());
+            }
+        };
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(async move {
-                write_one(&db, &queued.work).await;
-                if let Some(done) = queued.committed {
-                    let _ = done.send(());
-                }
-            })),
+            Ok(runtime) => drop(self.late.spawn_on(write, &runtime)),
             Err(_) => tracing::error!("ledger work came after the runtime stopped"),
         }
     }
 
     /// Commits everything queued so far and stops the writer; later rows
-    /// are written one by one.
+    /// are written one by one, and waited for too. Each wait is bounded.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
-        if self.queue.send(Message::Stop(done)).is_ok() {
-            let _ = stopped.await;
+        if self.queue.send(Message::Stop(done)).is_ok()
+            && tokio::time::timeout(STOP_TIMEOUT, stopped).await.is_err()
+        {
+            tracing::error!(
+                "the database did not take the last ledger rows in time; they are lost"
+            );
+        }
+        self.late.close();
+        if tokio::time::timeout(STOP_TIMEOUT, self.late.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                rows = self.late.len(),
+                "ledger rows that came after shutdown could not be written in time"
+            );
         }
     }
 }

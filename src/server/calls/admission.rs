@@ -34,21 +34,27 @@ pub struct Admission {
     pub worst: Option<WorstCase>,
     /// The input to bill if the call ends before Anthropic reports it.
     pub input: InputEstimate,
+    /// Whether the reply streams; if not, the `max_tokens` going upstream
+    /// is billed when the reply's usage never arrives.
+    pub stream: bool,
+    pub max_tokens: Option<i64>,
 }
 
-/// The plan's rules that need no database: the model, and server tools
-/// (`server_tool`, the first one the request declares).
-pub fn check_plan(
-    routed: &RoutedKey,
-    model: &str,
-    server_tool: Option<String>,
-) -> Result<(), Refusal> {
-    if !routed.allows_model(model) {
-        return Err(Refusal::ModelNotInPlan {
-            model: model.to_owned(),
-            allowed: routed.allowed_models(),
-        });
+/// The plan's rule on models (on the platform key, the plan's; on a
+/// user's key, any).
+pub fn check_model(routed: &RoutedKey, model: &str) -> Result<(), Refusal> {
+    if routed.allows_model(model) {
+        return Ok(());
     }
+    Err(Refusal::ModelNotInPlan {
+        model: model.to_owned(),
+        allowed: routed.allowed_models(),
+    })
+}
+
+/// The plan's rule on Anthropic's server tools (`server_tool`: the first
+/// one the request declares).
+pub fn check_server_tools(routed: &RoutedKey, server_tool: Option<String>) -> Result<(), Refusal> {
     match (&routed.plan, server_tool) {
         (Some(plan), Some(tool)) if !plan.allows_server_tools => {
             Err(Refusal::ServerToolNotInPlan {

@@ -55,6 +55,8 @@ struct Open {
     /// Released once the call's ledger row is committed.
     slot: LedgerSlot,
     input: InputEstimate,
+    /// `max_tokens` of a JSON (not streamed) call.
+    json_max_tokens: Option<i64>,
     /// Set the moment the request is handed to the transport, cleared only
     /// when the transport says it never left keyward.
     sent: bool,
@@ -80,6 +82,7 @@ impl Call {
                 started_at: Instant::now(),
                 slot,
                 input: admission.input,
+                json_max_tokens: admission.max_tokens.filter(|_| !admission.stream),
                 sent: false,
             }),
             observed: Observed::default(),
@@ -183,6 +186,7 @@ impl Call {
             started_at,
             slot,
             input,
+            json_max_tokens,
             sent,
         } = open;
         if !sent && !matches!(end, CallEnd::Failed(_)) {
@@ -199,6 +203,7 @@ impl Call {
             model,
             started_at,
             reached_upstream: sent,
+            output_if_unreported: json_max_tokens,
         };
         let observed = std::mem::take(&mut self.observed);
         let (job, billed) = accounting::bill(&self.state, record, end, observed, || input.tokens());

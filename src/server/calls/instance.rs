@@ -10,33 +10,38 @@ use std::{
 
 use crate::server::db::{self, reservations::Tag, Db};
 
-/// How long a reservation stands without renewal. Longer than any call
-/// keyward lets run between two renewals, so a live call's reservation is
-/// never released under it.
-pub const RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a reservation stands without renewal: three renewals, so a
+/// live call's reservation is never released under it unless the database
+/// was out of reach for that long.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(3 * 60);
 /// How often a live instance renews its reservations and sweeps expired ones.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Instance {
     name: String,
-    /// Reservations of calls running here now: the only ones renewed. A
-    /// reservation whose owner was lost (its transaction committed as the
-    /// request was dropped) is not in here, so it expires.
+    /// Whether the operator named this instance (`KEYWARD_INSTANCE_ID`):
+    /// only then does a start release what the name left behind.
+    named: bool,
+    /// Reservations of calls running here now: the only ones renewed, so
+    /// one whose call died without settling (a panic) still expires.
     live: Mutex<HashSet<i64>>,
 }
 
 impl Instance {
-    /// `configured` (`KEYWARD_INSTANCE_ID`), else this host's name and the
-    /// address served: stable across restarts of one deployment, and only
-    /// one live process can hold a listening address at a time.
+    /// `configured` (`KEYWARD_INSTANCE_ID`, which the operator keeps
+    /// unique among live instances), else a name of this process's own:
+    /// host, address and a random part, since neither host names (fixed in
+    /// some container setups) nor addresses are unique across machines.
     pub fn new(configured: Option<&str>, addr: std::net::SocketAddr) -> Self {
+        let configured = configured.map(str::trim).filter(|name| !name.is_empty());
         let name = match configured {
-            Some(name) if !name.trim().is_empty() => name.trim().to_owned(),
-            _ => format!("{}:{}", host_name(), addr),
+            Some(name) => name.to_owned(),
+            None => format!("{}:{}:{:08x}", host_name(), addr, rand::random::<u32>()),
         };
         Self {
             name,
+            named: configured.is_some(),
             live: Mutex::default(),
         }
     }
@@ -68,10 +73,11 @@ impl Instance {
         }
     }
 
-    /// At start: releases what an earlier process under this name left
-    /// (it died mid-call), and whatever else has expired.
+    /// At start: releases what an earlier process under this operator-given
+    /// name left (it died mid-call), and whatever else has expired.
     pub async fn release_left_behind(&self, db: &Db) {
-        match db::reservations::release_abandoned(db, db::now_ms(), Some(&self.name)).await {
+        let predecessor = self.named.then_some(self.name.as_str());
+        match db::reservations::release_abandoned(db, db::now_ms(), predecessor).await {
             Ok(0) => {}
             Ok(released) => tracing::warn!(
                 released,

@@ -244,6 +244,6 @@ mod tests {
         let mut odd = Observed::default();
         odd.observe_json_reply(&[b'x'; 300], Instant::now());
         assert!(!odd.final_usage);
-        assert_eq!(odd.relayed.tokens(), 100);
+        assert_eq!(odd.relayed.tokens(), 150);
     }
 }

@@ -21,6 +21,6 @@ mod instance;
 pub mod meter;
 pub mod server_tools;
 
-pub use admission::{admit, check_plan, Admission, Refusal};
+pub use admission::{admit, check_model, check_server_tools, Admission, Refusal};
 pub use call::{Call, InputEstimate};
 pub use instance::Instance;

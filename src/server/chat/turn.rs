@@ -59,7 +59,7 @@ pub async fn start_turn(
         )));
     }
     let routed = Arc::new(routing::route_call(&state, &user).await?);
-    calls::check_plan(&routed, &request.model, None).map_err(refused)?;
+    calls::check_model(&routed, &request.model).map_err(refused)?;
     let existing = match request.conversation_id {
         Some(id) => Some(
             conversations::find_owned(&state.db, user.id, id)
@@ -111,6 +111,8 @@ pub async fn start_turn(
             output_tokens: max_tokens,
         }),
         input: InputEstimate::Known(input_tokens),
+        stream: true,
+        max_tokens: Some(max_tokens),
     };
     // From here the `Call` owns the reservation: a request dropped while the
     // rows are written gives it back.
@@ -172,9 +174,8 @@ fn refused(refusal: Refusal) -> AppError {
             "The model {model} is not available to you. Pick one of: {}. Add your own key in Settings for all models.",
             allowed.join(", ")
         )),
-        // The chat page declares no tools.
         Refusal::ServerToolNotInPlan { tool, plan } => AppError::Validation(format!(
-            "Your plan \"{plan}\" does not allow {tool}."
+            "Your plan \"{plan}\" does not allow Anthropic's server tools ({tool})."
         )),
         Refusal::Limit(err) => err,
     }
@@ -263,6 +264,7 @@ impl UpstreamCall {
             beta: None,
         };
         let cut = self.state.cut_calls.clone();
+        let mut rest = None;
         // The browser leaving or shutdown's grace running out ends the call
         // where it is, also before Anthropic has answered.
         let end = tokio::select! {
@@ -277,12 +279,17 @@ impl UpstreamCall {
                             .get("request-id")
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
-                        relay(response, &tx, &mut self.call, &mut text).await
+                        relay(response, &tx, &mut self.call, &mut text, &mut rest).await
                     }
                 }
             } => end,
         };
         self.finish(end, text, &tx).await;
+        // After the reply is recorded: the body's last bytes, so the
+        // connection goes back to the pool.
+        if let Some(rest) = rest {
+            drain(rest).await;
+        }
     }
 
     async fn finish(self, end: CallEnd, text: String, tx: &mpsc::Sender<ChatEvent>) {
@@ -345,15 +352,19 @@ impl UpstreamCall {
     }
 }
 
+/// What follows `message_stop` in a reply's body.
+type RestOfBody = Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send + Unpin>;
+
 /// Relays text deltas to the browser until the reply ends or the stream
-/// fails, metering every event. After `message_stop` it reads the body to
-/// its end, so the connection is reused. Dropping `response` mid-way
-/// cancels the upstream call.
+/// fails, metering every event. After `message_stop` it leaves the rest of
+/// the body in `rest`, to be read to its end so the connection is reused.
+/// Dropping `response` mid-way cancels the upstream call.
 async fn relay(
     response: UpstreamResponse,
     tx: &mpsc::Sender<ChatEvent>,
     call: &mut Call,
     text: &mut String,
+    rest: &mut Option<RestOfBody>,
 ) -> CallEnd {
     let mut chunks = response.bytes_stream();
     let mut parser = SseParser::new();
@@ -388,7 +399,7 @@ async fn relay(
         }
         if let Some(end) = ended {
             if matches!(end, CallEnd::Complete) {
-                drain(&mut chunks).await;
+                *rest = Some(Box::new(chunks));
             }
             return end;
         }
@@ -396,7 +407,7 @@ async fn relay(
 }
 
 /// Reads what is left of a finished stream, so its connection is reused.
-async fn drain(chunks: &mut (impl Stream<Item = Result<Bytes, hyper::Error>> + Unpin)) {
-    let rest = async { while let Some(Ok(_)) = chunks.next().await {} };
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, rest).await;
+async fn drain(mut rest: RestOfBody) {
+    let read = async { while let Some(Ok(_)) = rest.next().await {} };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, read).await;
 }

@@ -39,24 +39,19 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     let routed = principal.route.clone()?;
     let body = request::read_body(body, state.config.max_body_bytes).await?;
     let parsed = request::parse(&body)?;
+    calls::check_model(&routed, &parsed.model).map_err(refused)?;
     // Only a call that reserves is read whole (to clamp, estimate and check
     // its tools); a user's own key without caps forwards the body untouched.
-    let (body, worst, server_tool, input) = if limits::needs_hold(&routed) {
-        calls::check_plan(&routed, &parsed.model, None).map_err(refused)?;
+    let (body, worst, input) = if limits::needs_hold(&routed) {
         let clamp = routed.plan.as_ref().map(|plan| plan.max_tokens);
         let prepared = request::prepare_for_hold(body, &parsed, clamp)?;
+        calls::check_server_tools(&routed, prepared.server_tool).map_err(refused)?;
         let input = InputEstimate::Known(prepared.worst.input_tokens);
-        (
-            prepared.body,
-            Some(prepared.worst),
-            prepared.server_tool,
-            input,
-        )
+        (prepared.body, Some(prepared.worst), input)
     } else {
         let input = InputEstimate::FromBody(body.clone());
-        (body, None, None, input)
+        (body, None, input)
     };
-    calls::check_plan(&routed, &parsed.model, server_tool).map_err(refused)?;
     let admission = Admission {
         routed,
         origin: CallOrigin {
@@ -67,6 +62,8 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
         model: parsed.model,
         worst,
         input,
+        stream: parsed.stream,
+        max_tokens: worst.map(|worst| worst.output_tokens).or(parsed.max_tokens),
     };
     let mut call = calls::admit(&state, admission).await.map_err(refused)?;
     let forwarded = ForwardedHeaders::from_client(&headers);
