@@ -31,8 +31,14 @@ test('an admin sees the dashboard, moves a user to a new plan, and the user gets
   await form.getByLabel('Name').fill(plan);
   await form.getByLabel('Requests per day').fill('40');
   await form.getByLabel('Claude Haiku 4.5').check();
+  await form.getByLabel(/Allow Anthropic's server tools/).check();
   await form.getByRole('button', { name: 'Save plan' }).click();
   await expect(admin.getByRole('status')).toContainText(`Plan "${plan}" saved.`);
+  // Server tools stay off on the free plan and are on for the new one.
+  await gotoHydrated(admin, '/admin/plans');
+  const serverTools = /Allow Anthropic's server tools/;
+  await expect(admin.getByRole('form', { name: new RegExp(`^${plan} ·`) }).getByLabel(serverTools)).toBeChecked();
+  await expect(admin.getByRole('form', { name: /^free ·/ }).getByLabel(serverTools)).not.toBeChecked();
 
   // Move the user onto it from their page.
   await gotoHydrated(admin, '/admin');
