@@ -1,16 +1,16 @@
 //! The Anthropic Messages API client: one pooled HTTP client, a streaming SSE
-//! parser, typed stream events, usage accounting and user-facing errors.
+//! parser, the usage Anthropic reports, and user-facing errors.
 
 mod client;
 mod errors;
-mod events;
 pub mod sse;
 mod transport;
+mod usage;
 
 pub use client::{
     api_key_header, AnthropicClient, ForwardedHeaders, API_VERSION, JSON_TIMEOUT,
     STREAM_IDLE_TIMEOUT,
 };
 pub use errors::UpstreamError;
-pub use events::{parse_event, StreamEvent, Usage};
 pub use transport::{FailureKind, Transport, UpstreamResponse};
+pub use usage::Usage;

@@ -246,4 +246,39 @@ mod tests {
         assert!(!odd.final_usage);
         assert_eq!(odd.relayed.tokens(), 150);
     }
+
+    #[test]
+    fn a_whole_stream_split_at_every_byte_is_read_the_same() {
+        let stream = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\",\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Grüß \"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"dich 👋\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        )
+        .as_bytes();
+        for split in 0..=stream.len() {
+            let mut parser = crate::server::anthropic::sse::SseParser::new();
+            let mut observed = Observed::default();
+            let mut text = String::new();
+            for part in [&stream[..split], &stream[split..]] {
+                parser.feed(part, |event, data| {
+                    text.push_str(&observe(&mut observed, event, data));
+                    std::ops::ControlFlow::Continue(())
+                });
+            }
+            assert_eq!(text, "Grüß dich 👋<stop>", "split at {split}");
+            let usage = observed.usage;
+            assert_eq!(
+                (usage.input_tokens, usage.output_tokens),
+                (9, 4),
+                "split at {split}"
+            );
+            assert!(observed.input_reported && observed.final_usage);
+            assert_eq!(observed.relayed, TextBytes::of("Grüß dich 👋"));
+        }
+    }
 }
