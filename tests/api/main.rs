@@ -22,5 +22,6 @@ mod lifecycle_property;
 mod limits;
 mod ops;
 mod sdk;
+mod server_tools;
 mod shutdown;
 mod web_security;

@@ -2,6 +2,7 @@
 
 mod endpoint;
 mod history;
+mod relay;
 mod turn;
 
 pub use endpoint::send_handler;

@@ -7,24 +7,24 @@
 //! upstream request — which cancels it — and keeps the partial reply with
 //! status `stopped`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::history::{title_from, upstream_messages};
+use super::{
+    history::{title_from, upstream_messages},
+    relay::{drain, relay},
+};
 use crate::{
     error::AppError,
     model::chat::{ChatEvent, ChatRequest},
     server::{
         accounting::{CallEnd, CallOrigin},
-        anthropic::{
-            sse::SseParser, ForwardedHeaders, UpstreamError, UpstreamResponse, API_VERSION,
-            STREAM_IDLE_TIMEOUT,
-        },
-        calls::{self, estimate, meter::Seen, Admission, Call, InputEstimate, Refusal},
+        anthropic::{ForwardedHeaders, API_VERSION},
+        calls::{self, estimate, Admission, Call, InputEstimate, Refusal},
         db::{
             conversations::{self, ConversationRow, MessageRow, MessageStatus},
             users::UserRow,
@@ -34,10 +34,6 @@ use crate::{
         state::AppState,
     },
 };
-
-/// After `message_stop`, how long to wait for the rest of the upstream
-/// body (its last bytes), so the connection goes back to the pool.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest message keyward accepts from the chat page.
 const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -350,64 +346,4 @@ impl UpstreamCall {
             })
             .await;
     }
-}
-
-/// What follows `message_stop` in a reply's body.
-type RestOfBody = Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send + Unpin>;
-
-/// Relays text deltas to the browser until the reply ends or the stream
-/// fails, metering every event. After `message_stop` it leaves the rest of
-/// the body in `rest`, to be read to its end so the connection is reused.
-/// Dropping `response` mid-way cancels the upstream call.
-async fn relay(
-    response: UpstreamResponse,
-    tx: &mpsc::Sender<ChatEvent>,
-    call: &mut Call,
-    text: &mut String,
-    rest: &mut Option<RestOfBody>,
-) -> CallEnd {
-    let mut chunks = response.bytes_stream();
-    let mut parser = SseParser::new();
-    let started_at = call.started_at();
-    loop {
-        let bytes = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, chunks.next()).await {
-            Err(_) => return CallEnd::Failed(UpstreamError::Timeout),
-            Ok(None) => return CallEnd::Failed(UpstreamError::StreamCut),
-            Ok(Some(Err(err))) => return CallEnd::Failed(UpstreamError::from_body_error(&err)),
-            Ok(Some(Ok(bytes))) => bytes,
-        };
-        let mut deltas = Vec::new();
-        let mut ended = None;
-        parser.feed(&bytes, |event, data| {
-            match call.observed.observe_event(event, data, started_at) {
-                Seen::Text(delta) => deltas.push(delta.into_owned()),
-                Seen::Stop => ended = Some(CallEnd::Complete),
-                Seen::Failed(err) => ended = Some(CallEnd::Failed(err)),
-                Seen::Nothing => {}
-            }
-            if ended.is_some() {
-                std::ops::ControlFlow::Break(())
-            } else {
-                std::ops::ControlFlow::Continue(())
-            }
-        });
-        for delta in deltas {
-            text.push_str(&delta);
-            if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
-                return CallEnd::Stopped;
-            }
-        }
-        if let Some(end) = ended {
-            if matches!(end, CallEnd::Complete) {
-                *rest = Some(Box::new(chunks));
-            }
-            return end;
-        }
-    }
-}
-
-/// Reads what is left of a finished stream, so its connection is reused.
-async fn drain(mut rest: RestOfBody) {
-    let read = async { while let Some(Ok(_)) = rest.next().await {} };
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, read).await;
 }
