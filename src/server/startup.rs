@@ -166,7 +166,10 @@ impl Application {
             leptos_options.site_addr = addr;
         }
         let http = probe_client();
-        let instance = Instance::new(config.instance_id.as_deref(), leptos_options.site_addr);
+        let instance = Arc::new(Instance::new(
+            config.instance_id.as_deref(),
+            leptos_options.site_addr,
+        ));
         let state = AppState::new(Shared {
             anthropic: AnthropicClient::new(Transport::new(), config.anthropic_base_url.clone()),
             leptos_options,
@@ -178,10 +181,10 @@ impl Application {
             dummy_hash: auth::new_dummy_hash(),
             http,
             clock: Arc::default(),
-            ledger: LedgerWriter::start(db.clone()),
+            ledger: LedgerWriter::start(db.clone(), instance.clone()),
             tasks: TaskTracker::new(),
             cut_calls: CancellationToken::new(),
-            instance: Arc::new(instance),
+            instance,
             principals: Arc::default(),
         });
         let router = router(state.clone());
@@ -375,8 +378,8 @@ fn spawn_housekeeping(db: db::Db) {
                 tracing::warn!(error = %err, "could not delete expired sessions");
             }
             let day_ago = db::now_ms() - 24 * 60 * 60 * 1000;
-            if let Err(err) = db::usage::prune_rate_events(&db, db::now_ms() - 120_000).await {
-                tracing::warn!(error = %err, "could not prune rate events");
+            if let Err(err) = db::rate_window::prune(&db, db::now_ms()).await {
+                tracing::warn!(error = %err, "could not prune the per-minute window");
             }
             if let Err(err) = db::login_failures::prune_older_than(&db, day_ago).await {
                 tracing::warn!(error = %err, "could not prune login failures");

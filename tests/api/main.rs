@@ -9,6 +9,7 @@ mod mock;
 
 mod accounts;
 mod admin;
+mod admission;
 mod caps;
 mod chat;
 mod cli;

@@ -3,10 +3,13 @@
 //! key that was used or rejected. `server::calls` decides when; this
 //! module decides what is written.
 
+mod admit;
+mod settle;
 mod writer;
 
 use std::time::Instant;
 
+pub use admit::{ReserveError, Reserved};
 pub use writer::{LedgerJob, LedgerSlot, LedgerWriter};
 
 use crate::{

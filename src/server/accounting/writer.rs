@@ -1,27 +1,38 @@
-//! Ledger writes with group commit: calls that end at the same time share
-//! one database transaction, so the ledger keeps up with the gateway
-//! without one commit per request. A chat turn waits for its row to be
-//! committed; a gateway call only queues it (its response does not wait on
-//! the database). Reservations of calls that never left keyward are given
-//! back through the same queue. Nothing queued is lost at shutdown: the
-//! writer drains its queue before it stops, and work that arrives after
-//! that is written directly.
+//! The books writer: one task, on a connection of its own, that makes every
+//! change to the platform's books — admitting calls against the plans'
+//! limits (`admit`), and writing the ledger and settling reservations
+//! (`settle`). On SQLite that makes it the only writer on the hot path, so
+//! writers queue here instead of sleeping in SQLite's busy handler.
+//!
+//! Both kinds of work are batched. Calls asking to be admitted are answered
+//! together by one transaction as soon as the writer is free: admission is
+//! on every call's path. Finished calls share a transaction too, at most
+//! one every `COMMIT_INTERVAL` under load: a chat turn waits for its row, a
+//! gateway call only queues it. Reservations of calls that never left
+//! keyward are given back through the same queue. Nothing queued is lost at
+//! shutdown: the writer drains its queue before it stops, and work that
+//! arrives after that is written directly.
+
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::{
+    admit::{self, ReserveAnswer, ReserveRequest},
+    settle::{commit, write_one},
+};
 use crate::server::{
-    clock::utc_day,
-    db::{self, ledger::LedgerRow, own_key_usage::UseChanges, Db},
+    calls::Instance,
+    db::{ledger::LedgerRow, reserve_many::Ask, Db},
     limits::Hold,
-    routing::KeySource,
 };
 
 /// Rows per transaction at most.
 const MAX_BATCH: usize = 256;
-/// Under steady load, transactions start at most this often; rows that end
-/// in between wait for the next one. A transaction costs a dozen round trips
-/// to the database whatever its size, so this keeps the writer's cost per
-/// row low. A row after a quiet spell is written at once.
+/// Under steady load, settlement transactions start at most this often;
+/// rows that end in between wait for the next one. A transaction costs a
+/// dozen round trips to the database whatever its size, so this keeps the
+/// writer's cost per row low. A row after a quiet spell is written at once.
 const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 /// Calls that may be in flight before new ones wait: when the database
 /// falls behind, callers slow down instead of queueing without bound. Every
@@ -46,11 +57,11 @@ pub struct LedgerJob {
     pub used_key_id: Option<i64>,
 }
 
-/// What the writer does for one call.
+/// What the writer does for one finished call.
 // It travels boxed (in `Queued`), so the variants' sizes cost nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-enum Work {
+pub(super) enum Work {
     /// Write the call's row and settle its hold.
     Call(LedgerJob),
     /// The call never left keyward: give its hold back, write no row.
@@ -58,14 +69,15 @@ enum Work {
 }
 
 /// Work in the queue, with the slot it frees and whoever waits for it.
-struct Queued {
-    work: Work,
-    _slot: LedgerSlot,
-    committed: Option<oneshot::Sender<()>>,
+pub(super) struct Queued {
+    pub work: Work,
+    pub _slot: LedgerSlot,
+    pub committed: Option<oneshot::Sender<()>>,
 }
 
 enum Message {
     Job(Box<Queued>),
+    Reserve(Box<ReserveRequest>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -73,23 +85,24 @@ enum Message {
 pub struct LedgerWriter {
     db: Db,
     queue: mpsc::UnboundedSender<Message>,
-    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    slots: Arc<tokio::sync::Semaphore>,
     /// Work that came after the writer stopped, written on its own.
     late: tokio_util::task::TaskTracker,
 }
 
 impl LedgerWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: Db) -> Self {
+    /// Starts the writer task on the current runtime; reservations it
+    /// takes carry `instance`'s name.
+    pub fn start(db: Db, instance: Arc<Instance>) -> Self {
         let (queue, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(run(db.clone(), inbox));
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-        Self {
-            db,
+        let writer = Self {
+            db: db.clone(),
             queue,
-            slots,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             late: tokio_util::task::TaskTracker::new(),
-        }
+        };
+        tokio::spawn(run(db, inbox, writer.clone(), instance));
+        writer
     }
 
     /// Waits for room for one more call in flight.
@@ -101,6 +114,19 @@ impl LedgerWriter {
             .await
             .expect("the slot semaphore is never closed");
         LedgerSlot(permit)
+    }
+
+    /// Asks for a call to be admitted against its plan's limits. The answer
+    /// owns the reservation; if the caller is gone by then, it is given back.
+    pub async fn reserve(&self, ask: Ask, slot: LedgerSlot) -> ReserveAnswer {
+        let (reply, answer) = oneshot::channel();
+        let request = Box::new(ReserveRequest { ask, slot, reply });
+        if self.queue.send(Message::Reserve(request)).is_err() {
+            return Err(admit::ReserveError::Unavailable);
+        }
+        answer
+            .await
+            .unwrap_or(Err(admit::ReserveError::Unavailable))
     }
 
     /// Queues `job`; the receiver hears when it is committed (dropping it
@@ -166,60 +192,104 @@ impl LedgerWriter {
     }
 }
 
-async fn run(db: Db, mut inbox: mpsc::UnboundedReceiver<Message>) {
+/// What arrived since the writer last looked.
+#[derive(Default)]
+struct Arrived {
+    reserves: Vec<ReserveRequest>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+async fn run(
+    db: Db,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+    writer: LedgerWriter,
+    instance: Arc<Instance>,
+) {
     let mut conn = WriterConnection { db, conn: None };
+    let mut finished: Vec<Queued> = Vec::new();
     let mut last_commit: Option<tokio::time::Instant> = None;
-    while let Some(first) = inbox.recv().await {
-        let mut batch = Vec::new();
-        let stop = gather(first, &mut inbox, &mut batch);
-        let too_soon = last_commit.filter(|at| at.elapsed() < COMMIT_INTERVAL);
-        if let Some(at) = too_soon.filter(|_| stop.is_none() && batch.len() < MAX_BATCH) {
-            tokio::time::sleep_until(at + COMMIT_INTERVAL).await;
-            if let Ok(next) = inbox.try_recv() {
-                if let Some(stop) = gather(next, &mut inbox, &mut batch) {
-                    commit(&mut conn, batch).await;
-                    return finish(&mut conn, inbox, stop).await;
+    loop {
+        // Finished calls wait for the commit interval; asks never do.
+        let due = last_commit
+            .map(|at| at + COMMIT_INTERVAL)
+            .filter(|_| !finished.is_empty());
+        let first = match due {
+            Some(due) => tokio::select! {
+                message = inbox.recv() => message,
+                () = tokio::time::sleep_until(due) => {
+                    last_commit = Some(tokio::time::Instant::now());
+                    commit(&mut conn, std::mem::take(&mut finished)).await;
+                    continue;
                 }
-            }
+            },
+            None => inbox.recv().await,
+        };
+        let Some(first) = first else {
+            commit(&mut conn, finished).await;
+            return;
+        };
+        let mut arrived = Arrived::default();
+        gather(first, &mut inbox, &mut finished, &mut arrived);
+        if !arrived.reserves.is_empty() {
+            admit::answer(&mut conn, arrived.reserves, &writer, instance.tag()).await;
         }
-        last_commit = Some(tokio::time::Instant::now());
-        commit(&mut conn, batch).await;
-        if let Some(done) = stop {
-            return finish(&mut conn, inbox, done).await;
+        if let Some(done) = arrived.stop {
+            commit(&mut conn, finished).await;
+            return finish(&mut conn, inbox, &writer, &instance, done).await;
+        }
+        let quiet = last_commit.is_none_or(|at| at.elapsed() >= COMMIT_INTERVAL);
+        if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) {
+            last_commit = Some(tokio::time::Instant::now());
+            commit(&mut conn, std::mem::take(&mut finished)).await;
         }
     }
 }
 
-/// Moves `first` and whatever else is queued (up to a batch) into `batch`;
-/// returns a stop request if one came.
+/// Sorts `first` and whatever else is queued into finished calls and asks,
+/// up to a batch of each; notes a stop request.
 fn gather(
     first: Message,
     inbox: &mut mpsc::UnboundedReceiver<Message>,
-    batch: &mut Vec<Queued>,
-) -> Option<oneshot::Sender<()>> {
+    finished: &mut Vec<Queued>,
+    arrived: &mut Arrived,
+) {
     let mut next = Some(first);
     while let Some(message) = next.take() {
         match message {
-            Message::Job(queued) => batch.push(*queued),
-            Message::Stop(done) => return Some(done),
+            Message::Job(queued) => finished.push(*queued),
+            Message::Reserve(request) => arrived.reserves.push(*request),
+            Message::Stop(done) => {
+                arrived.stop = Some(done);
+                return;
+            }
         }
-        if batch.len() < MAX_BATCH {
+        if finished.len() < MAX_BATCH && arrived.reserves.len() < MAX_BATCH {
             next = inbox.try_recv().ok();
         }
     }
-    None
 }
 
-/// Commits what raced the stop request, then says the writer is done.
+/// Answers and commits what raced the stop request, then says the writer
+/// is done.
 async fn finish(
     conn: &mut WriterConnection,
     mut inbox: mpsc::UnboundedReceiver<Message>,
+    writer: &LedgerWriter,
+    instance: &Instance,
     done: oneshot::Sender<()>,
 ) {
     inbox.close();
     let mut rest = Vec::new();
-    while let Ok(Message::Job(queued)) = inbox.try_recv() {
-        rest.push(*queued);
+    let mut reserves = Vec::new();
+    while let Ok(message) = inbox.try_recv() {
+        match message {
+            Message::Job(queued) => rest.push(*queued),
+            Message::Reserve(request) => reserves.push(*request),
+            Message::Stop(_) => {}
+        }
+    }
+    if !reserves.is_empty() {
+        admit::answer(conn, reserves, writer, instance.tag()).await;
     }
     commit(conn, rest).await;
     let _ = done.send(());
@@ -228,122 +298,23 @@ async fn finish(
 /// The writer's own connection, kept from batch to batch: SQLite keeps a
 /// connection's page cache only while no other connection writes, and its
 /// statements stay prepared. A connection that failed is replaced.
-struct WriterConnection {
-    db: Db,
+pub(super) struct WriterConnection {
+    pub db: Db,
     conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
 }
 
 impl WriterConnection {
-    async fn write(&mut self, jobs: &[&Work]) -> Result<(), sqlx::Error> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(self.db.acquire().await?),
-        };
-        let written = write_in(conn, jobs).await;
-        if written.is_err() {
-            self.conn = None;
+    /// The connection, opened again if the last one failed.
+    pub async fn get(&mut self) -> Result<&mut sqlx::AnyConnection, sqlx::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(self.db.acquire().await?);
         }
-        written
+        let conn = self.conn.as_mut().expect("opened just above");
+        Ok(&mut **conn)
     }
-}
 
-async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) {
-    if batch.is_empty() {
-        return;
-    }
-    let jobs: Vec<&Work> = batch.iter().map(|queued| &queued.work).collect();
-    if let Err(err) = conn.write(&jobs).await {
-        // One bad row must not take the others with it: retry them one by one.
-        tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
-        for job in &jobs {
-            write_one(&conn.db, job).await;
-        }
-    }
-    // Dropping each entry frees its slot.
-    for queued in batch {
-        if let Some(done) = queued.committed {
-            let _ = done.send(());
-        }
-    }
-}
-
-/// `jobs` in one transaction on `conn`.
-async fn write_in(conn: &mut sqlx::AnyConnection, jobs: &[&Work]) -> Result<(), sqlx::Error> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    apply(&mut tx, jobs).await?;
-    tx.commit().await
-}
-
-async fn write_one(db: &Db, work: &Work) {
-    let written = match db.acquire().await {
-        Ok(mut conn) => write_in(&mut conn, &[work]).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = written {
-        tracing::error!(error = %err, "could not write a ledger row or release a reservation");
-    }
-}
-
-/// Everything a batch changes: ledger rows, roll-ups, reservations, the
-/// daily use of users' own keys, keys' last use.
-async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sqlx::Error> {
-    let jobs: Vec<&LedgerJob> = work
-        .iter()
-        .filter_map(|work| match work {
-            Work::Call(job) => Some(job),
-            Work::Release(_) => None,
-        })
-        .collect();
-    let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
-    db::ledger::insert_many(conn, &rows).await?;
-    db::rollups::record_many(conn, &rows).await?;
-    let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
-    let mut own_key_use = UseChanges::default();
-    for work in work {
-        if let Work::Release(hold) = work {
-            release(conn, hold, &mut own_key_use).await?;
-        }
-    }
-    for job in jobs {
-        let row = &job.row;
-        match &job.hold {
-            Some(hold) if !row.reached_upstream => release(conn, hold, &mut own_key_use).await?,
-            Some(Hold::Platform(reservation)) => {
-                db::usage::settle(conn, reservation, row.total_tokens()).await?;
-            }
-            Some(Hold::OwnKey(hold)) => {
-                db::own_key_usage::end_hold(conn, hold, &mut own_key_use).await?;
-            }
-            None => {}
-        }
-        if row.key_source == KeySource::User.as_str() {
-            // Counted on the held day, so a call across midnight leaves nothing behind.
-            let day = match &job.hold {
-                Some(Hold::OwnKey(hold)) => hold.day.clone(),
-                _ => utc_day(row.at),
-            };
-            own_key_use.add(row.user_id, &day, row.total_tokens(), row.cost_micro_usd);
-        }
-        if let Some(key_id) = job.used_key_id {
-            let at = keys_used.entry(key_id).or_default();
-            *at = (*at).max(job.row.at);
-        }
-    }
-    own_key_use.apply(conn).await?;
-    for (key_id, at) in keys_used {
-        db::user_keys::mark_used(conn, key_id, at).await?;
-    }
-    Ok(())
-}
-
-/// Gives a hold back whole.
-async fn release(
-    conn: &mut sqlx::AnyConnection,
-    hold: &Hold,
-    own_key_use: &mut UseChanges,
-) -> Result<(), sqlx::Error> {
-    match hold {
-        Hold::Platform(reservation) => db::usage::release(conn, reservation).await,
-        Hold::OwnKey(hold) => db::own_key_usage::end_hold(conn, hold, own_key_use).await,
+    /// Forgets a connection that failed.
+    pub fn failed(&mut self) {
+        self.conn = None;
     }
 }

@@ -6,8 +6,8 @@ use super::call::{Call, InputEstimate};
 use crate::{
     error::AppError,
     server::{
-        accounting::{CallOrigin, LedgerSlot},
-        limits::{self, Hold, WorstCase},
+        accounting::{CallOrigin, LedgerSlot, ReserveError, Reserved},
+        limits::{self, WorstCase},
         routing::RoutedKey,
         state::AppState,
     },
@@ -67,11 +67,11 @@ pub fn check_server_tools(routed: &RoutedKey, server_tool: Option<String>) -> Re
 }
 
 /// Takes a ledger slot, then reserves the worst case; the returned `Call`
-/// owns both. The reservation runs in a task of its own: a caller dropped
-/// while its transaction commits cannot lose it, because the task finishes
-/// and hands the hold to a guard that gives it back unless a `Call` takes
-/// it. So a caller dropped at any point either holds nothing or its hold
-/// is given back.
+/// owns both. A caller dropped at any await either holds nothing or its
+/// hold is given back: the books writer (platform key) or a task of its own
+/// (caps on a user's key) takes the reservation whatever happens to the
+/// caller, and hands it over in a guard that gives it back unless a `Call`
+/// takes it.
 pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refusal> {
     let slot = state.ledger.slot().await;
     let worst = admission
@@ -80,46 +80,46 @@ pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refus
     let Some(worst) = worst else {
         return Ok(Call::new(state.clone(), admission, None, slot));
     };
-    let task_state = state.clone();
-    let routed = admission.routed.clone();
     let user_id = admission.origin.user_id;
-    let model = admission.model.clone();
-    let reserving = tokio::spawn(async move {
-        let hold = limits::reserve_call(&task_state, user_id, &routed, &model, worst).await?;
-        Ok::<_, AppError>(Reserved {
-            state: task_state,
-            held: Some((hold, slot)),
-        })
-    });
-    let reserved = match reserving.await {
-        Ok(reserved) => reserved.map_err(Refusal::Limit)?,
-        Err(err) => {
-            tracing::error!(error = %err, "the reservation task failed");
-            return Err(Refusal::Limit(AppError::Internal));
+    let reserved = match &admission.routed.plan {
+        Some(plan) => {
+            let ask = limits::platform_ask(state, user_id, plan, worst);
+            let now_ms = ask.now_ms;
+            match state.ledger.reserve(ask, slot).await {
+                Ok(reserved) => reserved,
+                Err(ReserveError::Refused(refusal)) => {
+                    return Err(Refusal::Limit(limits::limit_refused(refusal, now_ms)))
+                }
+                Err(ReserveError::Unavailable) => return Err(Refusal::Limit(AppError::Internal)),
+            }
         }
+        None => hold_own_key(state, &admission, worst, slot).await?,
     };
     let (hold, slot) = reserved.take();
     Ok(Call::new(state.clone(), admission, hold, slot))
 }
 
-/// A reservation on its way to its `Call`, given back if dropped first.
-struct Reserved {
-    state: AppState,
-    held: Option<(Option<Hold>, LedgerSlot)>,
-}
-
-impl Reserved {
-    fn take(mut self) -> (Option<Hold>, LedgerSlot) {
-        self.held
-            .take()
-            .expect("a reservation is taken once, by its call")
-    }
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        if let Some((Some(hold), slot)) = self.held.take() {
-            self.state.ledger.release(hold, slot);
+/// Holds the worst case against the caps on the user's own key, in a task
+/// of its own: a caller dropped while the hold commits cannot lose it.
+async fn hold_own_key(
+    state: &AppState,
+    admission: &Admission,
+    worst: WorstCase,
+    slot: LedgerSlot,
+) -> Result<Reserved, Refusal> {
+    let task_state = state.clone();
+    let routed = admission.routed.clone();
+    let user_id = admission.origin.user_id;
+    let model = admission.model.clone();
+    let holding = tokio::spawn(async move {
+        let hold = limits::hold_own_key(&task_state, user_id, &routed, &model, worst).await?;
+        Ok::<_, AppError>(Reserved::new(task_state.ledger.clone(), hold, slot))
+    });
+    match holding.await {
+        Ok(reserved) => reserved.map_err(Refusal::Limit),
+        Err(err) => {
+            tracing::error!(error = %err, "the hold task failed");
+            Err(Refusal::Limit(AppError::Internal))
         }
     }
 }

@@ -76,7 +76,7 @@ pub async fn hold(
             day,
             tokens,
             cost_micro_usd,
-            rate_event_id: None,
+            rate_bucket: None,
         };
         let reservation_id = reservations::insert(&mut tx, row, tag).await?;
         tx.commit().await?;

@@ -42,29 +42,65 @@ pub struct Row<'a> {
     pub day: &'a str,
     pub tokens: i64,
     pub cost_micro_usd: i64,
-    pub rate_event_id: Option<i64>,
+    pub rate_bucket: Option<i64>,
 }
 
-/// Records a hold, inside the transaction that takes it.
+/// A new reservation's id: random, so whoever takes a reservation names it
+/// without a round trip (63 bits: two ever meeting is not a concern).
+pub fn new_id() -> i64 {
+    (rand::random::<u64>() >> 1) as i64
+}
+
+/// Records a hold, inside the transaction that takes it; returns its id.
 pub async fn insert(
     conn: &mut sqlx::AnyConnection,
     row: Row<'_>,
     tag: Tag<'_>,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO reservations (kind, user_id, day, tokens, cost_micro_usd, rate_event_id, instance, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(row.kind.as_str())
-    .bind(row.user_id)
-    .bind(row.day)
-    .bind(row.tokens)
-    .bind(row.cost_micro_usd)
-    .bind(row.rate_event_id)
-    .bind(tag.instance)
-    .bind(tag.expires_at)
-    .fetch_one(conn)
-    .await
+    let id = new_id();
+    insert_many(conn, &[id], &[row], tag).await?;
+    Ok(id)
+}
+
+/// Records holds named `ids`, a few statements for any number.
+pub async fn insert_many(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+    rows: &[Row<'_>],
+    tag: Tag<'_>,
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 9;
+    const PER_STATEMENT: usize = 64;
+    for (ids, rows) in ids.chunks(PER_STATEMENT).zip(rows.chunks(PER_STATEMENT)) {
+        let values: Vec<String> = (0..rows.len())
+            .map(|row| {
+                let params: Vec<String> = (1..=COLUMNS)
+                    .map(|n| format!("${}", row * COLUMNS + n))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO reservations (id, kind, user_id, day, tokens, cost_micro_usd, rate_bucket, \
+             instance, expires_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, row) in ids.iter().zip(rows) {
+            query = query
+                .bind(*id)
+                .bind(row.kind.as_str())
+                .bind(row.user_id)
+                .bind(row.day)
+                .bind(row.tokens)
+                .bind(row.cost_micro_usd)
+                .bind(row.rate_bucket)
+                .bind(tag.instance)
+                .bind(tag.expires_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Removes the row; `true` if this caller removed it (and so owns the
@@ -108,7 +144,7 @@ pub async fn release_abandoned(
 ) -> Result<u64, sqlx::Error> {
     type Abandoned = (i64, String, i64, String, i64, i64, Option<i64>);
     let rows: Vec<Abandoned> = sqlx::query_as(
-        "SELECT id, kind, user_id, day, tokens, cost_micro_usd, rate_event_id FROM reservations \
+        "SELECT id, kind, user_id, day, tokens, cost_micro_usd, rate_bucket FROM reservations \
          WHERE expires_at < $1 OR instance = $2",
     )
     .bind(now_ms)
@@ -116,7 +152,7 @@ pub async fn release_abandoned(
     .fetch_all(db)
     .await?;
     let mut released = 0;
-    for (id, kind, user_id, day, tokens, cost, rate_event_id) in rows {
+    for (id, kind, user_id, day, tokens, cost, rate_bucket) in rows {
         let mut tx = db.begin().await?;
         if !take(&mut tx, id).await? {
             continue;
@@ -126,7 +162,7 @@ pub async fn release_abandoned(
             changes.add(user_id, &day, -tokens, -cost);
             changes.apply(&mut tx).await?;
         } else {
-            usage::give_back(&mut tx, user_id, &day, tokens, rate_event_id).await?;
+            usage::give_back(&mut tx, user_id, &day, tokens, rate_bucket).await?;
         }
         tx.commit().await?;
         released += 1;

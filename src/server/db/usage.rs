@@ -1,17 +1,14 @@
-//! Atomic reservations against a user's platform-key limits.
-//!
-//! A reservation runs in one transaction that first updates the user's row
-//! for the UTC day with a conditional `UPDATE … WHERE requests + 1 <= limit`.
-//! That row lock (Postgres) or write lock (SQLite) serialises every
-//! reservation of the user, across connections and keyward instances, so
-//! the per-minute count read next cannot race either. Limits therefore hold
-//! under any concurrency.
+//! A user's platform-key use per UTC day, and the reservations against it:
+//! taken in batches (`reserve_many`), settled to what the call used, or
+//! given back when it never left keyward.
 //!
 //! Each reservation also has a row in `reservations` (see that module), so
 //! one left by a crashed process is found and released.
 
 use super::{
-    reservations::{self, Kind, Tag},
+    rate_window,
+    reservations::{self, Tag},
+    reserve_many::{reserve_many, Ask},
     Db,
 };
 
@@ -23,7 +20,8 @@ pub struct Reservation {
     pub user_id: i64,
     pub day: String,
     pub tokens: i64,
-    pub rate_event_id: i64,
+    /// The per-minute bucket the call was counted in.
+    pub rate_bucket: i64,
 }
 
 /// Which limit refused a reservation.
@@ -49,8 +47,10 @@ pub struct Limits {
     pub tokens_per_day: Option<i64>,
 }
 
-/// Reserves one request and `tokens` for `user_id` at `now_ms`, or says
-/// which limit it would overshoot (and changes nothing).
+/// Reserves one request and `tokens` for `user_id` at `now_ms` in a
+/// transaction of its own, or says which limit it would overshoot (and
+/// changes nothing). Calls are admitted in batches by the ledger writer
+/// (`reserve_many`); this is the same decision for a batch of one.
 pub async fn reserve(
     db: &Db,
     user_id: i64,
@@ -60,79 +60,16 @@ pub async fn reserve(
     limits: Limits,
     tag: Tag<'_>,
 ) -> Result<Result<Reservation, Refusal>, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, 0, 0) ON CONFLICT (user_id, day) DO NOTHING")
-        .bind(user_id)
-        .bind(day)
-        .execute(&mut *tx)
-        .await?;
-    let max_requests = limits.requests_per_day.unwrap_or(-1);
-    let max_tokens = limits.tokens_per_day.unwrap_or(-1);
-    let updated = sqlx::query(
-        "UPDATE usage_daily SET requests = requests + 1, tokens = tokens + $3 \
-         WHERE user_id = $1 AND day = $2 AND ($4 < 0 OR requests + 1 <= $4) AND ($5 < 0 OR tokens + $3 <= $5)",
-    )
-    .bind(user_id)
-    .bind(day)
-    .bind(tokens)
-    .bind(max_requests)
-    .bind(max_tokens)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        let (requests, _used): (i64, i64) = sqlx::query_as(
-            "SELECT requests, tokens FROM usage_daily WHERE user_id = $1 AND day = $2",
-        )
-        .bind(user_id)
-        .bind(day)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.rollback().await?;
-        let refusal = match limits.requests_per_day {
-            Some(limit) if requests + 1 > limit => Refusal::RequestsPerDay { limit },
-            _ => Refusal::TokensPerDay { limit: max_tokens },
-        };
-        return Ok(Err(refusal));
-    }
-    if let Some(limit) = limits.requests_per_minute {
-        let (recent, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(at) FROM rate_events WHERE user_id = $1 AND at > $2",
-        )
-        .bind(user_id)
-        .bind(now_ms - 60_000)
-        .fetch_one(&mut *tx)
-        .await?;
-        if recent >= limit {
-            tx.rollback().await?;
-            return Ok(Err(Refusal::RequestsPerMinute {
-                limit,
-                oldest_at: oldest.unwrap_or(now_ms),
-            }));
-        }
-    }
-    let rate_event_id: i64 =
-        sqlx::query_scalar("INSERT INTO rate_events (user_id, at) VALUES ($1, $2) RETURNING id")
-            .bind(user_id)
-            .bind(now_ms)
-            .fetch_one(&mut *tx)
-            .await?;
-    let row = reservations::Row {
-        kind: Kind::Platform,
-        user_id,
-        day,
-        tokens,
-        cost_micro_usd: 0,
-        rate_event_id: Some(rate_event_id),
-    };
-    let id = reservations::insert(&mut tx, row, tag).await?;
-    tx.commit().await?;
-    Ok(Ok(Reservation {
-        id,
+    let ask = Ask {
         user_id,
         day: day.to_owned(),
+        now_ms,
         tokens,
-        rate_event_id,
-    }))
+        limits,
+    };
+    let mut conn = db.acquire().await?;
+    let mut answers = reserve_many(&mut conn, &[ask], tag).await?;
+    Ok(answers.remove(0))
 }
 
 /// Settles a call that reached Anthropic: it stays one request, and its
@@ -182,7 +119,7 @@ pub async fn release(
             reservation.user_id,
             &reservation.day,
             reservation.tokens,
-            Some(reservation.rate_event_id),
+            Some(reservation.rate_bucket),
         )
         .await?;
     }
@@ -196,7 +133,7 @@ pub(super) async fn give_back(
     user_id: i64,
     day: &str,
     tokens: i64,
-    rate_event_id: Option<i64>,
+    rate_bucket: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE usage_daily SET requests = requests - 1, tokens = tokens - $3 WHERE user_id = $1 AND day = $2")
         .bind(user_id)
@@ -204,11 +141,8 @@ pub(super) async fn give_back(
         .bind(tokens)
         .execute(&mut *conn)
         .await?;
-    if let Some(id) = rate_event_id {
-        sqlx::query("DELETE FROM rate_events WHERE id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+    if let Some(bucket) = rate_bucket {
+        rate_window::add(conn, user_id, bucket, -1).await?;
     }
     Ok(())
 }
@@ -222,12 +156,4 @@ pub async fn today(db: &Db, user_id: i64, day: &str) -> Result<(i64, i64), sqlx:
             .fetch_optional(db)
             .await?;
     Ok(row.unwrap_or((0, 0)))
-}
-
-pub async fn prune_rate_events(db: &Db, before_ms: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM rate_events WHERE at <= $1")
-        .bind(before_ms)
-        .execute(db)
-        .await?;
-    Ok(done.rows_affected())
 }

@@ -1,6 +1,7 @@
 //! Limits on a call before it goes upstream: on the platform key the plan's
-//! free-tier limits, on a user's own key the daily caps the user set. Either
-//! way the call's worst case is reserved atomically in the database first;
+//! free-tier limits (asked of the books writer, which admits calls in
+//! batches), on a user's own key the daily caps the user set. Either way
+//! the call's worst case is reserved atomically in the database first;
 //! the ledger writer settles it to the real use, and a call that never
 //! left keyward gives it back (see `server::calls`).
 
@@ -14,7 +15,8 @@ use crate::{
         db::{
             own_key_usage::{self, CapHold},
             plans::Plan,
-            usage::{self, Limits, Reservation},
+            reserve_many::Ask,
+            usage::{Limits, Refusal, Reservation},
         },
         routing::RoutedKey,
         state::AppState,
@@ -73,19 +75,39 @@ pub fn needs_hold(routed: &RoutedKey) -> bool {
     routed.plan.is_some() || routed.caps.is_set()
 }
 
-/// Reserves `worst` for one call of `model` on the key `routed` chose, or
-/// refuses it with a message naming the limit and when it resets.
-pub async fn reserve_call(
+/// What a platform call asks of its plan: one request and its worst case,
+/// now.
+pub fn platform_ask(state: &AppState, user_id: i64, plan: &Plan, worst: WorstCase) -> Ask {
+    let now_ms = state.clock.now_ms();
+    Ask {
+        user_id,
+        day: utc_day(now_ms),
+        now_ms,
+        tokens: worst.tokens(),
+        limits: Limits {
+            requests_per_minute: plan.requests_per_minute,
+            requests_per_day: plan.requests_per_day,
+            tokens_per_day: plan.tokens_per_day,
+        },
+    }
+}
+
+/// A refusal by the plan's limits, worded for the user: which limit, and
+/// when it resets.
+pub fn limit_refused(refusal: Refusal, now_ms: i64) -> AppError {
+    refusals::limit_error(refusal, now_ms)
+}
+
+/// Holds `worst` for a call of `model` on a user's own key against the caps
+/// they set, or refuses it with a message naming the cap and when it
+/// resets. `None` when the user set no caps.
+pub async fn hold_own_key(
     state: &AppState,
     user_id: i64,
     routed: &RoutedKey,
     model: &str,
     worst: WorstCase,
 ) -> Result<Option<Hold>, AppError> {
-    if let Some(plan) = &routed.plan {
-        let reservation = reserve_platform_call(state, user_id, plan, worst.tokens()).await?;
-        return Ok(Some(Hold::Platform(reservation)));
-    }
     let caps = routed.caps;
     if !caps.is_set() {
         return Ok(None);
@@ -108,35 +130,6 @@ pub async fn reserve_call(
     {
         Ok(hold) => Ok(Some(Hold::OwnKey(hold))),
         Err(refusal) => Err(refusals::cap_error(refusal, worst.tokens(), cost, now)),
-    }
-}
-
-async fn reserve_platform_call(
-    state: &AppState,
-    user_id: i64,
-    plan: &Plan,
-    tokens: i64,
-) -> Result<Reservation, AppError> {
-    let now = state.clock.now_ms();
-    let limits = Limits {
-        requests_per_minute: plan.requests_per_minute,
-        requests_per_day: plan.requests_per_day,
-        tokens_per_day: plan.tokens_per_day,
-    };
-    let day = utc_day(now);
-    match usage::reserve(
-        &state.db,
-        user_id,
-        &day,
-        now,
-        tokens,
-        limits,
-        state.instance.tag(),
-    )
-    .await?
-    {
-        Ok(reservation) => Ok(reservation),
-        Err(refusal) => Err(refusals::limit_error(refusal, now)),
     }
 }
 
