@@ -77,11 +77,12 @@ run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/
 build: tools ## release build: target/release/keyward + target/site
 	cargo leptos build --release
 
-bench: tools ## benchmarks on a release build: time to first token, gateway load (c=1/16/64), dashboard at 1M rows
+bench: tools ## benchmarks on a release build: time to first token, gateway load (c=1/16/64), the free tier against own keys (SQLite, Postgres), dashboard at 1M rows
 	cargo leptos build --release
 	cargo build --release --features ssr --bin mock_llm
 	cargo bench --features ssr --bench ttft
 	cargo bench --features ssr --bench gateway
+	cargo bench --features ssr --bench admission
 	cargo bench --features ssr --bench dashboard
 
 lint: ## rustfmt and clippy (warnings are errors)

@@ -1,6 +1,10 @@
-//! What the benchmarks share: starting the mock upstream, and percentiles.
+//! What the benchmarks share: starting the mock upstream and keyward,
+//! accounts, load, and percentiles.
 // Each benchmark uses only some of these helpers.
 #![allow(dead_code)]
+
+pub mod keyward;
+pub mod load;
 
 use std::{
     io::{BufRead, BufReader},
