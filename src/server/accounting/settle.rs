@@ -6,7 +6,7 @@ use super::writer::{Queued, Work, WriterConnection};
 use crate::server::{
     accounting::LedgerJob,
     clock::utc_day,
-    db::{self, ledger::LedgerRow, own_key_usage::UseChanges, Db},
+    db::{self, ledger::LedgerRow, own_key_usage::UseChanges, usage::UsageChanges, Db},
     limits::Hold,
     routing::KeySource,
 };
@@ -56,7 +56,9 @@ pub(super) async fn write_one(db: &Db, work: &Work) {
 }
 
 /// Everything a batch changes: ledger rows, roll-ups, reservations, the
-/// daily use of users' own keys, keys' last use.
+/// daily use of users' own keys, keys' last use. Reservations are taken in
+/// one statement and use is summed per user, so a batch costs a few
+/// statements per user, not per call.
 async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sqlx::Error> {
     let jobs: Vec<&LedgerJob> = work
         .iter()
@@ -68,24 +70,45 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
     let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
     db::ledger::insert_many(conn, &rows).await?;
     db::rollups::record_many(conn, &rows).await?;
-    let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
+    let holds: Vec<i64> = work
+        .iter()
+        .filter_map(|work| match work {
+            Work::Call(job) => job.hold.as_ref(),
+            Work::Release(hold) => Some(hold),
+        })
+        .map(Hold::reservation_id)
+        .collect();
+    let taken = db::reservations::take_many(conn, &holds).await?;
+    let mut platform_use = UsageChanges::default();
     let mut own_key_use = UseChanges::default();
+    let give_back = |hold: &Hold, platform: &mut UsageChanges, own_key: &mut UseChanges| match hold
+    {
+        Hold::Platform(reservation) => {
+            platform.release(reservation, taken.contains(&reservation.id))
+        }
+        Hold::OwnKey(hold) if taken.contains(&hold.reservation_id) => own_key.release(hold),
+        Hold::OwnKey(_) => {}
+    };
     for work in work {
         if let Work::Release(hold) = work {
-            release(conn, hold, &mut own_key_use).await?;
+            give_back(hold, &mut platform_use, &mut own_key_use);
         }
     }
+    let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
     for job in jobs {
         let row = &job.row;
         match &job.hold {
-            Some(hold) if !row.reached_upstream => release(conn, hold, &mut own_key_use).await?,
+            Some(hold) if !row.reached_upstream => {
+                give_back(hold, &mut platform_use, &mut own_key_use)
+            }
             Some(Hold::Platform(reservation)) => {
-                db::usage::settle(conn, reservation, row.total_tokens()).await?;
+                let was_taken = taken.contains(&reservation.id);
+                platform_use.settle(reservation, row.total_tokens(), was_taken);
             }
-            Some(Hold::OwnKey(hold)) => {
-                db::own_key_usage::end_hold(conn, hold, &mut own_key_use).await?;
+            Some(Hold::OwnKey(hold)) if taken.contains(&hold.reservation_id) => {
+                own_key_use.release(hold)
             }
-            None => {}
+            Some(Hold::OwnKey(_)) | None => {}
         }
         if row.key_source == KeySource::User.as_str() {
             // Counted on the held day, so a call across midnight leaves nothing behind.
@@ -100,21 +123,10 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
             *at = (*at).max(job.row.at);
         }
     }
+    platform_use.apply(conn).await?;
     own_key_use.apply(conn).await?;
     for (key_id, at) in keys_used {
         db::user_keys::mark_used(conn, key_id, at).await?;
     }
     Ok(())
-}
-
-/// Gives a hold back whole.
-async fn release(
-    conn: &mut sqlx::AnyConnection,
-    hold: &Hold,
-    own_key_use: &mut UseChanges,
-) -> Result<(), sqlx::Error> {
-    match hold {
-        Hold::Platform(reservation) => db::usage::release(conn, reservation).await,
-        Hold::OwnKey(hold) => db::own_key_usage::end_hold(conn, hold, own_key_use).await,
-    }
 }

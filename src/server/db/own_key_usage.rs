@@ -106,19 +106,6 @@ pub async fn hold(
     }))
 }
 
-/// Ends `hold` inside a settlement: its reservation row goes, and what it
-/// held no longer counts — unless a sweep released it already.
-pub async fn end_hold(
-    conn: &mut sqlx::AnyConnection,
-    hold: &CapHold,
-    changes: &mut UseChanges,
-) -> Result<(), sqlx::Error> {
-    if reservations::take(conn, hold.reservation_id).await? {
-        changes.release(hold);
-    }
-    Ok(())
-}
-
 /// Changes to several users' daily use, summed so a batch of ledger rows
 /// costs one statement per user and day.
 #[derive(Debug, Default)]

@@ -1,6 +1,6 @@
 //! The rolling per-minute window as calls per user and 100 ms bucket.
 //!
-//! Checking a user's window reads at most 601 rows, however many calls it
+//! Checking a user's window sums at most 601 rows, however many calls it
 //! holds; the per-call events this replaces cost more the busier a user
 //! was. A bucket counts while any part of it lies inside the window, so a
 //! call may be refused up to 100 ms longer than an exact log of calls
@@ -18,41 +18,57 @@ pub fn bucket_of(at_ms: i64) -> i64 {
     at_ms - at_ms.rem_euclid(BUCKET_MS)
 }
 
-/// A user's calls per bucket, as read at the start of a batch and grown by
-/// the calls the batch admits.
+/// A user's window as a batch sees it: the calls counted when the batch
+/// read it, and the calls the batch admits since.
 #[derive(Debug, Default)]
-pub struct Window(BTreeMap<i64, i64>);
+pub struct Window {
+    /// Calls in the window at the batch's earliest ask, and the oldest
+    /// bucket holding one. Later asks of the batch count these too, though
+    /// a few may have left their window meanwhile: a batch spans a few
+    /// milliseconds, and erring that way only refuses, never admits.
+    read: i64,
+    oldest_read: Option<i64>,
+    added: BTreeMap<i64, i64>,
+}
 
 impl Window {
-    /// The buckets that can still count for a call at or after `now_ms`.
+    /// The calls inside the window of a call at `now_ms`, summed in the
+    /// database (at most 601 rows, read there and not here).
     pub async fn read(
         conn: &mut sqlx::AnyConnection,
         user_id: i64,
         now_ms: i64,
     ) -> Result<Self, sqlx::Error> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT bucket, calls FROM rate_buckets WHERE user_id = $1 AND bucket >= $2 AND calls > 0",
+        let (read, oldest_read): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT), MIN(bucket) FROM rate_buckets \
+             WHERE user_id = $1 AND bucket >= $2 AND calls > 0",
         )
         .bind(user_id)
         .bind(first_counted(now_ms))
-        .fetch_all(conn)
+        .fetch_one(conn)
         .await?;
-        Ok(Self(rows.into_iter().collect()))
+        Ok(Self {
+            read,
+            oldest_read,
+            added: BTreeMap::new(),
+        })
     }
 
     /// Calls in the window of a call at `now_ms`, and when the oldest of
     /// them may have been made.
     pub fn count_at(&self, now_ms: i64) -> (i64, Option<i64>) {
-        let counted = self.0.range(first_counted(now_ms)..);
-        let oldest = counted
-            .clone()
-            .find(|(_, calls)| **calls > 0)
-            .map(|(b, _)| *b);
-        (counted.map(|(_, calls)| calls).sum(), oldest)
+        let added = self.added.range(first_counted(now_ms)..);
+        let oldest_added = added.clone().next().map(|(bucket, _)| *bucket);
+        let count = self.read + added.map(|(_, calls)| calls).sum::<i64>();
+        let oldest = match (self.oldest_read, oldest_added) {
+            (Some(read), Some(added)) => Some(read.min(added)),
+            (read, added) => read.or(added),
+        };
+        (count, oldest)
     }
 
     pub fn add(&mut self, at_ms: i64) {
-        *self.0.entry(bucket_of(at_ms)).or_default() += 1;
+        *self.added.entry(bucket_of(at_ms)).or_default() += 1;
     }
 }
 
@@ -63,22 +79,44 @@ fn first_counted(now_ms: i64) -> i64 {
     bucket_of(now_ms - WINDOW_MS + 1)
 }
 
-/// Adds `calls` to a user's bucket.
-pub async fn add(
+/// Adds calls to users' buckets: `(user_id, bucket, calls)`, a statement
+/// for many.
+pub async fn add_many(
+    conn: &mut sqlx::AnyConnection,
+    counts: &[(i64, i64, i64)],
+) -> Result<(), sqlx::Error> {
+    for chunk in counts.chunks(100) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO rate_buckets (user_id, bucket, calls) VALUES {} \
+             ON CONFLICT (user_id, bucket) DO UPDATE SET calls = rate_buckets.calls + excluded.calls",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (user_id, bucket, calls) in chunk {
+            query = query.bind(*user_id).bind(*bucket).bind(*calls);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Takes `calls` back out of a user's bucket (calls that never left
+/// keyward); a bucket pruned meanwhile is left alone.
+pub async fn remove(
     conn: &mut sqlx::AnyConnection,
     user_id: i64,
     bucket: i64,
     calls: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO rate_buckets (user_id, bucket, calls) VALUES ($1, $2, $3) \
-         ON CONFLICT (user_id, bucket) DO UPDATE SET calls = rate_buckets.calls + excluded.calls",
-    )
-    .bind(user_id)
-    .bind(bucket)
-    .bind(calls)
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE rate_buckets SET calls = calls - $3 WHERE user_id = $1 AND bucket = $2")
+        .bind(user_id)
+        .bind(bucket)
+        .bind(calls)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

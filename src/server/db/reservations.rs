@@ -10,6 +10,8 @@
 //! it. Settling and releasing both start by deleting the row: whichever
 //! comes first (the call's end or a sweep) does the work, exactly once.
 
+use std::collections::HashSet;
+
 use super::{usage, Db};
 
 /// Who took a reservation, and until when it stands without renewal.
@@ -106,11 +108,31 @@ pub async fn insert_many(
 /// Removes the row; `true` if this caller removed it (and so owns the
 /// settlement), `false` if a sweep got there first.
 pub async fn take(conn: &mut sqlx::AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM reservations WHERE id = $1")
-        .bind(id)
-        .execute(conn)
+    Ok(!take_many(conn, &[id]).await?.is_empty())
+}
+
+/// Removes the rows named `ids`; the ids this caller removed (and so owns
+/// the settlement of). A few statements for a whole batch.
+pub async fn take_many(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+) -> Result<HashSet<i64>, sqlx::Error> {
+    let mut taken = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        // Integers formatted into the statement: nothing a client chose.
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let removed: Vec<i64> = sqlx::query_scalar(&format!(
+            "DELETE FROM reservations WHERE id IN ({list}) RETURNING id"
+        ))
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(done.rows_affected() == 1)
+        taken.extend(removed);
+    }
+    Ok(taken)
 }
 
 /// Keeps the reservations of calls still running standing.
@@ -162,7 +184,9 @@ pub async fn release_abandoned(
             changes.add(user_id, &day, -tokens, -cost);
             changes.apply(&mut tx).await?;
         } else {
-            usage::give_back(&mut tx, user_id, &day, tokens, rate_bucket).await?;
+            let mut changes = usage::UsageChanges::default();
+            changes.give_back(user_id, &day, tokens, rate_bucket);
+            changes.apply(&mut tx).await?;
         }
         tx.commit().await?;
         released += 1;

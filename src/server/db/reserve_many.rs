@@ -3,12 +3,14 @@
 //! cost of admission is shared by the calls that arrive together instead
 //! of paid by each.
 //!
-//! Per user and day the transaction locks the user's `usage_daily` row (a
-//! no-op `UPDATE … RETURNING`; users in ascending order, so two instances'
-//! batches cannot deadlock on each other), reads the per-minute window,
-//! decides each ask in arrival order in memory, and writes the sums. The
-//! row lock (Postgres) or the write lock (SQLite) serialises the decisions
-//! of every instance, so limits hold under any concurrency.
+//! Per user and day (users in ascending order, so two instances' batches
+//! cannot deadlock on each other) the transaction reads the per-minute
+//! window (a sum in the database) and, in the common case, adds all the
+//! user's asks with one conditional `UPDATE` that holds only if every one
+//! of them fits. Near a limit it locks the user's row instead, decides each
+//! ask in arrival order in memory and writes the sums. The row lock
+//! (Postgres) or the write lock (SQLite) serialises the decisions of every
+//! instance, so limits hold under any concurrency.
 
 use std::collections::BTreeMap;
 
@@ -42,77 +44,47 @@ pub async fn reserve_many(
     }
     let mut tx = sqlx::Connection::begin(conn).await?;
     // A write first: SQLite then holds its write lock before anything is read.
-    for (user_id, day) in by_user.keys() {
-        sqlx::query(
-            "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, 0, 0) \
-             ON CONFLICT (user_id, day) DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(*day)
-        .execute(&mut *tx)
-        .await?;
-    }
+    let days: Vec<(i64, &str)> = by_user.keys().copied().collect();
+    insert_days(&mut tx, &days).await?;
     let mut answers: Vec<Option<Result<Reservation, Refusal>>> = vec![None; asks.len()];
     let mut admitted = Vec::new();
+    let mut buckets: BTreeMap<(i64, i64), i64> = BTreeMap::new();
     for ((user_id, day), indices) in &by_user {
-        let (requests, tokens): (i64, i64) = sqlx::query_as(
-            "UPDATE usage_daily SET requests = requests WHERE user_id = $1 AND day = $2 \
-             RETURNING requests, tokens",
-        )
-        .bind(user_id)
-        .bind(*day)
-        .fetch_one(&mut *tx)
-        .await?;
-        let wants_window = indices
-            .iter()
-            .any(|&i| asks[i].limits.requests_per_minute.is_some());
-        let mut window = if wants_window {
-            let earliest = indices.iter().map(|&i| asks[i].now_ms).min().unwrap_or(0);
-            Window::read(&mut tx, *user_id, earliest).await?
-        } else {
-            Window::default()
+        let group: Vec<&Ask> = indices.iter().map(|&i| &asks[i]).collect();
+        let window = match group.iter().map(|ask| ask.now_ms).min() {
+            Some(earliest) if group.iter().any(|a| a.limits.requests_per_minute.is_some()) => {
+                Window::read(&mut tx, *user_id, earliest).await?
+            }
+            _ => Window::default(),
         };
-        let mut day_use = DayUse { requests, tokens };
-        let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
-        let (before_requests, before_tokens) = (requests, tokens);
-        for &i in indices {
-            let ask = &asks[i];
-            if let Err(refusal) = decide(ask, &day_use, &window) {
+        let decided = if all_fit(&mut tx, *user_id, day, &group, &window).await? {
+            vec![Ok(()); group.len()]
+        } else {
+            one_by_one(&mut tx, *user_id, day, &group, window).await?
+        };
+        for ((&i, ask), decision) in indices.iter().zip(&group).zip(decided) {
+            if let Err(refusal) = decision {
                 answers[i] = Some(Err(refusal));
                 continue;
             }
-            day_use.requests += 1;
-            day_use.tokens = day_use.tokens.saturating_add(ask.tokens);
-            window.add(ask.now_ms);
-            *buckets
-                .entry(rate_window::bucket_of(ask.now_ms))
-                .or_default() += 1;
+            let rate_bucket = rate_window::bucket_of(ask.now_ms);
+            *buckets.entry((*user_id, rate_bucket)).or_default() += 1;
             let reservation = Reservation {
                 id: reservations::new_id(),
                 user_id: *user_id,
                 day: (*day).to_owned(),
                 tokens: ask.tokens,
-                rate_bucket: rate_window::bucket_of(ask.now_ms),
+                rate_bucket,
             };
             admitted.push(reservation.clone());
             answers[i] = Some(Ok(reservation));
         }
-        if day_use.requests > before_requests {
-            sqlx::query(
-                "UPDATE usage_daily SET requests = requests + $3, tokens = tokens + $4 \
-                 WHERE user_id = $1 AND day = $2",
-            )
-            .bind(user_id)
-            .bind(*day)
-            .bind(day_use.requests - before_requests)
-            .bind(day_use.tokens - before_tokens)
-            .execute(&mut *tx)
-            .await?;
-            for (bucket, calls) in buckets {
-                rate_window::add(&mut tx, *user_id, bucket, calls).await?;
-            }
-        }
     }
+    let counts: Vec<(i64, i64, i64)> = buckets
+        .into_iter()
+        .map(|((user_id, bucket), calls)| (user_id, bucket, calls))
+        .collect();
+    rate_window::add_many(&mut tx, &counts).await?;
     let rows: Vec<reservations::Row> = admitted
         .iter()
         .map(|r| reservations::Row {
@@ -131,6 +103,107 @@ pub async fn reserve_many(
         .into_iter()
         .map(|answer| answer.expect("every ask is answered"))
         .collect())
+}
+
+/// Makes sure each (user, day) has its row, a statement for many.
+async fn insert_days(
+    conn: &mut sqlx::AnyConnection,
+    days: &[(i64, &str)],
+) -> Result<(), sqlx::Error> {
+    for chunk in days.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, 0, 0)", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES {} \
+             ON CONFLICT (user_id, day) DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (user_id, day) in chunk {
+            query = query.bind(*user_id).bind(*day);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The common case in one statement: every ask of the user fits, even
+/// under the strictest limits any of them carries; if so, they are added.
+async fn all_fit(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    day: &str,
+    group: &[&Ask],
+    window: &Window,
+) -> Result<bool, sqlx::Error> {
+    let calls = group.len() as i64;
+    let strictest =
+        |limit: fn(&Limits) -> Option<i64>| group.iter().filter_map(|ask| limit(&ask.limits)).min();
+    let per_minute = strictest(|l| l.requests_per_minute);
+    let latest = group.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
+    if per_minute.is_some_and(|limit| window.count_at(latest).0 + calls > limit) {
+        return Ok(false);
+    }
+    let tokens = group
+        .iter()
+        .fold(0i64, |sum, ask| sum.saturating_add(ask.tokens));
+    let added = sqlx::query(
+        "UPDATE usage_daily SET requests = requests + $3, tokens = tokens + $4 \
+         WHERE user_id = $1 AND day = $2 AND ($5 < 0 OR requests + $3 <= $5) AND ($6 < 0 OR tokens + $4 <= $6)",
+    )
+    .bind(user_id)
+    .bind(day)
+    .bind(calls)
+    .bind(tokens)
+    .bind(strictest(|l| l.requests_per_day).unwrap_or(-1))
+    .bind(strictest(|l| l.tokens_per_day).unwrap_or(-1))
+    .execute(conn)
+    .await?;
+    Ok(added.rows_affected() == 1)
+}
+
+/// Near a limit: the user's row read under its lock, each ask decided in
+/// arrival order, the sums of the admitted ones written.
+async fn one_by_one(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    day: &str,
+    group: &[&Ask],
+    mut window: Window,
+) -> Result<Vec<Result<(), Refusal>>, sqlx::Error> {
+    let (requests, tokens): (i64, i64) = sqlx::query_as(
+        "UPDATE usage_daily SET requests = requests WHERE user_id = $1 AND day = $2 \
+         RETURNING requests, tokens",
+    )
+    .bind(user_id)
+    .bind(day)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut day_use = DayUse { requests, tokens };
+    let decided: Vec<Result<(), Refusal>> = group
+        .iter()
+        .map(|ask| {
+            decide(ask, &day_use, &window)?;
+            day_use.requests += 1;
+            day_use.tokens = day_use.tokens.saturating_add(ask.tokens);
+            window.add(ask.now_ms);
+            Ok(())
+        })
+        .collect();
+    if day_use.requests > requests {
+        sqlx::query(
+            "UPDATE usage_daily SET requests = requests + $3, tokens = tokens + $4 \
+             WHERE user_id = $1 AND day = $2",
+        )
+        .bind(user_id)
+        .bind(day)
+        .bind(day_use.requests - requests)
+        .bind(day_use.tokens - tokens)
+        .execute(conn)
+        .await?;
+    }
+    Ok(decided)
 }
 
 /// What a user has used (and holds) today so far in this batch.

@@ -5,9 +5,11 @@
 //! Each reservation also has a row in `reservations` (see that module), so
 //! one left by a crashed process is found and released.
 
+use std::collections::BTreeMap;
+
 use super::{
     rate_window,
-    reservations::{self, Tag},
+    reservations::Tag,
     reserve_many::{reserve_many, Ask},
     Db,
 };
@@ -72,79 +74,83 @@ pub async fn reserve(
     Ok(answers.remove(0))
 }
 
-/// Settles a call that reached Anthropic: it stays one request, and its
-/// reserved tokens become the `used_tokens` it was billed for. If a sweep
-/// released the reservation meanwhile (the call outlived its expiry), the
-/// call is counted afresh. Runs on the caller's connection, usually inside
-/// the ledger writer's transaction.
-pub async fn settle(
-    conn: &mut sqlx::AnyConnection,
-    reservation: &Reservation,
-    used_tokens: i64,
-) -> Result<(), sqlx::Error> {
-    if reservations::take(conn, reservation.id).await? {
-        sqlx::query(
-            "UPDATE usage_daily SET tokens = tokens - $3 + $4 WHERE user_id = $1 AND day = $2",
-        )
-        .bind(reservation.user_id)
-        .bind(&reservation.day)
-        .bind(reservation.tokens)
-        .bind(used_tokens)
-        .execute(&mut *conn)
-        .await?;
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, 1, $3) \
-         ON CONFLICT (user_id, day) DO UPDATE SET requests = usage_daily.requests + 1, \
-         tokens = usage_daily.tokens + excluded.tokens",
-    )
-    .bind(reservation.user_id)
-    .bind(&reservation.day)
-    .bind(used_tokens)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Changes to users' platform-key use, summed per user and day and per
+/// per-minute bucket, so a batch of settlements costs a statement per user
+/// instead of two per call.
+#[derive(Debug, Default)]
+pub struct UsageChanges {
+    /// (requests, tokens) to add, per (user, day).
+    days: BTreeMap<(i64, String), (i64, i64)>,
+    /// Calls to take out of a per-minute bucket, per (user, bucket).
+    buckets: BTreeMap<(i64, i64), i64>,
 }
 
-/// Gives the whole reservation back: its call never left keyward. Does
-/// nothing if a sweep already released it.
-pub async fn release(
-    conn: &mut sqlx::AnyConnection,
-    reservation: &Reservation,
-) -> Result<(), sqlx::Error> {
-    if reservations::take(conn, reservation.id).await? {
-        give_back(
-            conn,
-            reservation.user_id,
-            &reservation.day,
-            reservation.tokens,
-            Some(reservation.rate_bucket),
-        )
-        .await?;
+impl UsageChanges {
+    /// A call that reached Anthropic ends having used `used_tokens`: it
+    /// stays one request, and its reserved tokens become what it used. If
+    /// a sweep released the reservation meanwhile (`taken` is false: the
+    /// call outlived its expiry), the call is counted afresh.
+    pub fn settle(&mut self, reservation: &Reservation, used_tokens: i64, taken: bool) {
+        let day = self
+            .days
+            .entry((reservation.user_id, reservation.day.clone()))
+            .or_default();
+        if taken {
+            day.1 += used_tokens - reservation.tokens;
+        } else {
+            day.0 += 1;
+            day.1 += used_tokens;
+        }
     }
-    Ok(())
-}
 
-/// Undoes what a reservation added: the request, its tokens and its place
-/// in the per-minute window.
-pub(super) async fn give_back(
-    conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    day: &str,
-    tokens: i64,
-    rate_bucket: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE usage_daily SET requests = requests - 1, tokens = tokens - $3 WHERE user_id = $1 AND day = $2")
-        .bind(user_id)
-        .bind(day)
-        .bind(tokens)
-        .execute(&mut *conn)
-        .await?;
-    if let Some(bucket) = rate_bucket {
-        rate_window::add(conn, user_id, bucket, -1).await?;
+    /// A call that never left keyward gives its whole reservation back,
+    /// unless a sweep did already (`taken` is false).
+    pub fn release(&mut self, reservation: &Reservation, taken: bool) {
+        if taken {
+            self.give_back(
+                reservation.user_id,
+                &reservation.day,
+                reservation.tokens,
+                Some(reservation.rate_bucket),
+            );
+        }
     }
-    Ok(())
+
+    /// Undoes what a reservation added: the request, its tokens and its
+    /// place in the per-minute window.
+    pub fn give_back(&mut self, user_id: i64, day: &str, tokens: i64, rate_bucket: Option<i64>) {
+        let change = self.days.entry((user_id, day.to_owned())).or_default();
+        change.0 -= 1;
+        change.1 -= tokens;
+        if let Some(bucket) = rate_bucket {
+            *self.buckets.entry((user_id, bucket)).or_default() += 1;
+        }
+    }
+
+    /// Writes the sums, users in ascending order (the order reservations
+    /// lock them in, so instances cannot deadlock on each other).
+    pub async fn apply(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        for ((user_id, day), (requests, tokens)) in self.days {
+            if requests == 0 && tokens == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
+                 tokens = usage_daily.tokens + excluded.tokens",
+            )
+            .bind(user_id)
+            .bind(day)
+            .bind(requests)
+            .bind(tokens)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for ((user_id, bucket), calls) in self.buckets {
+            rate_window::remove(conn, user_id, bucket, calls).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Today's use, for the usage page: (requests, tokens).
