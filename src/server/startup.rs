@@ -213,6 +213,10 @@ impl Application {
         state.instance.release_left_behind(&state.db).await;
         state.instance.clone().spawn_upkeep(state.db.clone());
         spawn_housekeeping(state.db.clone());
+        db::checkpoint_in_background(
+            state.db.clone(),
+            Backend::of_url(&state.config.database_url),
+        );
         let addr = self
             .listener
             .local_addr()

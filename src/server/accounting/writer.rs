@@ -27,8 +27,12 @@ use crate::server::{
     limits::Hold,
 };
 
-/// Rows per transaction at most.
+/// Asks answered, or rows written, per transaction at most.
 const MAX_BATCH: usize = 256;
+/// Finished calls settled per transaction at most. Calls waiting to be
+/// admitted are answered between two such transactions, so this bounds how
+/// long settling can keep them waiting.
+const SETTLE_CHUNK: usize = 64;
 /// Under steady load, settlement transactions start at most this often;
 /// rows that end in between wait for the next one. A transaction costs a
 /// dozen round trips to the database whatever its size, so this keeps the
@@ -218,7 +222,7 @@ async fn run(
                 message = inbox.recv() => message,
                 () = tokio::time::sleep_until(due) => {
                     last_commit = Some(tokio::time::Instant::now());
-                    commit(&mut conn, std::mem::take(&mut finished)).await;
+                    commit(&mut conn, next_chunk(&mut finished)).await;
                     continue;
                 }
             },
@@ -240,9 +244,16 @@ async fn run(
         let quiet = last_commit.is_none_or(|at| at.elapsed() >= COMMIT_INTERVAL);
         if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) {
             last_commit = Some(tokio::time::Instant::now());
-            commit(&mut conn, std::mem::take(&mut finished)).await;
+            commit(&mut conn, next_chunk(&mut finished)).await;
         }
     }
+}
+
+/// The oldest finished calls, up to a chunk; the rest wait their turn
+/// after the asks that arrive meanwhile.
+fn next_chunk(finished: &mut Vec<Queued>) -> Vec<Queued> {
+    let rest = finished.split_off(finished.len().min(SETTLE_CHUNK));
+    std::mem::replace(finished, rest)
 }
 
 /// Sorts `first` and whatever else is queued into finished calls and asks,
@@ -304,10 +315,19 @@ pub(super) struct WriterConnection {
 }
 
 impl WriterConnection {
-    /// The connection, opened again if the last one failed.
+    /// The connection, opened again if the last one failed. On SQLite it
+    /// never checkpoints the WAL itself (`db::checkpoint_in_background`
+    /// does): a checkpoint syncs the file, and calls waiting to be admitted
+    /// would wait for it.
     pub async fn get(&mut self) -> Result<&mut sqlx::AnyConnection, sqlx::Error> {
         if self.conn.is_none() {
-            self.conn = Some(self.db.acquire().await?);
+            let mut conn = self.db.acquire().await?;
+            if conn.backend_name() == "SQLite" {
+                sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            self.conn = Some(conn);
         }
         let conn = self.conn.as_mut().expect("opened just above");
         Ok(&mut **conn)
