@@ -12,7 +12,7 @@
 //! (Postgres) or the write lock (SQLite) serialises the decisions of every
 //! instance, so limits hold under any concurrency.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{
     rate_window::{self, Window},
@@ -46,20 +46,20 @@ pub async fn reserve_many(
     // A write first: SQLite then holds its write lock before anything is read.
     let days: Vec<(i64, &str)> = by_user.keys().copied().collect();
     insert_days(&mut tx, &days).await?;
+    if tx.backend_name() != "SQLite" {
+        lock_in_order(&mut tx, &days).await?;
+    }
+    let mut windows = read_windows(&mut tx, asks).await?;
+    let fits = add_where_all_fit(&mut tx, &by_user, asks, &windows).await?;
     let mut answers: Vec<Option<Result<Reservation, Refusal>>> = vec![None; asks.len()];
     let mut admitted = Vec::new();
     let mut buckets: BTreeMap<(i64, i64), i64> = BTreeMap::new();
     for ((user_id, day), indices) in &by_user {
         let group: Vec<&Ask> = indices.iter().map(|&i| &asks[i]).collect();
-        let window = match group.iter().map(|ask| ask.now_ms).min() {
-            Some(earliest) if group.iter().any(|a| a.limits.requests_per_minute.is_some()) => {
-                Window::read(&mut tx, *user_id, earliest).await?
-            }
-            _ => Window::default(),
-        };
-        let decided = if all_fit(&mut tx, *user_id, day, &group, &window).await? {
+        let decided = if fits.contains(&(*user_id, (*day).to_owned())) {
             vec![Ok(()); group.len()]
         } else {
+            let window = windows.remove(user_id).unwrap_or_default();
             one_by_one(&mut tx, *user_id, day, &group, window).await?
         };
         for ((&i, ask), decision) in indices.iter().zip(&group).zip(decided) {
@@ -128,39 +128,127 @@ async fn insert_days(
     Ok(())
 }
 
-/// The common case in one statement: every ask of the user fits, even
-/// under the strictest limits any of them carries; if so, they are added.
-async fn all_fit(
+/// On Postgres, locks the batch's `usage_daily` rows in ascending order
+/// before anything updates them, so two instances' batches take them in
+/// the same order and cannot deadlock. (SQLite locks the whole database.)
+async fn lock_in_order(
     conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    day: &str,
-    group: &[&Ask],
-    window: &Window,
-) -> Result<bool, sqlx::Error> {
-    let calls = group.len() as i64;
-    let strictest =
-        |limit: fn(&Limits) -> Option<i64>| group.iter().filter_map(|ask| limit(&ask.limits)).min();
-    let per_minute = strictest(|l| l.requests_per_minute);
-    let latest = group.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
-    if per_minute.is_some_and(|limit| window.count_at(latest).0 + calls > limit) {
-        return Ok(false);
+    days: &[(i64, &str)],
+) -> Result<(), sqlx::Error> {
+    for chunk in days.chunks(200) {
+        let pairs: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT))",
+                    2 * i + 1,
+                    2 * i + 2
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT user_id FROM usage_daily WHERE (user_id, day) IN ({}) \
+             ORDER BY user_id, day FOR UPDATE",
+            pairs.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (user_id, day) in chunk {
+            query = query.bind(*user_id).bind(*day);
+        }
+        query.fetch_all(&mut *conn).await?;
     }
-    let tokens = group
+    Ok(())
+}
+
+/// The per-minute windows of the users whose asks carry a per-minute
+/// limit, in one statement; counted from the batch's earliest ask (a later
+/// ask of the batch may see a call that just left its window: erring that
+/// way only refuses, never admits).
+async fn read_windows(
+    conn: &mut sqlx::AnyConnection,
+    asks: &[Ask],
+) -> Result<HashMap<i64, Window>, sqlx::Error> {
+    let users: BTreeSet<i64> = asks
         .iter()
-        .fold(0i64, |sum, ask| sum.saturating_add(ask.tokens));
-    let added = sqlx::query(
-        "UPDATE usage_daily SET requests = requests + $3, tokens = tokens + $4 \
-         WHERE user_id = $1 AND day = $2 AND ($5 < 0 OR requests + $3 <= $5) AND ($6 < 0 OR tokens + $4 <= $6)",
-    )
-    .bind(user_id)
-    .bind(day)
-    .bind(calls)
-    .bind(tokens)
-    .bind(strictest(|l| l.requests_per_day).unwrap_or(-1))
-    .bind(strictest(|l| l.tokens_per_day).unwrap_or(-1))
-    .execute(conn)
-    .await?;
-    Ok(added.rows_affected() == 1)
+        .filter(|ask| ask.limits.requests_per_minute.is_some())
+        .map(|ask| ask.user_id)
+        .collect();
+    let earliest = asks.iter().map(|ask| ask.now_ms).min().unwrap_or(0);
+    let mut windows = HashMap::new();
+    let users: Vec<i64> = users.into_iter().collect();
+    for chunk in users.chunks(500) {
+        windows.extend(Window::read_many(conn, chunk, earliest).await?);
+    }
+    Ok(windows)
+}
+
+/// The common case in one statement: each user's asks are added together
+/// where every one of them fits, even under the strictest limits any of
+/// them carries. The users (and days) that fit.
+async fn add_where_all_fit(
+    conn: &mut sqlx::AnyConnection,
+    by_user: &BTreeMap<(i64, &str), Vec<usize>>,
+    asks: &[Ask],
+    windows: &HashMap<i64, Window>,
+) -> Result<HashSet<(i64, String)>, sqlx::Error> {
+    let mut candidates = Vec::new();
+    for ((user_id, day), indices) in by_user {
+        let group: Vec<&Ask> = indices.iter().map(|&i| &asks[i]).collect();
+        let calls = group.len() as i64;
+        let strictest = |limit: fn(&Limits) -> Option<i64>| {
+            group.iter().filter_map(|ask| limit(&ask.limits)).min()
+        };
+        let latest = group.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
+        let in_window = windows.get(user_id).map_or(0, |w| w.count_at(latest).0);
+        if strictest(|l| l.requests_per_minute).is_some_and(|limit| in_window + calls > limit) {
+            continue;
+        }
+        let tokens = group
+            .iter()
+            .fold(0i64, |sum, ask| sum.saturating_add(ask.tokens));
+        let max_requests = strictest(|l| l.requests_per_day).unwrap_or(-1);
+        let max_tokens = strictest(|l| l.tokens_per_day).unwrap_or(-1);
+        candidates.push((*user_id, *day, calls, tokens, max_requests, max_tokens));
+    }
+    let mut fits = HashSet::new();
+    for chunk in candidates.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = 6 * i;
+                format!(
+                    "SELECT CAST(${} AS BIGINT) AS v_user, CAST(${} AS TEXT) AS v_day, \
+                     CAST(${} AS BIGINT) AS v_calls, CAST(${} AS BIGINT) AS v_tokens, \
+                     CAST(${} AS BIGINT) AS v_max_requests, CAST(${} AS BIGINT) AS v_max_tokens",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE usage_daily SET requests = requests + v.v_calls, tokens = tokens + v.v_tokens \
+             FROM ({}) AS v \
+             WHERE usage_daily.user_id = v.v_user AND usage_daily.day = v.v_day \
+             AND (v.v_max_requests < 0 OR usage_daily.requests + v.v_calls <= v.v_max_requests) \
+             AND (v.v_max_tokens < 0 OR usage_daily.tokens + v.v_tokens <= v.v_max_tokens) \
+             RETURNING user_id, day",
+            rows.join(" UNION ALL ")
+        );
+        let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+        for (user_id, day, calls, tokens, max_requests, max_tokens) in chunk {
+            query = query
+                .bind(*user_id)
+                .bind(*day)
+                .bind(*calls)
+                .bind(*tokens)
+                .bind(*max_requests)
+                .bind(*max_tokens);
+        }
+        fits.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(fits)
 }
 
 /// Near a limit: the user's row read under its lock, each ask decided in
