@@ -16,8 +16,8 @@ use std::io::Write;
 use serde_json::{json, Value};
 use support::{
     keyward::{start_keyward, Account, Keyward, Start, USER_KEY},
-    load::{load, Outcome, Sample, Target, RUN, WARMUP},
-    ms, start_mock,
+    load::{load, load_client, Outcome, Sample, Target, RUN, WARMUP},
+    ms, start_mock, Selection,
 };
 
 const CONCURRENCY: usize = 16;
@@ -31,20 +31,7 @@ struct Bench {
     mock_pid: u32,
     mock_url: String,
     direct: Target,
-    picks: Vec<String>,
-}
-
-impl Bench {
-    /// Whether `value` of the group `choices` is wanted.
-    fn picks(&self, choices: &[&str], value: &str) -> bool {
-        let given: Vec<&str> = self
-            .picks
-            .iter()
-            .map(String::as_str)
-            .filter(|a| choices.contains(a))
-            .collect();
-        given.is_empty() || given.contains(&value)
-    }
+    selection: Selection,
 }
 
 /// One keyward with its callers: a premium user and 16 free users.
@@ -128,7 +115,7 @@ async fn run_rows(bench: &Bench, database: &'static str, setup: &Setup) -> Vec<R
     ];
     let mut rows = Vec::new();
     for (minute_limit, limit) in [("rpm", LIFTED), ("no-rpm", "")] {
-        if !bench.picks(&["rpm", "no-rpm"], minute_limit) {
+        if !bench.selection.picks(&["rpm", "no-rpm"], minute_limit) {
             continue;
         }
         set_minute_limit(&setup.admin, limit).await;
@@ -139,8 +126,8 @@ async fn run_rows(bench: &Bench, database: &'static str, setup: &Setup) -> Vec<R
             });
             for users in [1, CONCURRENCY] {
                 let label = if users == 1 { "1user" } else { "16users" };
-                if !bench.picks(&["json", "sse"], mode)
-                    || !bench.picks(&["1user", "16users"], label)
+                if !bench.selection.picks(&["json", "sse"], mode)
+                    || !bench.selection.picks(&["1user", "16users"], label)
                 {
                     continue;
                 }
@@ -219,21 +206,14 @@ async fn drop_schema(schema: &str) {
 async fn main() {
     let (mut mock, mock_url) = start_mock(&[support::keyward::PLATFORM_KEY, USER_KEY]);
     let bench = Bench {
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(128)
-            .tcp_nodelay(true)
-            .build()
-            .expect("client"),
+        client: load_client(),
         mock_pid: mock.id(),
         direct: Target {
             url: mock_url.clone(),
             keys: vec![USER_KEY.into()],
         },
         mock_url,
-        picks: std::env::args()
-            .skip(1)
-            .filter(|a| !a.starts_with('-'))
-            .collect(),
+        selection: Selection::from_args(),
     };
     println!(
         "free tier vs own key: c={CONCURRENCY}, {ROUNDS} alternating rounds of {} s per path after {} ms warm-up; mock upstream with no delay; keyward release build; all processes share every core",
@@ -241,11 +221,11 @@ async fn main() {
         WARMUP.as_millis()
     );
     let mut rows = Vec::new();
-    if bench.picks(&["sqlite", "postgres"], "sqlite") {
+    if bench.selection.picks(&["sqlite", "postgres"], "sqlite") {
         let setup = set_up(&bench, None).await;
         rows.extend(run_rows(&bench, "sqlite", &setup).await);
     }
-    if bench.picks(&["sqlite", "postgres"], "postgres") {
+    if bench.selection.picks(&["sqlite", "postgres"], "postgres") {
         match postgres_schema().await {
             Some((url, schema)) => {
                 let setup = set_up(&bench, Some(url)).await;

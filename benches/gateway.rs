@@ -28,8 +28,8 @@ use std::{
 use serde_json::json;
 use support::{
     keyward::{premium_token, start_keyward, Start, PLATFORM_KEY, USER_KEY},
-    load::{load, memory_mib, Outcome, Sample, Target, RUN, WARMUP},
-    ms, start_mock,
+    load::{load, load_client, memory_mib, Outcome, Sample, Target, RUN, WARMUP},
+    ms, start_mock, Selection,
 };
 
 const ROUNDS: usize = 3;
@@ -109,33 +109,6 @@ fn pin(pid: u32, cores: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
-}
-
-/// The rows the command line asks for: `-- json 16 dedicated` (any of
-/// "json", "sse", 1, 16, 64, "dedicated", "shared") runs only matching
-/// rows, e.g. to profile one of them; nothing given in a group means all.
-struct Selection(Vec<String>);
-
-impl Selection {
-    fn from_args() -> Self {
-        Self(
-            std::env::args()
-                .skip(1)
-                .filter(|a| !a.starts_with('-'))
-                .collect(),
-        )
-    }
-
-    /// Whether `value` of the group `choices` is wanted.
-    fn picks(&self, choices: &[&str], value: &str) -> bool {
-        let given: Vec<&str> = self
-            .0
-            .iter()
-            .map(String::as_str)
-            .filter(|a| choices.contains(a))
-            .collect();
-        given.is_empty() || given.contains(&value)
-    }
 }
 
 /// What every layout's runs share.
@@ -262,11 +235,7 @@ async fn main() {
     let machine_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut mock, mock_url) = start_mock(&[PLATFORM_KEY, USER_KEY]);
     let bench = Bench {
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(128)
-            .tcp_nodelay(true)
-            .build()
-            .expect("client"),
+        client: load_client(),
         mock_pid: mock.id(),
         direct: Target {
             url: mock_url.clone(),

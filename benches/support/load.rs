@@ -91,6 +91,16 @@ pub fn cpu_ticks(pid: &str) -> u64 {
     field(11) + field(12)
 }
 
+/// The load generator's client: connections kept for every worker, no
+/// Nagle delay.
+pub fn load_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client")
+}
+
 /// `concurrency` workers send `body` back to back for `RUN` after a warm-up.
 pub async fn load(
     client: &reqwest::Client,

@@ -49,3 +49,30 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// The rows the command line asks for: `-- json 16` runs only rows that
+/// match in every group named (e.g. to profile one of them); nothing given
+/// in a group means all of it.
+pub struct Selection(Vec<String>);
+
+impl Selection {
+    pub fn from_args() -> Self {
+        Self(
+            std::env::args()
+                .skip(1)
+                .filter(|a| !a.starts_with('-'))
+                .collect(),
+        )
+    }
+
+    /// Whether `value` of the group `choices` is wanted.
+    pub fn picks(&self, choices: &[&str], value: &str) -> bool {
+        let given: Vec<&str> = self
+            .0
+            .iter()
+            .map(String::as_str)
+            .filter(|a| choices.contains(a))
+            .collect();
+        given.is_empty() || given.contains(&value)
+    }
+}

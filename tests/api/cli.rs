@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app_on, TestDb, PASSWORD, TEST_MASTER_KEY};
 
-fn keyward(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs a `keyward` command on `database_url`, feeding it `stdin`.
+pub fn keyward(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(args)
         .env("DATABASE_URL", database_url)

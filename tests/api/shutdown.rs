@@ -3,7 +3,6 @@
 //! left reserved.
 
 use std::{
-    io::Write,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -14,6 +13,7 @@ use serde_json::{json, Value};
 use crate::{
     books::{balanced_books, books},
     chat_helpers::{mock_with_platform_key, PLATFORM_KEY},
+    cli::keyward,
     helpers::{TestDb, PASSWORD, TEST_MASTER_KEY},
     mock::MockUpstream,
 };
@@ -112,26 +112,7 @@ impl Drop for Server {
 /// Creates the first (admin) account and a personal token with the CLI.
 fn user_with_token(database_url: &str) -> String {
     let run = |args: &[&str], stdin: Option<&str>| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .args(args)
-            .env("DATABASE_URL", database_url)
-            .env("KEYWARD_MASTER_KEY", TEST_MASTER_KEY)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
+        let out = keyward(database_url, args, stdin);
         assert!(out.status.success(), "keyward {args:?}");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };

@@ -112,6 +112,13 @@ pub fn checkpoint_in_background(db: Db, backend: Backend) {
     });
 }
 
+/// Ids as a comma-separated SQL list, for `IN (…)` over many rows in one
+/// statement. Only for integers keyward chose or read back: nothing a
+/// client wrote reaches SQL this way.
+pub(crate) fn integer_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Liveness check for `/healthz`.
 pub async fn ping(db: &Db) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(db).await.map(|_| ())

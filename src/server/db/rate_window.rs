@@ -41,12 +41,7 @@ impl Window {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        // Integers formatted into the statement: nothing a client chose.
-        let list = users
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = super::integer_list(users);
         let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(&format!(
             "SELECT user_id, CAST(COALESCE(SUM(calls), 0) AS BIGINT), MIN(bucket) FROM rate_buckets \
              WHERE user_id IN ({list}) AND bucket >= $1 AND calls > 0 GROUP BY user_id"

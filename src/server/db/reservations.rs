@@ -119,12 +119,7 @@ pub async fn take_many(
 ) -> Result<HashSet<i64>, sqlx::Error> {
     let mut taken = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        // Integers formatted into the statement: nothing a client chose.
-        let list = chunk
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = super::integer_list(chunk);
         let removed: Vec<i64> = sqlx::query_scalar(&format!(
             "DELETE FROM reservations WHERE id IN ({list}) RETURNING id"
         ))
@@ -139,12 +134,7 @@ pub async fn take_many(
 pub async fn renew(db: &Db, ids: &[i64], expires_at: i64) -> Result<u64, sqlx::Error> {
     let mut renewed = 0;
     for chunk in ids.chunks(500) {
-        // Integers formatted into the statement: nothing a client chose.
-        let list = chunk
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = super::integer_list(chunk);
         let done = sqlx::query(&format!(
             "UPDATE reservations SET expires_at = $1 WHERE id IN ({list})"
         ))
