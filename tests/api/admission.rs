@@ -9,7 +9,7 @@ use crate::{
     chat_helpers::{chat_app, mock_with_platform_key, PLATFORM_KEY},
     db_tests,
     gateway::{body, create_token, post},
-    helpers::{spawn_app_on, TestDb},
+    helpers::{spawn_app, spawn_app_on, TestDb, PASSWORD},
 };
 
 async fn two_instances_sharing_a_limit_of_fifty_admit_exactly_fifty_of_two_hundred(db: TestDb) {
@@ -74,7 +74,50 @@ async fn the_minute_window_ends_between_59_9_and_60_1_seconds(db: TestDb) {
     balanced_books(&app.db).await;
 }
 
+async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
+    use keyward::server::db::{
+        reservations::Tag,
+        reserve_many::{reserve_many, Ask},
+        usage::Limits,
+    };
+    let app = spawn_app(db).await;
+    app.signup("ada@example.com", PASSWORD).await;
+    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let midnight = 1_796_169_600_000; // 2026-12-02T00:00:00Z
+    let limits = Limits {
+        requests_per_minute: Some(2),
+        requests_per_day: None,
+        tokens_per_day: None,
+    };
+    let ask = |day: &str, now_ms: i64| Ask {
+        user_id,
+        day: day.to_owned(),
+        now_ms,
+        tokens: 10,
+        limits,
+    };
+    // Three asks in one batch, a second either side of midnight: two fit
+    // the minute, whatever their days.
+    let asks = [
+        ask("2026-12-01", midnight - 1_000),
+        ask("2026-12-02", midnight + 1),
+        ask("2026-12-02", midnight + 2),
+    ];
+    let tag = Tag {
+        instance: "test",
+        expires_at: i64::MAX,
+    };
+    let mut conn = app.db.acquire().await.unwrap();
+    let answers = reserve_many(&mut conn, &asks, tag).await.unwrap();
+    let admitted = answers.iter().filter(|answer| answer.is_ok()).count();
+    assert_eq!(admitted, 2, "{answers:?}");
+}
+
 db_tests!(
     two_instances_sharing_a_limit_of_fifty_admit_exactly_fifty_of_two_hundred,
     the_minute_window_ends_between_59_9_and_60_1_seconds,
+    a_batch_across_midnight_keeps_one_minute_window_per_user,
 );

@@ -27,7 +27,8 @@ use crate::server::{
     limits::Hold,
 };
 
-/// Asks answered, or rows written, per transaction at most.
+/// Messages taken from the queue per pass at most (asks answered by one
+/// transaction, finished calls queued for settling).
 const MAX_BATCH: usize = 256;
 /// Finished calls settled per transaction at most. Calls waiting to be
 /// admitted are answered between two such transactions, so this bounds how
@@ -228,6 +229,8 @@ async fn run(
             },
             None => inbox.recv().await,
         };
+        // The writer holds a sender itself (for the guards it hands out),
+        // so the queue never ends on its own: `stop` ends the loop.
         let Some(first) = first else {
             commit(&mut conn, finished).await;
             return;
@@ -265,7 +268,11 @@ fn gather(
     arrived: &mut Arrived,
 ) {
     let mut next = Some(first);
+    // Counted per pass: a backlog of finished calls must not keep the
+    // asks that arrive meanwhile from being gathered.
+    let mut pulled = 0;
     while let Some(message) = next.take() {
+        pulled += 1;
         match message {
             Message::Job(queued) => finished.push(*queued),
             Message::Reserve(request) => arrived.reserves.push(*request),
@@ -274,7 +281,7 @@ fn gather(
                 return;
             }
         }
-        if finished.len() < MAX_BATCH && arrived.reserves.len() < MAX_BATCH {
+        if pulled < MAX_BATCH {
             next = inbox.try_recv().ok();
         }
     }

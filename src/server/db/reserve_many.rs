@@ -3,14 +3,16 @@
 //! cost of admission is shared by the calls that arrive together instead
 //! of paid by each.
 //!
-//! Per user and day (users in ascending order, so two instances' batches
-//! cannot deadlock on each other) the transaction reads the per-minute
-//! window (a sum in the database) and, in the common case, adds all the
-//! user's asks with one conditional `UPDATE` that holds only if every one
-//! of them fits. Near a limit it locks the user's row instead, decides each
-//! ask in arrival order in memory and writes the sums. The row lock
-//! (Postgres) or the write lock (SQLite) serialises the decisions of every
-//! instance, so limits hold under any concurrency.
+//! The transaction first makes sure each user's row for the day exists (a
+//! write, so SQLite holds its write lock from the start) and, on Postgres,
+//! locks the batch's users in ascending order (their `users` rows: the
+//! per-minute window spans days, so the day's row would not do). Then it
+//! sums every user's per-minute window in one statement and, in the common
+//! case, adds each user's asks with one `UPDATE … FROM` for the whole batch
+//! that holds for a user only if every one of their asks fits. A user near
+//! a limit is decided ask by ask in memory instead. The locks (Postgres) or
+//! the write lock (SQLite) serialise the decisions of every instance, so
+//! limits hold under any concurrency.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -56,10 +58,12 @@ pub async fn reserve_many(
     let mut buckets: BTreeMap<(i64, i64), i64> = BTreeMap::new();
     for ((user_id, day), indices) in &by_user {
         let group: Vec<&Ask> = indices.iter().map(|&i| &asks[i]).collect();
+        // Admitted calls join their user's window, across the user's days.
+        let window = windows.entry(*user_id).or_default();
         let decided = if fits.contains(&(*user_id, (*day).to_owned())) {
+            group.iter().for_each(|ask| window.add(ask.now_ms));
             vec![Ok(()); group.len()]
         } else {
-            let window = windows.remove(user_id).unwrap_or_default();
             one_by_one(&mut tx, *user_id, day, &group, window).await?
         };
         for ((&i, ask), decision) in indices.iter().zip(&group).zip(decided) {
@@ -128,33 +132,24 @@ async fn insert_days(
     Ok(())
 }
 
-/// On Postgres, locks the batch's `usage_daily` rows in ascending order
-/// before anything updates them, so two instances' batches take them in
-/// the same order and cannot deadlock. (SQLite locks the whole database.)
+/// On Postgres, locks the batch's users in ascending order before anything
+/// is read: every instance's admission of a user then waits for the one
+/// before it, whatever the day (the per-minute window spans midnight), and
+/// two batches take their locks in the same order, so they cannot deadlock.
+/// (SQLite locks the whole database.)
 async fn lock_in_order(
     conn: &mut sqlx::AnyConnection,
     days: &[(i64, &str)],
 ) -> Result<(), sqlx::Error> {
-    for chunk in days.chunks(200) {
-        let pairs: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT))",
-                    2 * i + 1,
-                    2 * i + 2
-                )
-            })
-            .collect();
-        let sql = format!(
-            "SELECT user_id FROM usage_daily WHERE (user_id, day) IN ({}) \
-             ORDER BY user_id, day FOR UPDATE",
-            pairs.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for (user_id, day) in chunk {
-            query = query.bind(*user_id).bind(*day);
-        }
-        query.fetch_all(&mut *conn).await?;
+    let users: BTreeSet<i64> = days.iter().map(|(user_id, _)| *user_id).collect();
+    let users: Vec<i64> = users.into_iter().collect();
+    for chunk in users.chunks(500) {
+        let list = super::integer_list(chunk);
+        sqlx::query(&format!(
+            "SELECT id FROM users WHERE id IN ({list}) ORDER BY id FOR NO KEY UPDATE"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -190,8 +185,17 @@ async fn add_where_all_fit(
     asks: &[Ask],
     windows: &HashMap<i64, Window>,
 ) -> Result<HashSet<(i64, String)>, sqlx::Error> {
+    // A user with asks on two days (a batch across midnight) is decided
+    // ask by ask: their window is one, their day rows two.
+    let mut groups_per_user: HashMap<i64, usize> = HashMap::new();
+    for (user_id, _) in by_user.keys() {
+        *groups_per_user.entry(*user_id).or_default() += 1;
+    }
     let mut candidates = Vec::new();
     for ((user_id, day), indices) in by_user {
+        if groups_per_user[user_id] > 1 {
+            continue;
+        }
         let group: Vec<&Ask> = indices.iter().map(|&i| &asks[i]).collect();
         let calls = group.len() as i64;
         let strictest = |limit: fn(&Limits) -> Option<i64>| {
@@ -251,28 +255,27 @@ async fn add_where_all_fit(
     Ok(fits)
 }
 
-/// Near a limit: the user's row read under its lock, each ask decided in
-/// arrival order, the sums of the admitted ones written.
+/// Near a limit (or across midnight): the user's row read, each ask
+/// decided in arrival order, the sums of the admitted ones written.
 async fn one_by_one(
     conn: &mut sqlx::AnyConnection,
     user_id: i64,
     day: &str,
     group: &[&Ask],
-    mut window: Window,
+    window: &mut Window,
 ) -> Result<Vec<Result<(), Refusal>>, sqlx::Error> {
-    let (requests, tokens): (i64, i64) = sqlx::query_as(
-        "UPDATE usage_daily SET requests = requests WHERE user_id = $1 AND day = $2 \
-         RETURNING requests, tokens",
-    )
-    .bind(user_id)
-    .bind(day)
-    .fetch_one(&mut *conn)
-    .await?;
+    // Read under the batch's locks (or SQLite's write lock).
+    let (requests, tokens): (i64, i64) =
+        sqlx::query_as("SELECT requests, tokens FROM usage_daily WHERE user_id = $1 AND day = $2")
+            .bind(user_id)
+            .bind(day)
+            .fetch_one(&mut *conn)
+            .await?;
     let mut day_use = DayUse { requests, tokens };
     let decided: Vec<Result<(), Refusal>> = group
         .iter()
         .map(|ask| {
-            decide(ask, &day_use, &window)?;
+            decide(ask, &day_use, window)?;
             day_use.requests += 1;
             day_use.tokens = day_use.tokens.saturating_add(ask.tokens);
             window.add(ask.now_ms);
@@ -316,10 +319,10 @@ fn decide(ask: &Ask, day: &DayUse, window: &Window) -> Result<(), Refusal> {
     if let Some(limit) = ask.limits.requests_per_minute {
         let (recent, oldest) = window.count_at(ask.now_ms);
         if recent >= limit {
-            return Err(Refusal::RequestsPerMinute {
-                limit,
-                oldest_at: oldest.unwrap_or(ask.now_ms),
-            });
+            // The latest moment a call in the oldest bucket can have been
+            // made: room comes back once that moment leaves the window.
+            let oldest_at = oldest.map_or(ask.now_ms, |bucket| bucket + rate_window::BUCKET_MS - 1);
+            return Err(Refusal::RequestsPerMinute { limit, oldest_at });
         }
     }
     Ok(())
@@ -379,7 +382,7 @@ mod tests {
             decide(&ask(1, per_minute), &day, &busy),
             Err(Refusal::RequestsPerMinute {
                 limit: 1,
-                oldest_at: 999_000
+                oldest_at: 999_099
             })
         );
         assert!(decide(&ask(i64::MAX, NONE), &day, &busy).is_ok());
