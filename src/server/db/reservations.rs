@@ -105,12 +105,6 @@ pub async fn insert_many(
     Ok(())
 }
 
-/// Removes the row; `true` if this caller removed it (and so owns the
-/// settlement), `false` if a sweep got there first.
-pub async fn take(conn: &mut sqlx::AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
-    Ok(!take_many(conn, &[id]).await?.is_empty())
-}
-
 /// Removes the rows named `ids`; the ids this caller removed (and so owns
 /// the settlement of). A few statements for a whole batch.
 pub async fn take_many(
@@ -166,7 +160,7 @@ pub async fn release_abandoned(
     let mut released = 0;
     for (id, kind, user_id, day, tokens, cost, rate_bucket) in rows {
         let mut tx = db.begin().await?;
-        if !take(&mut tx, id).await? {
+        if take_many(&mut tx, &[id]).await?.is_empty() {
             continue;
         }
         if kind == Kind::OwnKey.as_str() {
@@ -182,11 +176,4 @@ pub async fn release_abandoned(
         released += 1;
     }
     Ok(released)
-}
-
-/// Reservations still standing, for the tests and the health of the books.
-pub async fn open_count(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM reservations")
-        .fetch_one(db)
-        .await
 }
