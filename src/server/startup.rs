@@ -35,6 +35,7 @@ use super::{
     anthropic::{AnthropicClient, Transport},
     auth::{self, LoginThrottle},
     calls::Instance,
+    clock::Clock,
     config::Config,
     db::{self, sessions::DbSessionStore, Backend},
     metrics::{self, Metrics},
@@ -170,6 +171,7 @@ impl Application {
             config.instance_id.as_deref(),
             leptos_options.site_addr,
         ));
+        let clock: Arc<Clock> = Arc::default();
         let state = AppState::new(Shared {
             anthropic: AnthropicClient::new(Transport::new(), config.anthropic_base_url.clone()),
             leptos_options,
@@ -180,8 +182,8 @@ impl Application {
             login_throttle: LoginThrottle::default(),
             dummy_hash: auth::new_dummy_hash(),
             http,
-            clock: Arc::default(),
-            ledger: LedgerWriter::start(db.clone(), instance.clone()),
+            clock: clock.clone(),
+            ledger: LedgerWriter::start(db.clone(), instance.clone(), clock),
             tasks: TaskTracker::new(),
             cut_calls: CancellationToken::new(),
             instance,
@@ -340,11 +342,16 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    text.push_str(
+        "# HELP keyward_platform_calls_admitted_from_leases_total Platform-key calls admitted in memory, against a lease.\n\
+         # TYPE keyward_platform_calls_admitted_from_leases_total counter\n",
+    );
+    text.push_str(&format!(
+        "keyward_platform_calls_admitted_from_leases_total {}\n",
+        state.ledger.admitted_from_leases()
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// `POST /logout`: ends every session of the user, then back to the login page.

@@ -111,12 +111,148 @@ async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
         expires_at: i64::MAX,
     };
     let mut conn = app.db.acquire().await.unwrap();
-    let answers = reserve_many(&mut conn, &asks, tag).await.unwrap();
+    let answers = reserve_many(&mut conn, &asks, &Default::default(), &[], tag)
+        .await
+        .unwrap()
+        .answers;
     let admitted = answers.iter().filter(|answer| answer.is_ok()).count();
     assert_eq!(admitted, 2, "{answers:?}");
 }
 
+/// An instance that dies holding a lease: while the lease is open another
+/// instance that runs short is told to ask again after its end (it is not
+/// refused outright); once the dead instance's row has expired and been
+/// swept, the other instance can use the whole remaining allowance, and
+/// never more.
+async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb) {
+    use std::collections::HashMap;
+
+    use keyward::server::db::{
+        reservations::{self, Tag},
+        reserve_many::{reserve_many, Ask, Headroom},
+        usage::Limits,
+    };
+    let app = spawn_app(db).await;
+    app.signup("ada@example.com", PASSWORD).await;
+    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let limits = Limits {
+        requests_per_minute: None,
+        requests_per_day: Some(50),
+        tokens_per_day: None,
+    };
+    let now = app.clock.now_ms();
+    let asks = |calls: usize| -> Vec<Ask> {
+        (0..calls)
+            .map(|_| Ask {
+                user_id,
+                day: "2026-12-01".into(),
+                now_ms: now,
+                tokens: 10,
+                limits,
+            })
+            .collect()
+    };
+    let dead = Tag {
+        instance: "dead",
+        expires_at: now - 1,
+    };
+    let headroom = HashMap::from([(
+        user_id,
+        Headroom {
+            requests: 10,
+            tokens: 100,
+        },
+    )]);
+    let mut conn = app.db.acquire().await.unwrap();
+    let leased = reserve_many(&mut conn, &asks(2), &headroom, &[], dead)
+        .await
+        .unwrap();
+    assert!(leased.answers.iter().all(Result::is_ok));
+    assert_eq!(
+        leased.grants.len(),
+        1,
+        "2 + 2 × 10 fit in 50: a lease of 10"
+    );
+    assert_eq!(leased.grants[0].headroom.requests, 10);
+
+    // 12 of 50 are counted for the dead instance: 38 fit, the 39th is
+    // refused for now, with the lease's end to ask again after.
+    let live = Tag {
+        instance: "live",
+        expires_at: now + 60_000,
+    };
+    let decided = reserve_many(&mut conn, &asks(39), &HashMap::new(), &[], live)
+        .await
+        .unwrap();
+    let admitted = decided.answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(admitted, 38);
+    let declined = decided.answers[38].as_ref().unwrap_err();
+    assert_eq!(
+        declined.others_open_until,
+        Some(leased.grants[0].open_until)
+    );
+
+    // The dead instance's row expired: the sweep gives back its 12, the
+    // last 12 of the allowance fit, and not one more.
+    let released = reservations::release_abandoned(&app.db, now, None)
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    let decided = reserve_many(&mut conn, &asks(13), &HashMap::new(), &[], live)
+        .await
+        .unwrap();
+    let admitted = decided.answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(admitted, 12);
+    let declined = decided.answers[12].as_ref().unwrap_err();
+    assert_eq!(
+        declined.others_open_until, None,
+        "no lease is open any more"
+    );
+    let counted: i64 = sqlx::query_scalar("SELECT requests FROM usage_daily")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(counted, 50);
+}
+
+/// One busy user's burst on the gateway: calls after the first batches
+/// are admitted from leases, and when the burst is over every lease is
+/// closed and the books balance to the last token.
+async fn a_busy_users_burst_is_admitted_from_leases_and_the_books_balance(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let limits = [
+        "--requests-per-day",
+        "100000",
+        "--requests-per-minute",
+        "100000",
+    ];
+    let app = chat_app(db, &mock, &limits).await;
+    let token = create_token(&app, "burst").await;
+    let request = body("claude-haiku-4-5", 20, "hi");
+    for _ in 0..10 {
+        let calls = (0..16).map(|_| post(&app, &token, "/v1/messages", &request));
+        for answer in join_all(calls).await {
+            assert_eq!(answer.status(), 200);
+        }
+    }
+    let books = balanced_books(&app.db).await;
+    assert_eq!(books.requests, 160, "{books:?}");
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let from_leases: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("keyward_platform_calls_admitted_from_leases_total "))
+        .expect("the metric is listed")
+        .parse()
+        .unwrap();
+    assert!(from_leases > 0, "no call was admitted from a lease: {text}");
+}
+
 db_tests!(
+    a_lease_left_by_a_dead_instance_comes_back_after_its_expiry,
+    a_busy_users_burst_is_admitted_from_leases_and_the_books_balance,
     two_instances_sharing_a_limit_of_fifty_admit_exactly_fifty_of_two_hundred,
     the_minute_window_ends_between_59_9_and_60_1_seconds,
     a_batch_across_midnight_keeps_one_minute_window_per_user,

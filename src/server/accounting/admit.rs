@@ -1,13 +1,17 @@
 //! Admission in batches: every call asking to be admitted while the writer
-//! was busy is answered by one transaction (`db::reserve_many`).
+//! was busy is answered by one transaction (`db::reserve_many`), or by a
+//! lease this instance holds (`leases`).
+
+use std::collections::{BTreeSet, HashMap};
 
 use tokio::sync::oneshot;
 
 use super::writer::{LedgerSlot, LedgerWriter, WriterConnection};
 use crate::server::{
     db::{
+        leases::Unused,
         reservations::Tag,
-        reserve_many::{reserve_many, Ask},
+        reserve_many::{reserve_many, Ask, Decided, Declined, Headroom},
         usage::Refusal,
     },
     limits::Hold,
@@ -17,7 +21,16 @@ use crate::server::{
 pub(super) struct ReserveRequest {
     pub ask: Ask,
     pub slot: LedgerSlot,
-    pub reply: oneshot::Sender<ReserveAnswer>,
+    pub reply: oneshot::Sender<Answer>,
+}
+
+/// The writer's answer to one request.
+pub(super) enum Answer {
+    Admitted(Reserved),
+    /// Refused; the slot comes back for a second ask when another
+    /// instance's open lease may give allowance back (`others_open_until`).
+    Declined(Declined, LedgerSlot),
+    Unavailable,
 }
 
 /// Why a call was not admitted.
@@ -62,39 +75,80 @@ impl Drop for Reserved {
     }
 }
 
-/// Decides `requests` in one transaction and answers each. A caller that
-/// is gone by then gets nothing, and its reservation is given back.
+/// Answers `requests`: from this instance's leases where they fit now,
+/// the rest in one transaction that first closes those users' leases (a
+/// call needed more than they had left) and may grant new ones. A caller
+/// that is gone by then gets nothing, and its reservation is given back.
 pub(super) async fn answer(
     conn: &mut WriterConnection,
     requests: Vec<ReserveRequest>,
     ledger: &LedgerWriter,
     tag: Tag<'_>,
 ) {
-    let asks: Vec<Ask> = requests.iter().map(|r| r.ask.clone()).collect();
+    let leases = ledger.leases();
+    let mut waiting = Vec::with_capacity(requests.len());
+    for request in requests {
+        match leases.try_admit(&request.ask) {
+            Some(reservation) => {
+                let hold = Some(Hold::Platform(reservation));
+                let reserved = Reserved::new(ledger.clone(), hold, request.slot);
+                let _ = request.reply.send(Answer::Admitted(reserved));
+            }
+            None => waiting.push(request),
+        }
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    let asks: Vec<Ask> = waiting.iter().map(|r| r.ask.clone()).collect();
+    let now_ms = asks.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
+    let users: BTreeSet<i64> = asks.iter().map(|ask| ask.user_id).collect();
+    let returning = leases.close_for(&users);
+    let headroom: HashMap<i64, Headroom> = users
+        .iter()
+        .map(|user_id| {
+            let largest = asks
+                .iter()
+                .filter(|ask| ask.user_id == *user_id)
+                .map(|ask| ask.tokens)
+                .max()
+                .unwrap_or(0);
+            (*user_id, leases.headroom(*user_id, largest, now_ms))
+        })
+        .collect();
     // Twice at most: a batch that failed (a deadlock between instances on
     // Postgres, a connection that dropped) changed nothing.
-    let mut decided = try_reserve(conn, &asks, tag).await;
+    let mut decided = try_reserve(conn, &asks, &headroom, &returning, tag).await;
     if decided.is_err() {
-        decided = try_reserve(conn, &asks, tag).await;
+        decided = try_reserve(conn, &asks, &headroom, &returning, tag).await;
     }
     let decided = match decided {
         Ok(decided) => decided,
         Err(err) => {
-            tracing::error!(error = %err, calls = requests.len(), "could not admit calls");
-            for request in requests {
-                let _ = request.reply.send(Err(ReserveError::Unavailable));
+            // The closed leases' rows stay counted until the sweep
+            // releases them: erring that way only refuses.
+            tracing::error!(error = %err, calls = waiting.len(), "could not admit calls");
+            for request in waiting {
+                let _ = request.reply.send(Answer::Unavailable);
             }
             return;
         }
     };
-    for (request, answer) in requests.into_iter().zip(decided) {
+    let mut admitted: HashMap<i64, i64> = HashMap::new();
+    for (ask, answer) in asks.iter().zip(&decided.answers) {
+        if answer.is_ok() {
+            *admitted.entry(ask.user_id).or_default() += 1;
+        }
+    }
+    leases.record(decided.grants, &admitted, now_ms);
+    for (request, answer) in waiting.into_iter().zip(decided.answers) {
         let answer = match answer {
-            Ok(reservation) => Ok(Reserved::new(
+            Ok(reservation) => Answer::Admitted(Reserved::new(
                 ledger.clone(),
                 Some(Hold::Platform(reservation)),
                 request.slot,
             )),
-            Err(refusal) => Err(ReserveError::Refused(refusal)),
+            Err(declined) => Answer::Declined(declined, request.slot),
         };
         // A caller that left drops the answer here, and with it the hold.
         let _ = request.reply.send(answer);
@@ -104,10 +158,12 @@ pub(super) async fn answer(
 async fn try_reserve(
     conn: &mut WriterConnection,
     asks: &[Ask],
+    headroom: &HashMap<i64, Headroom>,
+    returning: &[Unused],
     tag: Tag<'_>,
-) -> Result<Vec<Result<crate::server::db::usage::Reservation, Refusal>>, sqlx::Error> {
+) -> Result<Decided, sqlx::Error> {
     let decided = match conn.get().await {
-        Ok(open) => reserve_many(open, asks, tag).await,
+        Ok(open) => reserve_many(open, asks, headroom, returning, tag).await,
         Err(err) => Err(err),
     };
     if decided.is_err() {

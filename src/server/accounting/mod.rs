@@ -4,6 +4,7 @@
 //! module decides what is written.
 
 mod admit;
+pub mod leases;
 mod settle;
 mod writer;
 

@@ -2,11 +2,16 @@
 //! ledger rows, roll-ups, reservations settled or given back, the daily use
 //! of users' own keys, keys' last use — in one transaction.
 
+use std::collections::BTreeMap;
+
 use super::writer::{Queued, Work, WriterConnection};
 use crate::server::{
     accounting::LedgerJob,
     clock::utc_day,
-    db::{self, ledger::LedgerRow, own_key_usage::UseChanges, usage::UsageChanges, Db},
+    db::{
+        self, ledger::LedgerRow, own_key_usage::UseChanges, reservations::Share,
+        usage::UsageChanges, Db,
+    },
     limits::Hold,
     routing::KeySource,
 };
@@ -57,7 +62,7 @@ pub(super) async fn write_one(db: &Db, work: &Work) {
 
 /// Everything a batch changes: ledger rows, roll-ups, reservations, the
 /// daily use of users' own keys, keys' last use. Reservations are taken in
-/// one statement and use is summed per user, so a batch costs a few
+/// a few statements and use is summed per user, so a batch costs a few
 /// statements per user, not per call.
 async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sqlx::Error> {
     let jobs: Vec<&LedgerJob> = work
@@ -68,18 +73,44 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
         })
         .collect();
     let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
+    if conn.backend_name() != "SQLite" {
+        // The order every writer of a user's books locks in first, so
+        // instances settling and admitting the same users cannot deadlock.
+        let users = rows
+            .iter()
+            .map(|row| row.user_id)
+            .chain(work.iter().filter_map(|work| match work {
+                Work::Release(hold) => Some(hold.user_id()),
+                Work::Call(_) => None,
+            }));
+        db::reserve_many::lock_users_in_order(conn, users).await?;
+    }
     db::ledger::insert_many(conn, &rows).await?;
     db::rollups::record_many(conn, &rows).await?;
-    let holds: Vec<i64> = work
-        .iter()
-        .filter_map(|work| match work {
-            Work::Call(job) => job.hold.as_ref(),
-            Work::Release(hold) => Some(hold),
-        })
-        .map(Hold::reservation_id)
-        .collect();
-    let taken = db::reservations::take_many(conn, &holds).await?;
+    let holds = work.iter().filter_map(|work| match work {
+        Work::Call(job) => job.hold.as_ref(),
+        Work::Release(hold) => Some(hold),
+    });
+    // A platform call takes its share out of its (possibly shared) row; a
+    // hold on a user's own key has a row of its own.
+    let mut shares: BTreeMap<i64, Share> = BTreeMap::new();
+    let mut own_key_rows = Vec::new();
+    for hold in holds {
+        match hold {
+            Hold::Platform(reservation) => {
+                let share = shares.entry(reservation.id).or_default();
+                share.requests += 1;
+                share.tokens = share.tokens.saturating_add(reservation.tokens);
+            }
+            Hold::OwnKey(hold) => own_key_rows.push(hold.reservation_id),
+        }
+    }
+    let (mut taken, emptied) = db::reservations::consume_many(conn, &shares).await?;
+    taken.extend(db::reservations::take_many(conn, &own_key_rows).await?);
     let mut platform_use = UsageChanges::default();
+    for row in emptied {
+        platform_use.give_back_tokens(row.user_id, &row.day, row.tokens);
+    }
     let mut own_key_use = UseChanges::default();
     let give_back = |hold: &Hold, platform: &mut UsageChanges, own_key: &mut UseChanges| match hold
     {

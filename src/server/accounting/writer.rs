@@ -18,12 +18,14 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    admit::{self, ReserveAnswer, ReserveRequest},
+    admit::{self, Answer, ReserveAnswer, ReserveError, ReserveRequest, Reserved},
+    leases::Leases,
     settle::{commit, write_one},
 };
 use crate::server::{
     calls::Instance,
-    db::{ledger::LedgerRow, reserve_many::Ask, Db},
+    clock::{utc_day, Clock},
+    db::{self, ledger::LedgerRow, reserve_many::Ask, Db},
     limits::Hold,
 };
 
@@ -46,6 +48,9 @@ const MAX_IN_FLIGHT: usize = 1024;
 /// How long shutdown waits for the last rows: bounded, so a database that
 /// went away cannot hold the process for ever (what is left is logged).
 const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How many times a call refused while another instance held an open
+/// lease on the same allowance asks again (each after that lease's end).
+const ASKS_WHILE_OTHERS_HOLD: usize = 4;
 
 /// A place for one call's ledger row, held from the call's start until its
 /// row is committed.
@@ -93,18 +98,22 @@ pub struct LedgerWriter {
     slots: Arc<tokio::sync::Semaphore>,
     /// Work that came after the writer stopped, written on its own.
     late: tokio_util::task::TaskTracker,
+    leases: Arc<Leases>,
+    clock: Arc<Clock>,
 }
 
 impl LedgerWriter {
     /// Starts the writer task on the current runtime; reservations it
-    /// takes carry `instance`'s name.
-    pub fn start(db: Db, instance: Arc<Instance>) -> Self {
+    /// takes carry `instance`'s name, leases end by `clock`.
+    pub fn start(db: Db, instance: Arc<Instance>, clock: Arc<Clock>) -> Self {
         let (queue, inbox) = mpsc::unbounded_channel();
         let writer = Self {
             db: db.clone(),
             queue,
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             late: tokio_util::task::TaskTracker::new(),
+            leases: Arc::default(),
+            clock,
         };
         tokio::spawn(run(db, inbox, writer.clone(), instance));
         writer
@@ -121,17 +130,63 @@ impl LedgerWriter {
         LedgerSlot(permit)
     }
 
-    /// Asks for a call to be admitted against its plan's limits. The answer
-    /// owns the reservation; if the caller is gone by then, it is given back.
-    pub async fn reserve(&self, ask: Ask, slot: LedgerSlot) -> ReserveAnswer {
-        let (reply, answer) = oneshot::channel();
-        let request = Box::new(ReserveRequest { ask, slot, reply });
-        if self.queue.send(Message::Reserve(request)).is_err() {
-            return Err(admit::ReserveError::Unavailable);
+    /// Asks for a call to be admitted against its plan's limits: at once
+    /// from this instance's lease on the user's allowance if one holds
+    /// enough, else by the writer. The answer owns the reservation; if the
+    /// caller is gone by then, it is given back.
+    pub async fn reserve(&self, mut ask: Ask, mut slot: LedgerSlot) -> ReserveAnswer {
+        if let Some(reservation) = self.leases.try_admit(&ask) {
+            let hold = Some(Hold::Platform(reservation));
+            return Ok(Reserved::new(self.clone(), hold, slot));
         }
-        answer
-            .await
-            .unwrap_or(Err(admit::ReserveError::Unavailable))
+        let mut asked = 0;
+        loop {
+            asked += 1;
+            let (reply, answer) = oneshot::channel();
+            let request = Box::new(ReserveRequest {
+                ask: ask.clone(),
+                slot,
+                reply,
+            });
+            if self.queue.send(Message::Reserve(request)).is_err() {
+                return Err(ReserveError::Unavailable);
+            }
+            let (declined, returned) = match answer.await {
+                Ok(Answer::Admitted(reserved)) => return Ok(reserved),
+                Ok(Answer::Declined(declined, slot)) => (declined, slot),
+                Ok(Answer::Unavailable) | Err(_) => return Err(ReserveError::Unavailable),
+            };
+            // Another instance's lease may give back what this call needs
+            // when it ends: ask again then, a few times at most.
+            let Some(until) = declined
+                .others_open_until
+                .filter(|_| asked < ASKS_WHILE_OTHERS_HOLD)
+            else {
+                return Err(ReserveError::Refused(declined.refusal));
+            };
+            let wait_ms = (until - self.clock.now_ms()).clamp(0, 1_000) as u64 + 20;
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            slot = returned;
+            ask.now_ms = self.clock.now_ms();
+            ask.day = utc_day(ask.now_ms);
+        }
+    }
+
+    pub(super) fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// Platform calls admitted against a lease since start (`/metrics`).
+    pub fn admitted_from_leases(&self) -> u64 {
+        self.leases.admitted()
+    }
+
+    /// When the first open lease ends, on the monotonic clock (a
+    /// millisecond late, so it has ended by the clock leases go by).
+    fn first_lease_end(&self) -> Option<tokio::time::Instant> {
+        let end = self.leases.next_end()?;
+        let in_ms = (end - self.clock.now_ms()).clamp(0, 60_000) as u64 + 1;
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms))
     }
 
     /// Queues `job`; the receiver hears when it is committed (dropping it
@@ -215,19 +270,20 @@ async fn run(
     let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
         // Finished calls wait for the commit interval; asks never do.
-        let due = last_commit
+        let settle_due = last_commit
             .map(|at| at + COMMIT_INTERVAL)
             .filter(|_| !finished.is_empty());
-        let first = match due {
-            Some(due) => tokio::select! {
-                message = inbox.recv() => message,
-                () = tokio::time::sleep_until(due) => {
-                    last_commit = Some(tokio::time::Instant::now());
-                    commit(&mut conn, next_chunk(&mut finished)).await;
-                    continue;
-                }
-            },
-            None => inbox.recv().await,
+        let first = tokio::select! {
+            message = inbox.recv() => message,
+            () = sleep_until(settle_due) => {
+                last_commit = Some(tokio::time::Instant::now());
+                commit(&mut conn, next_chunk(&mut finished)).await;
+                continue;
+            }
+            () = sleep_until(writer.first_lease_end()) => {
+                close_ended_leases(&mut conn, &writer).await;
+                continue;
+            }
         };
         // The writer holds a sender itself (for the guards it hands out),
         // so the queue never ends on its own: `stop` ends the loop.
@@ -310,7 +366,44 @@ async fn finish(
         admit::answer(conn, reserves, writer, instance.tag()).await;
     }
     commit(conn, rest).await;
+    return_unused(conn, &writer.leases.close_all()).await;
     let _ = done.send(());
+}
+
+/// Sleeps until `at`, or for ever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives back what leases that have ended did not hand out.
+async fn close_ended_leases(conn: &mut WriterConnection, writer: &LedgerWriter) {
+    let ended = writer.leases.close_ended(writer.clock.now_ms());
+    return_unused(conn, &ended).await;
+}
+
+async fn return_unused(conn: &mut WriterConnection, unused: &[db::leases::Unused]) {
+    if unused.is_empty() {
+        return;
+    }
+    for _ in 0..2 {
+        let returned = match conn.get().await {
+            Ok(open) => db::leases::return_unused_now(open, unused).await,
+            Err(err) => Err(err),
+        };
+        match returned {
+            Ok(()) => return,
+            Err(err) => {
+                conn.failed();
+                tracing::warn!(error = %err, leases = unused.len(), "could not close leases");
+            }
+        }
+    }
+    // Their rows stay counted until the sweep releases them: erring that
+    // way only refuses.
+    tracing::error!(leases = unused.len(), "leases left to the sweep");
 }
 
 /// The writer's own connection, kept from batch to batch: SQLite keeps a

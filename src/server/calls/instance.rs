@@ -3,7 +3,7 @@
 //! crashed process left.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -23,9 +23,10 @@ pub struct Instance {
     /// Whether the operator named this instance (`KEYWARD_INSTANCE_ID`):
     /// only then does a start release what the name left behind.
     named: bool,
-    /// Reservations of calls running here now: the only ones renewed, so
-    /// one whose call died without settling (a panic) still expires.
-    live: Mutex<HashSet<i64>>,
+    /// Reservations of calls running here now, with how many calls share
+    /// each (a lease's row serves several): the only ones renewed, so one
+    /// whose call died without settling (a panic) still expires.
+    live: Mutex<HashMap<i64, usize>>,
 }
 
 impl Instance {
@@ -47,14 +48,20 @@ impl Instance {
     }
 
     pub fn track(&self, reservation_id: i64) {
-        self.live_ids().insert(reservation_id);
+        *self.live_ids().entry(reservation_id).or_default() += 1;
     }
 
     pub fn untrack(&self, reservation_id: i64) {
-        self.live_ids().remove(&reservation_id);
+        let mut live = self.live_ids();
+        if let Some(calls) = live.get_mut(&reservation_id) {
+            *calls -= 1;
+            if *calls == 0 {
+                live.remove(&reservation_id);
+            }
+        }
     }
 
-    fn live_ids(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+    fn live_ids(&self) -> std::sync::MutexGuard<'_, HashMap<i64, usize>> {
         // Plain ids: a panic elsewhere cannot leave the set inconsistent.
         self.live
             .lock()
@@ -95,7 +102,7 @@ impl Instance {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let live: Vec<i64> = self.live_ids().iter().copied().collect();
+                let live: Vec<i64> = self.live_ids().keys().copied().collect();
                 if let Err(err) = db::reservations::renew(&db, &live, expiry_from_now()).await {
                     tracing::warn!(error = %err, "could not renew reservations");
                 }

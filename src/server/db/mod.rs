@@ -7,6 +7,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod conversations;
 pub mod dashboard;
+pub mod leases;
 pub mod ledger;
 pub mod login_failures;
 pub mod own_key_usage;

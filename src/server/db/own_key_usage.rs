@@ -74,9 +74,11 @@ pub async fn hold(
             kind: Kind::OwnKey,
             user_id,
             day,
+            requests: 1,
             tokens,
             cost_micro_usd,
             rate_bucket: None,
+            open_until: None,
         };
         let reservation_id = reservations::insert(&mut tx, row, tag).await?;
         tx.commit().await?;

@@ -76,7 +76,12 @@ impl Window {
     }
 
     pub fn add(&mut self, at_ms: i64) {
-        *self.added.entry(bucket_of(at_ms)).or_default() += 1;
+        self.add_calls(at_ms, 1);
+    }
+
+    /// `calls` calls counted at `at_ms` (a lease's calls not yet made).
+    pub fn add_calls(&mut self, at_ms: i64, calls: i64) {
+        *self.added.entry(bucket_of(at_ms)).or_default() += calls;
     }
 }
 

@@ -7,10 +7,15 @@
 //! instance name releases them at once, and any instance releases rows
 //! whose expiry has passed. A live instance pushes its rows' expiry
 //! forward while its calls run, so a long stream is never released under
-//! it. Settling and releasing both start by deleting the row: whichever
+//! it. Settling and releasing both start by taking their share out of the
+//! row (`consume_many`, or `take_many` for a row of one call): whichever
 //! comes first (the call's end or a sweep) does the work, exactly once.
+//!
+//! A platform row may stand for several calls (a lease, see
+//! `accounting::leases`): `requests` and `tokens` are what it still
+//! counts in `usage_daily`, calls not yet admitted and calls in flight.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use super::{usage, Db};
 
@@ -42,9 +47,13 @@ pub struct Row<'a> {
     pub kind: Kind,
     pub user_id: i64,
     pub day: &'a str,
+    /// Calls it counts: one, or a lease's.
+    pub requests: i64,
     pub tokens: i64,
     pub cost_micro_usd: i64,
     pub rate_bucket: Option<i64>,
+    /// A lease's end: until then its instance admits calls against it.
+    pub open_until: Option<i64>,
 }
 
 /// A new reservation's id: random, so whoever takes a reservation names it
@@ -71,7 +80,7 @@ pub async fn insert_many(
     rows: &[Row<'_>],
     tag: Tag<'_>,
 ) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 9;
+    const COLUMNS: usize = 11;
     const PER_STATEMENT: usize = 64;
     for (ids, rows) in ids.chunks(PER_STATEMENT).zip(rows.chunks(PER_STATEMENT)) {
         let values: Vec<String> = (0..rows.len())
@@ -83,8 +92,8 @@ pub async fn insert_many(
             })
             .collect();
         let sql = format!(
-            "INSERT INTO reservations (id, kind, user_id, day, tokens, cost_micro_usd, rate_bucket, \
-             instance, expires_at) VALUES {}",
+            "INSERT INTO reservations (id, kind, user_id, day, requests, tokens, cost_micro_usd, \
+             rate_bucket, open_until, instance, expires_at) VALUES {}",
             values.join(", ")
         );
         let mut query = sqlx::query(&sql);
@@ -94,9 +103,11 @@ pub async fn insert_many(
                 .bind(row.kind.as_str())
                 .bind(row.user_id)
                 .bind(row.day)
+                .bind(row.requests)
                 .bind(row.tokens)
                 .bind(row.cost_micro_usd)
                 .bind(row.rate_bucket)
+                .bind(row.open_until)
                 .bind(tag.instance)
                 .bind(tag.expires_at);
         }
@@ -124,6 +135,110 @@ pub async fn take_many(
     Ok(taken)
 }
 
+/// A share of a platform row to take out: settled or released calls, or
+/// what a lease did not use when it closes. A close applies once: a second
+/// one (a retried transaction that had in fact committed) finds the lease
+/// closed already and takes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Share {
+    pub requests: i64,
+    pub tokens: i64,
+    /// The lease admits no more calls (its `open_until` is cleared).
+    pub closes: bool,
+}
+
+/// A platform row that ran empty of requests and was removed, with the
+/// tokens it still held (to give back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emptied {
+    pub user_id: i64,
+    pub day: String,
+    pub tokens: i64,
+}
+
+/// Takes each share out of its row, rows in ascending id order (two
+/// writers cannot deadlock). Returns the rows that were still there (the
+/// caller owns the shares' settlement; a missing row was released by a
+/// sweep) and removes those left with no request, returning them too.
+pub async fn consume_many(
+    conn: &mut sqlx::AnyConnection,
+    shares: &BTreeMap<i64, Share>,
+) -> Result<(HashSet<i64>, Vec<Emptied>), sqlx::Error> {
+    let mut taken = HashSet::with_capacity(shares.len());
+    let ids: Vec<i64> = shares.keys().copied().collect();
+    for chunk in ids.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = 4 * i;
+                format!(
+                    "SELECT CAST(${} AS BIGINT) AS v_id, CAST(${} AS BIGINT) AS v_requests, \
+                     CAST(${} AS BIGINT) AS v_tokens, CAST(${} AS BIGINT) AS v_closes",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE reservations SET requests = requests - v.v_requests, \
+             tokens = tokens - v.v_tokens, \
+             open_until = CASE WHEN v.v_closes = 1 THEN NULL ELSE open_until END \
+             FROM ({}) AS v WHERE reservations.id = v.v_id \
+             AND (v.v_closes = 0 OR reservations.open_until IS NOT NULL) RETURNING id",
+            rows.join(" UNION ALL ")
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for id in chunk {
+            let share = shares[id];
+            query = query
+                .bind(*id)
+                .bind(share.requests)
+                .bind(share.tokens)
+                .bind(i64::from(share.closes));
+        }
+        taken.extend(query.fetch_all(&mut *conn).await?);
+    }
+    let mut emptied = Vec::new();
+    let taken_ids: Vec<i64> = taken.iter().copied().collect();
+    for chunk in taken_ids.chunks(500) {
+        let list = super::integer_list(chunk);
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+            "DELETE FROM reservations WHERE id IN ({list}) AND requests <= 0 \
+             RETURNING user_id, day, tokens"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        emptied.extend(rows.into_iter().map(|(user_id, day, tokens)| Emptied {
+            user_id,
+            day,
+            tokens,
+        }));
+    }
+    Ok((taken, emptied))
+}
+
+/// The latest end of another instance's open lease on `user_id`'s
+/// allowance, if one is open at `now_ms` (or ended so recently that its
+/// instance is still returning what it did not use).
+pub async fn others_open_until(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    instance: &str,
+    now_ms: i64,
+    grace_ms: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MAX(open_until) FROM reservations WHERE user_id = $1 \
+         AND open_until IS NOT NULL AND instance <> $2 AND open_until > $3",
+    )
+    .bind(user_id)
+    .bind(instance)
+    .bind(now_ms - grace_ms)
+    .fetch_one(conn)
+    .await
+}
+
 /// Keeps the reservations of calls still running standing.
 pub async fn renew(db: &Db, ids: &[i64], expires_at: i64) -> Result<u64, sqlx::Error> {
     let mut renewed = 0;
@@ -148,28 +263,45 @@ pub async fn release_abandoned(
     now_ms: i64,
     dead_instance: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
-    type Abandoned = (i64, String, i64, String, i64, i64, Option<i64>);
-    let rows: Vec<Abandoned> = sqlx::query_as(
-        "SELECT id, kind, user_id, day, tokens, cost_micro_usd, rate_bucket FROM reservations \
-         WHERE expires_at < $1 OR instance = $2",
-    )
-    .bind(now_ms)
-    .bind(dead_instance.unwrap_or(""))
-    .fetch_all(db)
-    .await?;
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM reservations WHERE expires_at < $1 OR instance = $2")
+            .bind(now_ms)
+            .bind(dead_instance.unwrap_or(""))
+            .fetch_all(db)
+            .await?;
     let mut released = 0;
-    for (id, kind, user_id, day, tokens, cost, rate_bucket) in rows {
+    for id in ids {
         let mut tx = db.begin().await?;
-        if take_many(&mut tx, &[id]).await?.is_empty() {
-            continue;
+        if tx.backend_name() != "SQLite" {
+            // The order every writer of a user's books locks in.
+            let user: Option<i64> =
+                sqlx::query_scalar("SELECT user_id FROM reservations WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(user) = user else { continue };
+            super::reserve_many::lock_users_in_order(&mut tx, std::iter::once(user)).await?;
         }
+        // What the row holds now: settlements and lease returns shrink it
+        // in place, so the values read to find it may be stale.
+        type Abandoned = (String, i64, String, i64, i64, i64, Option<i64>);
+        let row: Option<Abandoned> = sqlx::query_as(
+            "DELETE FROM reservations WHERE id = $1 \
+             RETURNING kind, user_id, day, requests, tokens, cost_micro_usd, rate_bucket",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((kind, user_id, day, requests, tokens, cost, rate_bucket)) = row else {
+            continue;
+        };
         if kind == Kind::OwnKey.as_str() {
             let mut changes = super::own_key_usage::UseChanges::default();
             changes.add(user_id, &day, -tokens, -cost);
             changes.apply(&mut tx).await?;
         } else {
             let mut changes = usage::UsageChanges::default();
-            changes.give_back(user_id, &day, tokens, rate_bucket);
+            changes.give_back(user_id, &day, requests, tokens, rate_bucket);
             changes.apply(&mut tx).await?;
         }
         tx.commit().await?;

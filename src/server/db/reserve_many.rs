@@ -14,9 +14,10 @@
 //! the write lock (SQLite) serialise the decisions of every instance, so
 //! limits hold under any concurrency.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
+    leases::{self, Unused},
     rate_window::{self, Window},
     reservations::{self, Kind, Tag},
     usage::{Limits, Refusal, Reservation},
@@ -33,13 +34,64 @@ pub struct Ask {
     pub limits: Limits,
 }
 
-/// Decides `asks` in one transaction on `conn`; answers in the same order.
-/// On an error nothing is reserved.
+/// Allowance a batch may take for a user beyond what their asks need: a
+/// lease, for the calls that follow. Taken only where twice as much fits,
+/// so a user near a limit is decided call by call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Headroom {
+    pub requests: i64,
+    pub tokens: i64,
+}
+
+/// A lease granted by a batch: allowance counted in the database that the
+/// instance may hand to calls without asking again, until `open_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The reservation row that counts it.
+    pub id: i64,
+    pub user_id: i64,
+    pub day: String,
+    pub rate_bucket: i64,
+    /// The lease admits calls made from `from_ms` (no earlier than the
+    /// asks its window was checked for) until `open_until`.
+    pub from_ms: i64,
+    pub open_until: i64,
+    pub headroom: Headroom,
+    /// The limits it was checked against (a plan changed since asks again).
+    pub limits: Limits,
+}
+
+/// Why an ask was not admitted: the limit, and whether another instance
+/// holds an open lease on the same allowance (then asking again after
+/// `others_open_until` may succeed: that lease's unused part comes back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declined {
+    pub refusal: Refusal,
+    pub others_open_until: Option<i64>,
+}
+
+/// A batch's decisions: an answer per ask, in order, and the leases taken.
+#[derive(Debug, Default)]
+pub struct Decided {
+    pub answers: Vec<Result<Reservation, Declined>>,
+    pub grants: Vec<Grant>,
+}
+
+/// How long after its end another instance's lease still counts as open:
+/// its instance returns what it did not use within this.
+pub const LEASE_RETURN_GRACE_MS: i64 = 1_000;
+
+/// Decides `asks` in one transaction on `conn`, after giving back what the
+/// leases in `returning` did not use; answers in the same order. Users in
+/// `headroom` may get a lease beyond their asks. On an error nothing
+/// changes.
 pub async fn reserve_many(
     conn: &mut sqlx::AnyConnection,
     asks: &[Ask],
+    headroom: &HashMap<i64, Headroom>,
+    returning: &[Unused],
     tag: Tag<'_>,
-) -> Result<Vec<Result<Reservation, Refusal>>, sqlx::Error> {
+) -> Result<Decided, sqlx::Error> {
     let mut by_user: BTreeMap<(i64, &str), Vec<usize>> = BTreeMap::new();
     for (i, ask) in asks.iter().enumerate() {
         by_user.entry((ask.user_id, &ask.day)).or_default().push(i);
@@ -49,39 +101,117 @@ pub async fn reserve_many(
     let days: Vec<(i64, &str)> = by_user.keys().copied().collect();
     insert_days(&mut tx, &days).await?;
     if tx.backend_name() != "SQLite" {
-        lock_in_order(&mut tx, &days).await?;
+        let users = days
+            .iter()
+            .map(|(user_id, _)| *user_id)
+            .chain(returning.iter().map(|unused| unused.user_id));
+        lock_users_in_order(&mut tx, users).await?;
     }
+    leases::return_unused(&mut tx, returning).await?;
     let mut windows = read_windows(&mut tx, asks).await?;
-    let fits = add_where_all_fit(&mut tx, &by_user, asks, &windows).await?;
-    let mut answers: Vec<Option<Result<Reservation, Refusal>>> = vec![None; asks.len()];
-    let mut admitted = Vec::new();
+    let fits = add_where_all_fit(&mut tx, &by_user, asks, &windows, headroom).await?;
+    let mut answers: Vec<Option<Result<Reservation, Declined>>> = vec![None; asks.len()];
+    let mut rows: Vec<(i64, reservations::Row)> = Vec::new();
+    let mut grants = Vec::new();
     let mut buckets: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut refused_users = BTreeSet::new();
     for ((user_id, day), indices) in &by_user {
         let group: Vec<&Ask> = indices.iter().map(|&i| &asks[i]).collect();
         // Admitted calls join their user's window, across the user's days.
         let window = windows.entry(*user_id).or_default();
-        let decided = if fits.contains(&(*user_id, (*day).to_owned())) {
+        let granted = fits.get(&(*user_id, (*day).to_owned())).copied();
+        let decided = if granted.is_some() {
             group.iter().for_each(|ask| window.add(ask.now_ms));
             vec![Ok(()); group.len()]
         } else {
             one_by_one(&mut tx, *user_id, day, &group, window).await?
         };
+        // One row per bucket the user's admitted asks fall in: a row
+        // gives its calls back to one bucket.
+        let mut per_bucket: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
         for ((&i, ask), decision) in indices.iter().zip(&group).zip(decided) {
             if let Err(refusal) = decision {
-                answers[i] = Some(Err(refusal));
+                answers[i] = Some(Err(Declined {
+                    refusal,
+                    others_open_until: None,
+                }));
+                refused_users.insert(*user_id);
                 continue;
             }
             let rate_bucket = rate_window::bucket_of(ask.now_ms);
-            *buckets.entry((*user_id, rate_bucket)).or_default() += 1;
-            let reservation = Reservation {
-                id: reservations::new_id(),
+            let (id, requests, tokens) = per_bucket
+                .entry(rate_bucket)
+                .or_insert_with(|| (reservations::new_id(), 0, 0));
+            *requests += 1;
+            *tokens = tokens.saturating_add(ask.tokens);
+            answers[i] = Some(Ok(Reservation {
+                id: *id,
                 user_id: *user_id,
                 day: (*day).to_owned(),
                 tokens: ask.tokens,
                 rate_bucket,
-            };
-            admitted.push(reservation.clone());
-            answers[i] = Some(Ok(reservation));
+            }));
+        }
+        let lease = granted
+            .filter(|headroom| headroom.requests > 0)
+            .zip(per_bucket.last_key_value().map(|(bucket, _)| *bucket));
+        for (rate_bucket, (id, mut requests, mut tokens)) in per_bucket {
+            let mut open_until = None;
+            if let Some((headroom, _)) = lease.filter(|(_, latest)| *latest == rate_bucket) {
+                requests += headroom.requests;
+                tokens = tokens.saturating_add(headroom.tokens);
+                window.add_calls(rate_bucket, headroom.requests);
+                // Its calls count in the bucket they are made in.
+                let until = rate_bucket + rate_window::BUCKET_MS;
+                let earliest = group
+                    .iter()
+                    .map(|ask| ask.now_ms)
+                    .min()
+                    .unwrap_or(rate_bucket);
+                open_until = Some(until);
+                grants.push(Grant {
+                    id,
+                    user_id: *user_id,
+                    day: (*day).to_owned(),
+                    rate_bucket,
+                    from_ms: earliest.max(rate_bucket),
+                    open_until: until,
+                    headroom,
+                    limits: group[0].limits,
+                });
+            }
+            *buckets.entry((*user_id, rate_bucket)).or_default() += requests;
+            rows.push((
+                id,
+                reservations::Row {
+                    kind: Kind::Platform,
+                    user_id: *user_id,
+                    day,
+                    requests,
+                    tokens,
+                    cost_micro_usd: 0,
+                    rate_bucket: Some(rate_bucket),
+                    open_until,
+                },
+            ));
+        }
+    }
+    // A refusal while another instance holds an open lease on the same
+    // allowance may only be for now: say until when.
+    for user_id in refused_users {
+        let now_ms = asks.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
+        let others = reservations::others_open_until(
+            &mut tx,
+            user_id,
+            tag.instance,
+            now_ms,
+            LEASE_RETURN_GRACE_MS,
+        )
+        .await?;
+        for (answer, ask) in answers.iter_mut().zip(asks) {
+            if let Some(Err(declined)) = answer.as_mut().filter(|_| ask.user_id == user_id) {
+                declined.others_open_until = others;
+            }
         }
     }
     let counts: Vec<(i64, i64, i64)> = buckets
@@ -89,24 +219,16 @@ pub async fn reserve_many(
         .map(|((user_id, bucket), calls)| (user_id, bucket, calls))
         .collect();
     rate_window::add_many(&mut tx, &counts).await?;
-    let rows: Vec<reservations::Row> = admitted
-        .iter()
-        .map(|r| reservations::Row {
-            kind: Kind::Platform,
-            user_id: r.user_id,
-            day: &r.day,
-            tokens: r.tokens,
-            cost_micro_usd: 0,
-            rate_bucket: Some(r.rate_bucket),
-        })
-        .collect();
-    let ids: Vec<i64> = admitted.iter().map(|r| r.id).collect();
+    let (ids, rows): (Vec<i64>, Vec<reservations::Row>) = rows.into_iter().unzip();
     reservations::insert_many(&mut tx, &ids, &rows, tag).await?;
     tx.commit().await?;
-    Ok(answers
-        .into_iter()
-        .map(|answer| answer.expect("every ask is answered"))
-        .collect())
+    Ok(Decided {
+        answers: answers
+            .into_iter()
+            .map(|answer| answer.expect("every ask is answered"))
+            .collect(),
+        grants,
+    })
 }
 
 /// Makes sure each (user, day) has its row, a statement for many.
@@ -132,17 +254,16 @@ async fn insert_days(
     Ok(())
 }
 
-/// On Postgres, locks the batch's users in ascending order before anything
-/// is read: every instance's admission of a user then waits for the one
-/// before it, whatever the day (the per-minute window spans midnight), and
-/// two batches take their locks in the same order, so they cannot deadlock.
+/// On Postgres, locks `users` in ascending order before anything is read:
+/// every instance's admission of a user then waits for the one before it,
+/// whatever the day (the per-minute window spans midnight), and two
+/// batches take their locks in the same order, so they cannot deadlock.
 /// (SQLite locks the whole database.)
-async fn lock_in_order(
+pub async fn lock_users_in_order(
     conn: &mut sqlx::AnyConnection,
-    days: &[(i64, &str)],
+    users: impl Iterator<Item = i64>,
 ) -> Result<(), sqlx::Error> {
-    let users: BTreeSet<i64> = days.iter().map(|(user_id, _)| *user_id).collect();
-    let users: Vec<i64> = users.into_iter().collect();
+    let users: Vec<i64> = users.collect::<BTreeSet<i64>>().into_iter().collect();
     for chunk in users.chunks(500) {
         let list = super::integer_list(chunk);
         sqlx::query(&format!(
@@ -178,13 +299,16 @@ async fn read_windows(
 
 /// The common case in one statement: each user's asks are added together
 /// where every one of them fits, even under the strictest limits any of
-/// them carries. The users (and days) that fit.
+/// them carries. The users (and days) that fit, with the headroom each
+/// took: a user's headroom is taken only where twice as much would fit
+/// too, so the last of an allowance is always decided call by call.
 async fn add_where_all_fit(
     conn: &mut sqlx::AnyConnection,
     by_user: &BTreeMap<(i64, &str), Vec<usize>>,
     asks: &[Ask],
     windows: &HashMap<i64, Window>,
-) -> Result<HashSet<(i64, String)>, sqlx::Error> {
+    headroom: &HashMap<i64, Headroom>,
+) -> Result<HashMap<(i64, String), Headroom>, sqlx::Error> {
     // A user with asks on two days (a batch across midnight) is decided
     // ask by ask: their window is one, their day rows two.
     let mut groups_per_user: HashMap<i64, usize> = HashMap::new();
@@ -201,56 +325,86 @@ async fn add_where_all_fit(
         let strictest = |limit: fn(&Limits) -> Option<i64>| {
             group.iter().filter_map(|ask| limit(&ask.limits)).min()
         };
+        let mut spare = headroom.get(user_id).copied().unwrap_or_default();
         let latest = group.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
         let in_window = windows.get(user_id).map_or(0, |w| w.count_at(latest).0);
-        if strictest(|l| l.requests_per_minute).is_some_and(|limit| in_window + calls > limit) {
-            continue;
+        if let Some(limit) = strictest(|l| l.requests_per_minute) {
+            if in_window + calls > limit {
+                continue;
+            }
+            if in_window + calls + 2 * spare.requests > limit {
+                spare = Headroom::default();
+            }
         }
         let tokens = group
             .iter()
             .fold(0i64, |sum, ask| sum.saturating_add(ask.tokens));
         let max_requests = strictest(|l| l.requests_per_day).unwrap_or(-1);
         let max_tokens = strictest(|l| l.tokens_per_day).unwrap_or(-1);
-        candidates.push((*user_id, *day, calls, tokens, max_requests, max_tokens));
+        candidates.push((
+            *user_id,
+            *day,
+            calls,
+            tokens,
+            max_requests,
+            max_tokens,
+            spare,
+        ));
     }
-    let mut fits = HashSet::new();
+    let mut fits = HashMap::new();
     for chunk in candidates.chunks(100) {
+        const COLUMNS: usize = 8;
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let n = 6 * i;
+                let n = COLUMNS * i;
                 format!(
                     "SELECT CAST(${} AS BIGINT) AS v_user, CAST(${} AS TEXT) AS v_day, \
                      CAST(${} AS BIGINT) AS v_calls, CAST(${} AS BIGINT) AS v_tokens, \
-                     CAST(${} AS BIGINT) AS v_max_requests, CAST(${} AS BIGINT) AS v_max_tokens",
+                     CAST(${} AS BIGINT) AS v_max_requests, CAST(${} AS BIGINT) AS v_max_tokens, \
+                     CAST(${} AS BIGINT) AS v_spare_requests, CAST(${} AS BIGINT) AS v_spare_tokens",
                     n + 1,
                     n + 2,
                     n + 3,
                     n + 4,
                     n + 5,
-                    n + 6
+                    n + 6,
+                    n + 7,
+                    n + 8
                 )
             })
             .collect();
+        // The spare is taken (added) once and must fit twice.
         let sql = format!(
-            "UPDATE usage_daily SET requests = requests + v.v_calls, tokens = tokens + v.v_tokens \
+            "UPDATE usage_daily SET requests = requests + v.v_calls + v.v_spare_requests, \
+             tokens = tokens + v.v_tokens + v.v_spare_tokens \
              FROM ({}) AS v \
              WHERE usage_daily.user_id = v.v_user AND usage_daily.day = v.v_day \
-             AND (v.v_max_requests < 0 OR usage_daily.requests + v.v_calls <= v.v_max_requests) \
-             AND (v.v_max_tokens < 0 OR usage_daily.tokens + v.v_tokens <= v.v_max_tokens) \
+             AND (v.v_max_requests < 0 OR \
+                  usage_daily.requests + v.v_calls + 2 * v.v_spare_requests <= v.v_max_requests) \
+             AND (v.v_max_tokens < 0 OR \
+                  usage_daily.tokens + v.v_tokens + 2 * v.v_spare_tokens <= v.v_max_tokens) \
              RETURNING user_id, day",
             rows.join(" UNION ALL ")
         );
         let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
-        for (user_id, day, calls, tokens, max_requests, max_tokens) in chunk {
+        for (user_id, day, calls, tokens, max_requests, max_tokens, spare) in chunk {
             query = query
                 .bind(*user_id)
                 .bind(*day)
                 .bind(*calls)
                 .bind(*tokens)
                 .bind(*max_requests)
-                .bind(*max_tokens);
+                .bind(*max_tokens)
+                .bind(spare.requests)
+                .bind(spare.tokens);
         }
-        fits.extend(query.fetch_all(&mut *conn).await?);
+        let spares: HashMap<i64, Headroom> = chunk
+            .iter()
+            .map(|candidate| (candidate.0, candidate.6))
+            .collect();
+        for (user_id, day) in query.fetch_all(&mut *conn).await? {
+            fits.insert((user_id, day), spares[&user_id]);
+        }
     }
     Ok(fits)
 }

@@ -42,7 +42,7 @@ pub enum Refusal {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub requests_per_minute: Option<i64>,
     pub requests_per_day: Option<i64>,
@@ -70,8 +70,13 @@ pub async fn reserve(
         limits,
     };
     let mut conn = db.acquire().await?;
-    let mut answers = reserve_many(&mut conn, &[ask], tag).await?;
-    Ok(answers.remove(0))
+    let decided = reserve_many(&mut conn, &[ask], &Default::default(), &[], tag).await?;
+    Ok(decided
+        .answers
+        .into_iter()
+        .next()
+        .expect("one ask, one answer")
+        .map_err(|declined| declined.refusal))
 }
 
 /// Changes to users' platform-key use, summed per user and day and per
@@ -110,21 +115,35 @@ impl UsageChanges {
             self.give_back(
                 reservation.user_id,
                 &reservation.day,
+                1,
                 reservation.tokens,
                 Some(reservation.rate_bucket),
             );
         }
     }
 
-    /// Undoes what a reservation added: the request, its tokens and its
-    /// place in the per-minute window.
-    pub fn give_back(&mut self, user_id: i64, day: &str, tokens: i64, rate_bucket: Option<i64>) {
+    /// Undoes what reservations added: `requests` requests, their tokens
+    /// and their places in the per-minute window.
+    pub fn give_back(
+        &mut self,
+        user_id: i64,
+        day: &str,
+        requests: i64,
+        tokens: i64,
+        rate_bucket: Option<i64>,
+    ) {
         let change = self.days.entry((user_id, day.to_owned())).or_default();
-        change.0 -= 1;
+        change.0 -= requests;
         change.1 -= tokens;
-        if let Some(bucket) = rate_bucket {
-            *self.buckets.entry((user_id, bucket)).or_default() += 1;
+        if let Some(bucket) = rate_bucket.filter(|_| requests != 0) {
+            *self.buckets.entry((user_id, bucket)).or_default() += requests;
         }
+    }
+
+    /// Tokens a lease held but no call used, given back when its row ran
+    /// empty of requests.
+    pub fn give_back_tokens(&mut self, user_id: i64, day: &str, tokens: i64) {
+        self.give_back(user_id, day, 0, tokens, None);
     }
 
     /// Writes the sums, users in ascending order (the order reservations

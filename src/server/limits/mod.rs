@@ -40,6 +40,14 @@ impl Hold {
             Hold::OwnKey(hold) => hold.reservation_id,
         }
     }
+
+    /// Whose books it is in.
+    pub fn user_id(&self) -> i64 {
+        match self {
+            Hold::Platform(reservation) => reservation.user_id,
+            Hold::OwnKey(hold) => hold.user_id,
+        }
+    }
 }
 
 /// The most one call can use: its estimated input and the `max_tokens`

@@ -1,0 +1,76 @@
+//! Giving back what leases did not use. A lease is a platform reservation
+//! row counting more calls than its batch asked for (see
+//! `accounting::leases`); when it closes, the calls and tokens no call
+//! took leave the user's day, their per-minute bucket and the row.
+
+use std::collections::BTreeMap;
+
+use super::{
+    reservations::{self, Share},
+    usage::UsageChanges,
+};
+
+/// What a closing lease did not hand out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unused {
+    /// Its reservation row.
+    pub id: i64,
+    pub user_id: i64,
+    pub day: String,
+    pub rate_bucket: i64,
+    pub requests: i64,
+    pub tokens: i64,
+}
+
+/// Takes `unused` out of the leases' rows and gives it back, inside the
+/// caller's transaction (which on Postgres has locked the users first). A
+/// row a sweep already released gives nothing back twice.
+pub async fn return_unused(
+    conn: &mut sqlx::AnyConnection,
+    unused: &[Unused],
+) -> Result<(), sqlx::Error> {
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let shares: BTreeMap<i64, Share> = unused
+        .iter()
+        .map(|lease| {
+            let share = Share {
+                requests: lease.requests,
+                tokens: lease.tokens,
+                closes: true,
+            };
+            (lease.id, share)
+        })
+        .collect();
+    let (taken, emptied) = reservations::consume_many(conn, &shares).await?;
+    let mut changes = UsageChanges::default();
+    for lease in unused.iter().filter(|lease| taken.contains(&lease.id)) {
+        changes.give_back(
+            lease.user_id,
+            &lease.day,
+            lease.requests,
+            lease.tokens,
+            Some(lease.rate_bucket),
+        );
+    }
+    for row in emptied {
+        changes.give_back_tokens(row.user_id, &row.day, row.tokens);
+    }
+    changes.apply(conn).await
+}
+
+/// Closes leases in a transaction of its own (leases that ended with no
+/// call asking for more).
+pub async fn return_unused_now(
+    conn: &mut sqlx::AnyConnection,
+    unused: &[Unused],
+) -> Result<(), sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    if tx.backend_name() != "SQLite" {
+        let users = unused.iter().map(|lease| lease.user_id);
+        super::reserve_many::lock_users_in_order(&mut tx, users).await?;
+    }
+    return_unused(&mut tx, unused).await?;
+    tx.commit().await
+}
