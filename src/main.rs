@@ -67,6 +67,9 @@ async fn run() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_target(false)
+        // Logs never mix with what a command prints for scripts to capture
+        // (`TOKEN=$(keyward issue-token …)`), whatever the command.
+        .with_writer(std::io::stderr)
         .init();
 
     let result = match command.unwrap_or(Command::Serve) {

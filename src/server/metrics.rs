@@ -166,6 +166,27 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The method as a label: one of HTTP's own, or `OTHER`, so a client
+/// inventing method names cannot grow the label set (and memory).
+fn known_method(method: &Method) -> Method {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(method) {
+        method.clone()
+    } else {
+        Method::from_bytes(b"OTHER").expect("a valid method token")
+    }
+}
+
 /// Middleware recording each request under its route pattern (never the raw
 /// path, so ids in URLs do not explode the label set).
 pub async fn track_http(
@@ -174,7 +195,7 @@ pub async fn track_http(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = known_method(req.method());
     let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     metrics.record_http(
@@ -189,6 +210,13 @@ pub async fn track_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let invented = Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(known_method(&invented).as_str(), "OTHER");
+        assert_eq!(known_method(&Method::POST), Method::POST);
+    }
 
     #[test]
     fn renders_counters_and_cumulative_buckets() {

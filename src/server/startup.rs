@@ -245,6 +245,10 @@ impl Application {
     }
 }
 
+/// The largest body a page or server function accepts: a chat message of
+/// 100,000 characters, form-encoded, fits with room to spare.
+const PAGE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = route_list();
@@ -277,7 +281,9 @@ fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(from_fn(move |req, next| security::web_security(secure_cookies, req, next)))
         .layer(CompressionLayer::new())
-        .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
+        // Pages and server functions take forms, at most a long chat
+        // message; only the gateway takes `KEYWARD_MAX_BODY_BYTES`.
+        .layer(RequestBodyLimitLayer::new(PAGE_BODY_LIMIT.min(state.config.max_body_bytes)))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -160,6 +160,67 @@ async fn failed_logins_are_throttled_with_a_retry_time(db: TestDb) {
     );
 }
 
+/// Thirty wrong passwords for one account sent at once: the throttle holds
+/// as it does for attempts one by one (ten are checked, the rest refused).
+async fn a_burst_of_wrong_passwords_is_throttled_like_a_sequence(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("ada@example.com", PASSWORD).await;
+    let attacker = app.new_client();
+    let attempts = (0..30).map(|i| {
+        let attacker = attacker.clone();
+        let app = &app;
+        async move {
+            app.login_with(&attacker, "ada@example.com", &format!("guess number {i}"))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, throttled), (10, 20), "{statuses:?}");
+    let blocked = app.login_with(&attacker, "ada@example.com", PASSWORD).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A huge email is refused by size (413), a long or malformed one as
+/// invalid (400); neither reaches the audit log or the throttle's table,
+/// so a password typed into the email box is not stored.
+async fn oversized_or_malformed_login_emails_are_refused_and_never_stored(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("ada@example.com", PASSWORD).await;
+    let huge = "a".repeat(4 * 1024 * 1024);
+    let response = app.login(&huge, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let long = format!("{}@example.com", "a".repeat(1000));
+    for email in [long.as_str(), "correct horse battery staple", "hunter2"] {
+        let response = app.login(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{email}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("valid email"), "{body}");
+    }
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log \
+         WHERE detail LIKE '%horse%' OR detail LIKE '%hunter%' OR length(detail) > 300",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+    let failures: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_failures")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(failures, 0);
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
 /// Ten failed logins for different emails from one client; the next try
 /// from `next_ip` (as `X-Forwarded-For`) says whether that client is blocked.
 async fn throttled_after_ten_from(extra_args: &[&str], db: TestDb, next_ip: &str) -> StatusCode {
@@ -328,6 +389,8 @@ fn session_cookie(response: &reqwest::Response) -> String {
 }
 
 db_tests!(
+    oversized_or_malformed_login_emails_are_refused_and_never_stored,
+    a_burst_of_wrong_passwords_is_throttled_like_a_sequence,
     signup_logs_in_and_opens_chat,
     first_account_is_admin_and_second_is_not,
     duplicate_email_is_refused_case_insensitively,

@@ -33,6 +33,43 @@ pub fn keyward(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output
     child.wait_with_output().unwrap()
 }
 
+/// `TOKEN=$(keyward issue-token …)` captures the token and nothing else,
+/// even with info logs on: logs go to stderr, for every command.
+#[tokio::test]
+async fn issue_token_prints_only_the_token_on_stdout_whatever_the_log_level() {
+    let url = TestDb::Sqlite.fresh_url().await;
+    let created = keyward(
+        &url,
+        &[
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(created.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["issue-token", "--email", "ops@example.com", "--name", "ci"])
+        .env("DATABASE_URL", &url)
+        .env("KEYWARD_MASTER_KEY", TEST_MASTER_KEY)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim_end();
+    assert!(
+        token.starts_with("kw_") && !token.contains(char::is_whitespace),
+        "stdout is the token alone: {stdout:?}"
+    );
+    assert!(!out.stderr.is_empty(), "the logs went to stderr");
+}
+
 #[tokio::test]
 async fn create_user_reads_password_from_stdin_and_can_log_in() {
     let url = TestDb::Sqlite.fresh_url().await;

@@ -116,9 +116,11 @@ fn csv_line(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
 }
 
 /// Quotes a field when it holds a comma, quote or line break; a leading
-/// `=`, `+`, `-` or `@` is prefixed so spreadsheets do not run it as a formula.
+/// `=`, `+`, `-`, `@`, tab or carriage return is prefixed so spreadsheets do
+/// not run it as a formula (some strip a leading tab or CR, then read what
+/// follows as one).
 fn escape(field: &str) -> String {
-    let field = if field.starts_with(['=', '+', '@'])
+    let field = if field.starts_with(['=', '+', '@', '\t', '\r'])
         || (field.starts_with('-') && field.parse::<f64>().is_err())
     {
         format!("'{field}")
@@ -143,5 +145,7 @@ mod tests {
         assert_eq!(escape("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(escape("=SUM(A1)"), "'=SUM(A1)");
         assert_eq!(escape("-12"), "-12");
+        assert_eq!(escape("\t=1+1"), "'\t=1+1");
+        assert_eq!(escape("\r=1+1"), "\"'\r=1+1\"");
     }
 }

@@ -104,33 +104,39 @@ pub async fn create_user(
 
 /// Checks credentials with per-account and per-IP throttling. Unknown email
 /// and wrong password give the same error after the same amount of work.
-#[tracing::instrument(skip(state, password), fields(email = %email))]
+/// Something that is no email address at all (a password typed in the
+/// wrong box, say) is refused before anything is recorded or logged.
+#[tracing::instrument(skip_all)]
 pub async fn login(
     state: &AppState,
     email: &str,
     password: SecretString,
     ip: &str,
 ) -> Result<UserRow, AppError> {
+    validate_email(email)?;
     let db = &state.db;
     let email_norm = normalize_email(email);
     let now = db::now_ms();
     let throttle = state.login_throttle;
     let since = now - throttle.window_ms;
 
-    let recent = login_failures::recent(db, &email_norm, ip, since).await?;
-    let blocked_since = [
-        (recent.by_email >= throttle.max_failures)
-            .then_some(recent.oldest_by_email)
-            .flatten(),
-        (recent.by_ip >= throttle.max_failures)
-            .then_some(recent.oldest_by_ip)
-            .flatten(),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(oldest) = blocked_since {
-        let retry_after_secs = ((oldest + throttle.window_ms - now).max(1000) / 1000) as u64;
+    let attempt =
+        login_failures::try_record_attempt(db, &email_norm, ip, now, since, throttle.max_failures)
+            .await?;
+    if let Err(recent) = attempt {
+        let blocked_since = [
+            (recent.by_email >= throttle.max_failures)
+                .then_some(recent.oldest_by_email)
+                .flatten(),
+            (recent.by_ip >= throttle.max_failures)
+                .then_some(recent.oldest_by_ip)
+                .flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now);
+        let retry_after_secs = ((blocked_since + throttle.window_ms - now).max(1000) / 1000) as u64;
         audit::append(
             db,
             AuditAction::LoginThrottled,
@@ -160,7 +166,7 @@ pub async fn login(
             user
         }
         (user, _) => {
-            login_failures::record(db, &email_norm, ip, now).await?;
+            // The failure was recorded with the attempt.
             let subject = user.as_ref().map(|u| u.id);
             audit::append(
                 db,
