@@ -51,11 +51,13 @@ browser-tools: ## Debian Chromium and the Playwright test runner
 	@cd end2end && { [ -d node_modules/@playwright/test ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
 		|| npm ci --no-audit --no-fund; }
 
-sdk-tools: ## the official Anthropic Python SDK in a virtualenv, for the gateway tests
+sdk-tools: ## the official Anthropic Python (virtualenv) and TypeScript SDKs, for the gateway tests
 	@[ $(SDK_VENV)/.installed -nt tests/sdk/requirements.txt ] || { \
 		python3 -m venv $(SDK_VENV) \
 		&& $(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt \
 		&& touch $(SDK_VENV)/.installed; }
+	@cd tests/sdk/ts && { [ node_modules/.package-lock.json -nt package-lock.json ] \
+		|| npm ci --no-audit --no-fund --loglevel=error; }
 
 DEMO_PLATFORM_KEY := sk-ant-api03-keyward-mock-platform-key
 DEMO_USER_KEY     := sk-ant-api03-keyward-mock-user-key-TRY1
@@ -91,7 +93,8 @@ lint: ## rustfmt and clippy (warnings are errors)
 	$(CARGO) clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 
 unit-and-integration: sdk-tools ## Rust unit and HTTP integration tests (Postgres too when KEYWARD_TEST_POSTGRES_URL is set), Python SDK included
-	KEYWARD_SDK_PYTHON=$(CURDIR)/$(SDK_VENV)/bin/python timeout 1500 $(CARGO) test --features ssr
+	KEYWARD_SDK_PYTHON=$(CURDIR)/$(SDK_VENV)/bin/python KEYWARD_SDK_NODE=node \
+		timeout 1500 $(CARGO) test --features ssr
 
 e2e: browser-tools ## Playwright in Debian Chromium against the debug build
 	$(CARGO) build --features ssr --bin mock_llm

@@ -74,6 +74,22 @@ test('a personal token is shown once and can be revoked', async ({ page }) => {
   const models = await page.request.get('/v1/models', { headers: { 'x-api-key': secret } });
   expect(models.status()).toBe(200);
 
+  // The Claude Code setup carries this server's address, the token, and
+  // the free plan's model; pasted as is, it works with the gateway (Claude
+  // Code sends the token as a bearer token).
+  const setup = (await page.getByTestId('setup-claude-code').locator('pre').textContent()) ?? '';
+  const variable = (name: string) => setup.match(new RegExp(`export ${name}="([^"]+)"`))?.[1];
+  expect(variable('ANTHROPIC_BASE_URL')).toBe(origin);
+  expect(variable('ANTHROPIC_AUTH_TOKEN')).toBe(secret);
+  expect(variable('ANTHROPIC_MODEL')).toBe('claude-haiku-4-5');
+  const call = await page.request.post(`${variable('ANTHROPIC_BASE_URL')}/v1/messages`, {
+    headers: { authorization: `Bearer ${variable('ANTHROPIC_AUTH_TOKEN')}`, 'anthropic-version': '2023-06-01' },
+    data: { model: variable('ANTHROPIC_MODEL'), max_tokens: 32000, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  expect(call.status()).toBe(200);
+  await expect(page.getByTestId('setup-python')).toContainText(`api_key="${secret}"`);
+  await expect(page.getByTestId('setup-typescript')).toContainText(`apiKey: "${secret}"`);
+
   page.once('dialog', (dialog) => dialog.accept());
   await row.getByRole('button', { name: 'Revoke my laptop' }).click();
   await expect(row).toHaveCount(0);

@@ -47,9 +47,16 @@ pub async fn create_token(name: String) -> Result<NewToken, AppError> {
             let ctx = request_context()?;
             let user = ctx.require_user()?;
             let created = tokens::create_token(&ctx.state.db, user, &name, Some(&ctx.ip)).await?;
+            // For the setup snippets: which models a tool must be told to
+            // use (on the user's own key, any: nothing to set).
+            let plan_models = match crate::server::routing::route_call(&ctx.state, user).await {
+                Ok(routed) => routed.plan.map(|plan| plan.models),
+                Err(_) => None,
+            };
             Ok(NewToken {
                 token: created.token.expose_secret().to_owned(),
                 view: view_of(&created.row),
+                plan_models,
             })
         }
         .await,

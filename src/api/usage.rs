@@ -29,6 +29,11 @@ pub async fn my_usage() -> Result<UsageSummary, AppError> {
                 .into_iter()
                 .map(|row| row.into_summary())
                 .collect();
+            let sessions = ledger::sessions_for_user(db, user.id, 20)
+                .await?
+                .into_iter()
+                .map(|session| session.into_summary())
+                .collect();
             Ok(UsageSummary {
                 plan: plan.name,
                 has_own_key,
@@ -40,6 +45,7 @@ pub async fn my_usage() -> Result<UsageSummary, AppError> {
                 max_tokens: plan.max_tokens,
                 resets_in: human_duration(next_utc_midnight(now) - now),
                 recent,
+                sessions,
             })
         }
         .await,

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::{chat::message::format_usd, usage_bar::UsageBar};
 use crate::{
     api::usage::my_usage,
-    model::{CallSummary, UsageSummary},
+    model::{CallSummary, SessionSummary, UsageSummary},
 };
 
 #[component]
@@ -50,7 +50,58 @@ fn UsageView(summary: UsageSummary) -> impl IntoView {
         } else {
             view! { <RecentCalls calls=summary.recent /> }.into_any()
         }}
+        <h3>"Claude Code sessions"</h3>
+        <SessionsTable sessions=summary.sessions />
     }
+}
+
+/// Gateway calls grouped by client session (Claude Code names each of its
+/// sessions), newest first; shared with the admin's user page.
+#[component]
+pub fn SessionsTable(sessions: Vec<SessionSummary>) -> impl IntoView {
+    if sessions.is_empty() {
+        return view! {
+            <p class="muted">"No Claude Code sessions yet. Calls from Claude Code through an API token show up here, one line per session."</p>
+        }
+        .into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="data sessions">
+                <thead>
+                    <tr>
+                        <th scope="col">"Session"</th>
+                        <th scope="col">"Calls"</th>
+                        <th scope="col">"Tokens"</th>
+                        <th scope="col">"Cost"</th>
+                        <th scope="col">"First call"</th>
+                        <th scope="col">"Last call"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {sessions
+                        .into_iter()
+                        .map(|session| {
+                            // The first block of a UUID tells sessions apart; the whole id is in the title.
+                            let short: String = session.session.chars().take(8).collect();
+                            let id = session.session.clone();
+                            view! {
+                                <tr data-session=id>
+                                    <td><code title=session.session>{short}</code></td>
+                                    <td>{session.calls}</td>
+                                    <td>{session.tokens}</td>
+                                    <td>{format_usd(session.cost_micro_usd)}</td>
+                                    <td>{session.first}</td>
+                                    <td>{session.last}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
 }
 
 #[component]

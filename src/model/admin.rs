@@ -84,6 +84,7 @@ pub struct UserDetail {
     pub plan_id: i64,
     pub days: Vec<UserDayRow>,
     pub recent: Vec<crate::model::CallSummary>,
+    pub sessions: Vec<crate::model::SessionSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,6 +74,19 @@ pub struct UsageSummary {
     /// "5 h 12 min"
     pub resets_in: String,
     pub recent: Vec<CallSummary>,
+    /// Gateway calls grouped by client session (Claude Code's), newest first.
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// What one client session (say, a Claude Code session) used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session: String,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost_micro_usd: i64,
+    pub first: String,
+    pub last: String,
 }
 
 /// One upstream call in the user's history.
@@ -106,6 +119,9 @@ pub struct TokenView {
 pub struct NewToken {
     pub token: String,
     pub view: TokenView,
+    /// The models the token's calls may use when they run on the plan (the
+    /// platform key); `None` when they run on the user's own key (any).
+    pub plan_models: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for NewToken {
@@ -113,6 +129,7 @@ impl std::fmt::Debug for NewToken {
         f.debug_struct("NewToken")
             .field("token", &"[REDACTED]")
             .field("view", &self.view)
+            .field("plan_models", &self.plan_models)
             .finish()
     }
 }

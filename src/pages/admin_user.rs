@@ -12,6 +12,7 @@ use crate::{
         alert::{action_error, ErrorAlert},
         chat::message::format_usd,
         guards::RequireAdmin,
+        usage_section::SessionsTable,
     },
     model::admin::{PlanView, UserDetail},
 };
@@ -184,6 +185,8 @@ fn UserView(
                     </div>
                 }.into_any()
             }}
+            <h2>"Claude Code sessions"</h2>
+            <SessionsTable sessions=detail.sessions />
         </section>
     }
 }

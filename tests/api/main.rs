@@ -12,6 +12,7 @@ mod admin;
 mod admission;
 mod caps;
 mod chat;
+mod claude_code;
 mod cli;
 mod dashboard;
 mod gateway;

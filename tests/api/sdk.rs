@@ -1,7 +1,10 @@
-//! The official Anthropic Python SDK against the gateway (tests/sdk).
+//! The official Anthropic Python and TypeScript SDKs against the gateway
+//! (tests/sdk).
 //!
-//! `make test` installs the SDK in a virtualenv and names its interpreter in
-//! KEYWARD_SDK_PYTHON; a bare `cargo test` without it skips this test and says so.
+//! `make test` installs the Python SDK in a virtualenv and names its
+//! interpreter in KEYWARD_SDK_PYTHON, and the TypeScript SDK under
+//! tests/sdk/ts, naming Node.js in KEYWARD_SDK_NODE; a bare `cargo test`
+//! without them skips these tests and says so.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -22,14 +25,11 @@ async fn token_for(app: &TestApp, client: &reqwest::Client) -> String {
     created["token"].as_str().unwrap().to_owned()
 }
 
-async fn the_official_python_sdk_works_unmodified(db: TestDb) {
-    let Ok(python) = std::env::var("KEYWARD_SDK_PYTHON") else {
-        eprintln!("skipped: set KEYWARD_SDK_PYTHON (make test does) to run the Python SDK tests");
-        return;
-    };
+/// Starts keyward for an SDK run: ada on her own key, bob on a free plan
+/// allowing one request a day. Returns the app and their tokens.
+async fn sdk_app(db: TestDb) -> (TestApp, crate::mock::MockUpstream, String, String) {
     let mock = mock_with_platform_key();
     let app = chat_app(db, &mock, &["--requests-per-day", "1"]).await;
-    // ada pays with her own key; bob is on the free plan (one request a day).
     assert_eq!(
         app.call("keys/save", &[("api_key", VALID_KEY)])
             .await
@@ -45,17 +45,27 @@ async fn the_official_python_sdk_works_unmodified(db: TestDb) {
     )
     .await;
     let free_token = token_for(&app, &bob).await;
+    (app, mock, token, free_token)
+}
 
-    let tests_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
+/// Runs `program args…` with the app's address and tokens in the
+/// environment; its combined output, and whether it passed.
+async fn run_sdk_tests(
+    program: String,
+    args: Vec<String>,
+    app: &TestApp,
+    token: String,
+    free_token: String,
+) -> (bool, String) {
     let base = app.base.clone();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", tests_dir])
+        std::process::Command::new(&program)
+            .args(&args)
             .env("KEYWARD_BASE_URL", base)
             .env("KEYWARD_TOKEN", token)
             .env("KEYWARD_FREE_TOKEN", free_token)
             .output()
-            .expect("run pytest")
+            .unwrap_or_else(|err| panic!("run {program}: {err}"))
     })
     .await
     .unwrap();
@@ -64,11 +74,38 @@ async fn the_official_python_sdk_works_unmodified(db: TestDb) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "Python SDK tests failed:\n{report}"
-    );
+    (output.status.success(), report)
+}
+
+async fn the_official_python_sdk_works_unmodified(db: TestDb) {
+    let Ok(python) = std::env::var("KEYWARD_SDK_PYTHON") else {
+        eprintln!("skipped: set KEYWARD_SDK_PYTHON (make test does) to run the Python SDK tests");
+        return;
+    };
+    let (app, _mock, token, free_token) = sdk_app(db).await;
+    let tests_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
+    let args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", tests_dir]
+        .map(String::from)
+        .to_vec();
+    let (passed, report) = run_sdk_tests(python, args, &app, token, free_token).await;
+    assert!(passed, "Python SDK tests failed:\n{report}");
     assert!(report.contains("8 passed"), "{report}");
 }
 
-db_tests!(the_official_python_sdk_works_unmodified,);
+async fn the_official_typescript_sdk_works_unmodified(db: TestDb) {
+    let Ok(node) = std::env::var("KEYWARD_SDK_NODE") else {
+        eprintln!("skipped: set KEYWARD_SDK_NODE (make test does) to run the TypeScript SDK tests");
+        return;
+    };
+    let (app, _mock, token, free_token) = sdk_app(db).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/ts/sdk.test.mjs");
+    let args = vec!["--test".to_owned(), script.to_owned()];
+    let (passed, report) = run_sdk_tests(node, args, &app, token, free_token).await;
+    assert!(passed, "TypeScript SDK tests failed:\n{report}");
+    assert!(report.contains("# pass 8"), "{report}");
+}
+
+db_tests!(
+    the_official_python_sdk_works_unmodified,
+    the_official_typescript_sdk_works_unmodified,
+);

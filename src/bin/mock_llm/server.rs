@@ -293,6 +293,26 @@ fn answer_for(body: &Value) -> Answer {
     Answer::Text(replies::reply_for(&prompt))
 }
 
+/// Anthropic's checks on manual extended thinking: a budget of at least
+/// 1,024 tokens, below `max_tokens`.
+fn invalid_thinking(thinking: &Value, max_tokens: u64) -> Option<&'static str> {
+    if thinking["type"] != "enabled" {
+        return None;
+    }
+    let Some(budget) = thinking["budget_tokens"].as_u64() else {
+        return Some("thinking.enabled.budget_tokens: Field required");
+    };
+    if budget < 1024 {
+        return Some(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+        );
+    }
+    if budget >= max_tokens {
+        return Some("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size");
+    }
+    None
+}
+
 async fn messages(
     State(state): State<MockState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -323,6 +343,9 @@ async fn messages(
     };
     if !body["messages"].is_array() {
         return error(400, "invalid_request_error", "messages: field required");
+    }
+    if let Some(message) = invalid_thinking(&body["thinking"], max_tokens) {
+        return error(400, "invalid_request_error", message);
     }
     let mut prompt = String::new();
     if let Some(last) = last_user_message(&body) {

@@ -53,6 +53,8 @@ pub struct CallOrigin {
     pub token_id: Option<i64>,
     pub conversation_id: Option<i64>,
     pub message_id: Option<i64>,
+    /// The client's session, for grouping (Claude Code's session id).
+    pub client_session: Option<String>,
 }
 
 /// The bill for a call.
@@ -163,6 +165,7 @@ pub fn bill(
         request_id: observed.request_id,
         reached_upstream: call.reached_upstream,
         server_tool_uses: as_i64(tokens.web_search_requests),
+        client_session: call.origin.client_session,
     };
     let job = LedgerJob {
         row,

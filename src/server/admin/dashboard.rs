@@ -135,6 +135,7 @@ pub async fn user_detail(
     let plan = db::plans::for_user(db, user_id).await?;
     let days = queries::user_days(db, user_id, range).await?;
     let recent = db::ledger::recent_for_user(db, user_id, 20).await?;
+    let sessions = db::ledger::sessions_for_user(db, user_id, 20).await?;
     Ok(Some(UserDetail {
         user: row_view(row),
         plan_id: plan.id,
@@ -149,5 +150,9 @@ pub async fn user_detail(
             })
             .collect(),
         recent: recent.into_iter().map(|call| call.into_summary()).collect(),
+        sessions: sessions
+            .into_iter()
+            .map(|session| session.into_summary())
+            .collect(),
     }))
 }

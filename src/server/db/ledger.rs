@@ -26,6 +26,8 @@ pub struct LedgerRow {
     pub reached_upstream: bool,
     /// Server-tool uses billed per use (web searches).
     pub server_tool_uses: i64,
+    /// The client's session (Claude Code's `x-claude-code-session-id`).
+    pub client_session: Option<String>,
 }
 
 impl LedgerRow {
@@ -48,7 +50,7 @@ impl LedgerRow {
     }
 }
 
-const COLUMNS: usize = 19;
+const COLUMNS: usize = 20;
 
 /// Rows per INSERT statement: a batch is cut into these sizes, so a handful
 /// of statements serve every batch and stay prepared in the connection's
@@ -94,7 +96,8 @@ fn build_insert_sql(sqlite: bool, rows: usize) -> String {
     format!(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
          input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses) VALUES {values}"
+         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session) \
+         VALUES {values}"
     )
 }
 
@@ -142,7 +145,8 @@ pub async fn insert_many(
                 .bind(row.ttft_ms)
                 .bind(row.request_id.as_deref())
                 .bind(i64::from(row.reached_upstream))
-                .bind(row.server_tool_uses);
+                .bind(row.server_tool_uses)
+                .bind(row.client_session.as_deref());
         }
         query.execute(&mut *conn).await?;
     }
@@ -186,6 +190,63 @@ pub async fn recent_for_user(
         .collect()
 }
 
+/// What one client session (say, a Claude Code session) used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUse {
+    pub session: String,
+    pub calls: i64,
+    pub tokens: i64,
+    pub cost_micro_usd: i64,
+    pub first_at: i64,
+    pub last_at: i64,
+}
+
+/// `user_id`'s most recent client sessions, newest first.
+pub async fn sessions_for_user(
+    db: &Db,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<SessionUse>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT client_session, COUNT(*), \
+         CAST(COALESCE(SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT), MIN(at), MAX(at) \
+         FROM usage_ledger WHERE user_id = $1 AND client_session IS NOT NULL \
+         GROUP BY client_session ORDER BY MAX(at) DESC, MAX(id) DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(session, calls, tokens, cost_micro_usd, first_at, last_at)| SessionUse {
+                session,
+                calls,
+                tokens,
+                cost_micro_usd,
+                first_at,
+                last_at,
+            },
+        )
+        .collect())
+}
+
+impl SessionUse {
+    /// As the usage views show it.
+    pub fn into_summary(self) -> crate::model::SessionSummary {
+        crate::model::SessionSummary {
+            session: self.session,
+            calls: self.calls,
+            tokens: self.tokens,
+            cost_micro_usd: self.cost_micro_usd,
+            first: super::format_time(self.first_at),
+            last: super::format_time(self.last_at),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,7 +268,7 @@ mod tests {
         assert_eq!(sqlite.matches('?').count(), 4 * COLUMNS);
         assert!(!sqlite.contains('$'));
         let postgres = insert_sql(false, 4);
-        assert!(postgres.ends_with("$74, $75, $76)"), "{postgres}");
+        assert!(postgres.ends_with("$78, $79, $80)"), "{postgres}");
         assert!(!postgres.contains('?'));
     }
 }

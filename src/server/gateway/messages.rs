@@ -42,21 +42,23 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     calls::check_model(&routed, &parsed.model).map_err(refused)?;
     // Only a call that reserves is read whole (to clamp, estimate and check
     // its tools); a user's own key without caps forwards the body untouched.
-    let (body, worst, input) = if limits::needs_hold(&routed) {
+    let (body, worst, input, adjusted) = if limits::needs_hold(&routed) {
         let clamp = routed.plan.as_ref().map(|plan| plan.max_tokens);
         let prepared = request::prepare_for_hold(body, &parsed, clamp)?;
         calls::check_server_tools(&routed, prepared.server_tool).map_err(refused)?;
         let input = InputEstimate::Known(prepared.worst.input_tokens);
-        (prepared.body, Some(prepared.worst), input)
+        let worst = Some(prepared.worst);
+        (prepared.body, worst, input, prepared.adjusted)
     } else {
         let input = InputEstimate::FromBody(body.clone());
-        (body, None, input)
+        (body, None, input, None)
     };
     let admission = Admission {
         routed,
         origin: CallOrigin {
             user_id: principal.user.id,
             token_id: Some(principal.token_id),
+            client_session: client_session(&headers),
             ..CallOrigin::default()
         },
         model: parsed.model,
@@ -70,26 +72,55 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     let answer = call
         .send("/v1/messages", &forwarded, body, parsed.stream)
         .await;
-    Ok(match answer {
+    let mut response = match answer {
         Err(err) => fail(call, err).await,
         Ok(response) if parsed.stream => stream_reply(response, call),
         Ok(response) => json_reply(response, call).await,
-    })
+    };
+    if let Some(adjusted) = adjusted {
+        if let Ok(value) = HeaderValue::from_str(&adjusted.header_value()) {
+            response.headers_mut().insert("keyward-adjusted", value);
+        }
+    }
+    Ok(response)
+}
+
+/// The client's session id, when it sends a sane one: Claude Code names
+/// its session in `x-claude-code-session-id` (a UUID). Anything else is
+/// ignored, so a client cannot put arbitrary text in the usage views.
+fn client_session(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-claude-code-session-id")?.to_str().ok()?;
+    let sane = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    sane.then(|| value.to_owned())
 }
 
 /// A refusal in Anthropic's shape: 403 for the plan's rules, 429 (or the
 /// cap's own status) for a limit.
 fn refused(refusal: Refusal) -> GatewayError {
     match refusal {
-        Refusal::ModelNotInPlan { model, allowed } => GatewayError::permission(format!(
-            "The model {model} is not in your keyward plan. Models you may use: {}. Add your own Anthropic key in keyward's Settings to use any model.",
-            allowed.join(", ")
-        )),
+        Refusal::ModelNotInPlan { model, allowed } => model_not_in_plan(&model, &allowed),
         Refusal::ServerToolNotInPlan { tool, plan } => GatewayError::permission(format!(
             "Your keyward plan \"{plan}\" does not allow Anthropic's server tools (this request declares {tool}): they bill per use on this server's key. Remove the tool, use custom tools, or add your own Anthropic key in keyward's Settings."
         )),
         Refusal::Limit(err) => err.into(),
     }
+}
+
+/// 403 for a model outside the plan, naming the models it has and how to
+/// point Claude Code at them (it picks its models from the environment).
+fn model_not_in_plan(model: &str, allowed: &[String]) -> GatewayError {
+    let first = allowed.first().map_or("", String::as_str);
+    GatewayError::permission(format!(
+        "The model {model} is not in your keyward plan. Models you may use: {}. \
+         With Claude Code, set ANTHROPIC_MODEL and ANTHROPIC_SMALL_FAST_MODEL to one of them \
+         (for example ANTHROPIC_MODEL={first}). Add your own Anthropic key in keyward's Settings \
+         to use any model.",
+        allowed.join(", ")
+    ))
 }
 
 /// Ends a call that failed before its answer began, and gives the client's
@@ -156,10 +187,7 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
         let body = request::read_body(body, state.config.max_body_bytes).await?;
         let parsed = request::parse(&body)?;
         if !routed.allows_model(&parsed.model) {
-            return Err(GatewayError::permission(format!(
-                "The model {} is not in your keyward plan.",
-                parsed.model
-            )));
+            return Err(model_not_in_plan(&parsed.model, &routed.allowed_models()));
         }
         let forwarded = ForwardedHeaders::from_client(&headers);
         let answer = state

@@ -80,6 +80,57 @@ pub struct Prepared {
     pub worst: WorstCase,
     /// The first Anthropic server tool the request declares.
     pub server_tool: Option<String>,
+    /// What the clamp changed besides `max_tokens`, for the client to see
+    /// (the `keyward-adjusted` response header).
+    pub adjusted: Option<Adjusted>,
+}
+
+/// A field the clamp had to change so the request stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adjusted {
+    /// The thinking budget, lowered below the clamped `max_tokens`.
+    ThinkingBudget(i64),
+    /// Thinking, turned off: the clamp leaves no room for the smallest
+    /// budget Anthropic accepts.
+    ThinkingDisabled,
+}
+
+impl Adjusted {
+    pub fn header_value(self) -> String {
+        match self {
+            Adjusted::ThinkingBudget(budget) => format!("thinking-budget={budget}"),
+            Adjusted::ThinkingDisabled => "thinking-disabled".to_owned(),
+        }
+    }
+}
+
+/// The smallest thinking budget Anthropic accepts.
+const MIN_THINKING_BUDGET: i64 = 1024;
+
+/// Keeps manual extended thinking valid under a clamped `max_tokens`
+/// (Anthropic wants `1024 <= budget_tokens < max_tokens`): the budget is
+/// lowered to half the clamp, or to the minimum, and when even the minimum
+/// does not fit, thinking is turned off for the call. A request whose
+/// budget already fits, or that does not use manual thinking (adaptive
+/// thinking has no budget), is left alone.
+fn fit_thinking(value: &mut Value, max_tokens: i64) -> Option<Adjusted> {
+    let thinking = value.get("thinking")?;
+    if thinking["type"] != "enabled" {
+        return None;
+    }
+    let budget = thinking["budget_tokens"].as_i64()?;
+    if budget < max_tokens {
+        return None;
+    }
+    let lowered = budget.min((max_tokens / 2).max(MIN_THINKING_BUDGET));
+    if lowered < max_tokens {
+        value["thinking"]["budget_tokens"] = Value::from(lowered);
+        return Some(Adjusted::ThinkingBudget(lowered));
+    }
+    // Earlier thinking blocks in the history may stay: Anthropic accepts
+    // them with thinking off and leaves them out of the context.
+    value.as_object_mut()?.remove("thinking");
+    Some(Adjusted::ThinkingDisabled)
 }
 
 /// For a call that must reserve first: the body, with `max_tokens` lowered
@@ -106,13 +157,16 @@ pub fn prepare_for_hold(
             body,
             worst,
             server_tool,
+            adjusted: None,
         });
     }
     value["max_tokens"] = Value::from(output_tokens);
+    let adjusted = fit_thinking(&mut value, output_tokens);
     Ok(Prepared {
         body: Bytes::from(value.to_string()),
         worst,
         server_tool,
+        adjusted,
     })
 }
 
@@ -168,5 +222,44 @@ mod tests {
         assert_eq!(same.body, body, "a user's key is never clamped");
         assert_eq!(same.worst.output_tokens, 4000);
         assert_eq!(same.server_tool, None, "a custom tool is no server tool");
+    }
+
+    fn with_thinking(max_tokens: i64, budget: i64, clamp: i64) -> (Value, Option<Adjusted>) {
+        let body = Bytes::from(
+            json!({"model":"m","max_tokens":max_tokens,"messages":[],
+                   "thinking":{"type":"enabled","budget_tokens":budget}})
+            .to_string(),
+        );
+        let request = parse(&body).unwrap();
+        let prepared = prepare_for_hold(body, &request, Some(clamp)).unwrap();
+        (
+            serde_json::from_slice(&prepared.body).unwrap(),
+            prepared.adjusted,
+        )
+    }
+
+    #[test]
+    fn a_clamp_keeps_the_thinking_budget_below_max_tokens_or_turns_thinking_off() {
+        // Claude Code's request on a plan that clamps to 1,024: no room for
+        // the smallest budget, so thinking is off for the call.
+        let (value, adjusted) = with_thinking(32_000, 31_999, 1024);
+        assert_eq!(adjusted, Some(Adjusted::ThinkingDisabled));
+        assert!(value.get("thinking").is_none());
+        assert_eq!(value["max_tokens"], 1024);
+        // Room for a budget: half the clamp, at least the minimum.
+        let (value, adjusted) = with_thinking(32_000, 10_000, 8_192);
+        assert_eq!(adjusted, Some(Adjusted::ThinkingBudget(4_096)));
+        assert_eq!(value["thinking"]["budget_tokens"], 4_096);
+        let (value, adjusted) = with_thinking(32_000, 2_000, 1_500);
+        assert_eq!(adjusted, Some(Adjusted::ThinkingBudget(1_024)));
+        assert_eq!(value["thinking"]["budget_tokens"], 1_024);
+        // A budget that fits the clamp is the client's choice.
+        let (value, adjusted) = with_thinking(32_000, 2_000, 4_096);
+        assert_eq!(adjusted, None);
+        assert_eq!(value["thinking"]["budget_tokens"], 2_000);
+        assert_eq!(
+            Adjusted::ThinkingDisabled.header_value(),
+            "thinking-disabled"
+        );
     }
 }
