@@ -106,6 +106,100 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 mod tests {
     use super::*;
 
+    const ALLOWED_ELEMENTS: &[&str] = &[
+        "p",
+        "em",
+        "strong",
+        "del",
+        "code",
+        "pre",
+        "span",
+        "a",
+        "img",
+        "ul",
+        "ol",
+        "li",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "br",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "input",
+    ];
+
+    /// Each tag in `html` (`<…>`, escaped text aside): its element name,
+    /// lowercased, and its `href` and `src` values.
+    fn tags(html: &str) -> Vec<(String, Vec<String>)> {
+        html.match_indices('<')
+            .map(|(at, _)| {
+                let tag = &html[at + 1..];
+                let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+                let name = tag
+                    .trim_start_matches('/')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                let urls = ["href=\"", "src=\""]
+                    .iter()
+                    .flat_map(|attr| {
+                        tag.match_indices(attr).map(move |(at, _)| {
+                            let rest = &tag[at + attr.len()..];
+                            rest[..rest.find('"').unwrap_or(rest.len())].to_ascii_lowercase()
+                        })
+                    })
+                    .collect();
+                (name, urls)
+            })
+            .collect()
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Whatever the model writes: only allowed elements, and no link or
+        /// image with a script or data URL.
+        #[test]
+        fn any_input_renders_to_allowed_elements_and_safe_urls(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<a href=\"javascript:x\">",
+                        "[x](javascript:alert(1))", "![i](data:text/html,x)", "[y](JaVaScRiPt:a)", "<javascript:a>",
+                        "[z](java\tscript:b)", "```js\n<b>x</b>\n```", "`<i>`", "| a | b |\n|---|---|\n| <u> | c |",
+                        "- [ ] task", "> quote", "# h", "**b**", "~~d~~", "\n\n", "<!-- c -->", "&lt;", "<div>",
+                        "[r][ref]\n\n[ref]: vbscript:x", "<svg onload=x>", "<iframe>",
+                    ]).prop_map(str::to_owned),
+                    "[ -~]{0,12}",
+                ],
+                0..12,
+            ),
+        ) {
+            let html = render(&pieces.concat());
+            for (element, urls) in tags(&html) {
+                proptest::prop_assert!(
+                    ALLOWED_ELEMENTS.contains(&element.as_str()),
+                    "<{}> in {}", element, html
+                );
+                for url in urls {
+                    for scheme in ["javascript:", "data:", "vbscript:"] {
+                        proptest::prop_assert!(!url.starts_with(scheme), "{} in {}", url, html);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn renders_basic_markdown() {
         let html = render("**bold** and `code`\n\n- one\n- two");

@@ -104,6 +104,35 @@ fn total_input(tokens: &TokenCounts) -> u128 {
 mod tests {
     use super::*;
 
+    fn counts(values: [u64; 6]) -> TokenCounts {
+        TokenCounts {
+            input: values[0],
+            output: values[1],
+            cache_creation: values[2],
+            cache_creation_1h: values[3],
+            cache_read: values[4],
+            web_search_requests: values[5],
+        }
+    }
+
+    proptest::proptest! {
+        /// Any counts, however large: no overflow, and one more token of
+        /// any kind never makes a call cheaper.
+        #[test]
+        fn cost_never_overflows_and_grows_with_every_count(
+            values in proptest::array::uniform6(proptest::prelude::any::<u64>()),
+            which in 0usize..6,
+            extra in 1u64..1_000_000,
+            model in proptest::sample::select(vec!["claude-haiku-4-5", "claude-sonnet-4-5-20250929", "claude-opus-4-7", "unknown"]),
+        ) {
+            let base = cost_micro_usd(model, counts(values));
+            let mut more = values;
+            more[which] = more[which].saturating_add(extra);
+            proptest::prop_assert!(cost_micro_usd(model, counts(more)) >= base);
+            proptest::prop_assert!(base <= MAX_COST_MICRO_USD);
+        }
+    }
+
     const SONNET_4_5: &str = "claude-sonnet-4-5-20250929";
 
     #[test]

@@ -196,6 +196,44 @@ mod tests {
         assert_eq!(events[0].data, "a\u{fffd}b\n");
     }
 
+    proptest::proptest! {
+        /// Any bytes, cut anywhere: no panic, and the events of the whole.
+        #[test]
+        fn any_bytes_split_anywhere_give_the_events_of_the_whole(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..8),
+        ) {
+            let whole = parse_whole(&input);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut parser = SseParser::new();
+            let mut events = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([input.len()]) {
+                events.extend(parser.push(&input[from..cut]));
+                from = cut;
+            }
+            proptest::prop_assert_eq!(events, whole);
+        }
+
+        /// Lines made of SSE's own pieces (where splits matter most).
+        #[test]
+        fn sse_shaped_input_split_anywhere_gives_the_events_of_the_whole(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["event: a", "data: x", "data: é✓", "data", ": c", "\n", "\r", "\r\n", "\n\n"]),
+                0..60,
+            ),
+            cut in 0usize..400,
+        ) {
+            let input = pieces.concat().into_bytes();
+            let cut = cut.min(input.len());
+            let mut parser = SseParser::new();
+            let mut events = parser.push(&input[..cut]);
+            events.extend(parser.push(&input[cut..]));
+            proptest::prop_assert_eq!(events, parse_whole(&input));
+        }
+    }
+
     #[test]
     fn an_unterminated_event_is_not_dispatched() {
         let events = parse_whole(b"event: message_stop\ndata: {}\n");

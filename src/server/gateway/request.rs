@@ -43,6 +43,13 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> 
 
 /// Parses the routing fields, with Anthropic-style messages for bad input.
 pub fn parse(body: &[u8]) -> Result<MessagesRequest, GatewayError> {
+    // serde would also read the probe from an array (`["m", 10]`), which
+    // is no request: an object only.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(GatewayError::invalid_request(
+            "The request body must be a JSON object.",
+        ));
+    }
     let probe: MessagesProbe = serde_json::from_slice(body).map_err(|err| {
         GatewayError::invalid_request(format!("The request body is not valid JSON: {err}"))
     })?;
@@ -194,6 +201,10 @@ mod tests {
         assert!(parse(br#"{"model":"m","max_tokens":0}"#).is_err());
         assert!(parse(br#"{"model":"m","stream":"yes"}"#).is_err());
         assert!(parse(br#"[]"#).is_err());
+        assert!(
+            parse(br#"["m", 10]"#).is_err(),
+            "serde reads a struct from an array too"
+        );
     }
 
     #[test]
@@ -222,6 +233,80 @@ mod tests {
         assert_eq!(same.body, body, "a user's key is never clamped");
         assert_eq!(same.worst.output_tokens, 4000);
         assert_eq!(same.server_tool, None, "a custom tool is no server tool");
+    }
+
+    /// Any JSON value, shaped like a request or not.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (1i64..100_000).prop_map(Value::from),
+            "[a-z_\\-]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("model".to_owned()),
+                        Just("max_tokens".to_owned()),
+                        Just("stream".to_owned()),
+                        Just("thinking".to_owned()),
+                        Just("messages".to_owned()),
+                        Just("budget_tokens".to_owned()),
+                        Just("type".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6,
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any JSON: a 400 in Anthropic's shape, or a body that goes upstream
+        /// as sent on the user's key, and differs only in `max_tokens` and
+        /// `thinking` under the plan's clamp (and only when clamped).
+        #[test]
+        fn any_json_is_refused_or_forwarded_as_sent_except_the_clamp(
+            value in any_json(),
+            clamp in proptest::option::of(1i64..50_000),
+        ) {
+            let body = Bytes::from(value.to_string());
+            let parsed = match parse(&body) {
+                Ok(parsed) => parsed,
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.kind, "invalid_request_error");
+                    return Ok(());
+                }
+            };
+            let prepared = match prepare_for_hold(body.clone(), &parsed, clamp) {
+                Ok(prepared) => prepared,
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.kind, "invalid_request_error");
+                    return Ok(());
+                }
+            };
+            let wanted = parsed.max_tokens.expect("prepared, so max_tokens was there");
+            if clamp.is_none_or(|clamp| wanted <= clamp) {
+                proptest::prop_assert_eq!(prepared.body, body);
+                proptest::prop_assert_eq!(prepared.adjusted, None);
+                return Ok(());
+            }
+            let mut sent: Value = serde_json::from_slice(&prepared.body).unwrap();
+            let mut original = value.clone();
+            proptest::prop_assert_eq!(&sent["max_tokens"], &Value::from(clamp.unwrap()));
+            for object in [&mut sent, &mut original] {
+                let object = object.as_object_mut().unwrap();
+                object.remove("max_tokens");
+                object.remove("thinking");
+            }
+            proptest::prop_assert_eq!(sent, original);
+        }
     }
 
     fn with_thinking(max_tokens: i64, budget: i64, clamp: i64) -> (Value, Option<Adjusted>) {
