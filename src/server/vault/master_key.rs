@@ -32,6 +32,11 @@ pub enum MasterKeyError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "master key file {path} can be read or changed by other users (mode {mode:o}); \
+         allow only its owner (and at most its group to read): chmod 600 {path}"
+    )]
+    Exposed { path: String, mode: u32 },
 }
 
 impl MasterKey {
@@ -77,7 +82,10 @@ impl MasterKey {
         Zeroizing::new(STANDARD.encode(self.bytes.as_slice()))
     }
 
+    /// Reads the key from `path`, refusing a file every user on the machine
+    /// may read, or anyone but its owner may change.
     pub fn read_file(path: &Path) -> Result<Self, MasterKeyError> {
+        check_permissions(path)?;
         let text =
             Zeroizing::new(
                 std::fs::read_to_string(path).map_err(|source| MasterKeyError::Io {
@@ -100,6 +108,29 @@ impl fmt::Debug for MasterKey {
 
 /// Reads `path`, or creates it with a fresh key (mode 0600) when it does not exist.
 /// Returns the key and whether it was just created.
+#[cfg(unix)]
+fn check_permissions(path: &Path) -> Result<(), MasterKeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).map_err(|source| MasterKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    // Others may not read; nobody but the owner may write.
+    if mode & 0o026 != 0 {
+        return Err(MasterKeyError::Exposed {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path) -> Result<(), MasterKeyError> {
+    Ok(())
+}
+
 pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
     if path.exists() {
         return MasterKey::read_file(path).map(|key| (key, false));
@@ -139,6 +170,33 @@ mod tests {
             MasterKey::from_base64("not base64!"),
             Err(MasterKeyError::NotBase64)
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_or_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("keyward-key-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("master.key");
+        std::fs::write(&path, MasterKey::generate().to_base64()).unwrap();
+        for (mode, allowed) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, true),
+            (0o644, false),
+            (0o660, false),
+            (0o604, false),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let read = MasterKey::read_file(&path);
+            assert_eq!(read.is_ok(), allowed, "mode {mode:o}: {read:?}");
+            if !allowed {
+                let message = read.unwrap_err().to_string();
+                assert!(message.contains("chmod 600"), "{message}");
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
