@@ -83,6 +83,57 @@ async fn non_admin_gets_403_from_page_and_server_functions(db: TestDb) {
     assert_eq!(admin, ("admin".to_owned(), 0));
 }
 
+async fn concurrent_signups_on_an_empty_database_make_exactly_one_admin(db: TestDb) {
+    let app = spawn_app(db).await;
+    let signups = (0..12).map(|i| {
+        let client = app.new_client();
+        let app = &app;
+        async move {
+            let email = format!("racer{i}@example.com");
+            let form = [("email", email.as_str()), ("password", PASSWORD)];
+            app.call_with(&client, "signup", &form).await.status()
+        }
+    });
+    for status in futures::future::join_all(signups).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(admins, 1);
+}
+
+async fn two_admins_demoting_each_other_at_once_leave_one_admin(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("first@example.com", PASSWORD).await;
+    let second = app.new_client();
+    let form = [("email", "second@example.com"), ("password", PASSWORD)];
+    app.call_with(&second, "signup", &form).await;
+    let promoted = app
+        .call("admin/set_role", &[("user_id", "2"), ("admin", "true")])
+        .await;
+    assert_eq!(promoted.status(), StatusCode::OK);
+    let (first_demotes, second_demotes) = tokio::join!(
+        app.call("admin/set_role", &[("user_id", "2"), ("admin", "false")]),
+        app.call_with(
+            &second,
+            "admin/set_role",
+            &[("user_id", "1"), ("admin", "false")]
+        ),
+    );
+    let changed = [first_demotes.status(), second_demotes.status()]
+        .iter()
+        .filter(|status| **status == StatusCode::OK)
+        .count();
+    assert_eq!(changed, 1, "one demotion wins, the other is refused");
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(admins, 1);
+}
+
 async fn admin_sees_every_account(db: TestDb) {
     let app = spawn_app(db).await;
     app.signup("admin@example.com", PASSWORD).await;
@@ -116,6 +167,8 @@ async fn admin_sees_every_account(db: TestDb) {
 }
 
 db_tests!(
+    concurrent_signups_on_an_empty_database_make_exactly_one_admin,
+    two_admins_demoting_each_other_at_once_leave_one_admin,
     anonymous_visitors_are_sent_to_login,
     non_admin_gets_403_from_page_and_server_functions,
     admin_sees_every_account,

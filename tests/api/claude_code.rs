@@ -36,7 +36,18 @@ async fn thinking_is_turned_off_when_the_clamp_leaves_no_room_for_it(db: TestDb)
     // The free plan's clamp: 1,024 tokens, the smallest budget there is.
     let app = chat_app(db, &mock, &[]).await;
     let token = create_token(&app, "claude-code").await;
-    let answer = post(&app, &token, "/v1/messages", &claude_code_request()).await;
+    let answer = reqwest::Client::new()
+        .post(app.url("/v1/messages?beta=true"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("anthropic-version", "2023-06-01")
+        .header(
+            "anthropic-beta",
+            "interleaved-thinking-2025-05-14,context-management-2025-06-27",
+        )
+        .json(&claude_code_request())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(answer.headers()["keyward-adjusted"], "thinking-disabled");
     let sent = mock.received_on("/v1/messages").await;
@@ -71,6 +82,25 @@ async fn on_the_users_own_key_the_request_goes_as_sent(db: TestDb) {
     let sent = mock.received_on("/v1/messages").await;
     assert_eq!(sent[0]["api_key"], VALID_KEY);
     assert_eq!(sent[0]["body"], request, "untouched");
+
+    // The mock checks budgets as Anthropic does: a client's own invalid
+    // budget reaches it untouched and comes back as Anthropic's 400.
+    for (max_tokens, budget) in [(32_000, 32_000), (32_000, 512)] {
+        let mut invalid = claude_code_request();
+        invalid["max_tokens"] = json!(max_tokens);
+        invalid["thinking"]["budget_tokens"] = json!(budget);
+        let answer = post(&app, &token, "/v1/messages", &invalid).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        let error: Value = answer.json().await.unwrap();
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("budget_tokens"),
+            "{error}"
+        );
+    }
 }
 
 async fn the_thinking_budget_is_lowered_below_a_larger_clamp(db: TestDb) {

@@ -51,6 +51,10 @@ const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How many times a call refused while another instance held an open
 /// lease on the same allowance asks again (each after that lease's end).
 const ASKS_WHILE_OTHERS_HOLD: usize = 4;
+/// How long after its end a lease nobody asked past is closed by the
+/// timer: long enough for a busy user's next call to close it as part of
+/// its batch (at a bucket's edge every busy user's lease ends at once).
+const LEASE_CLOSE_DELAY_MS: i64 = 30;
 
 /// A place for one call's ledger row, held from the call's start until its
 /// row is committed.
@@ -164,7 +168,8 @@ impl LedgerWriter {
             else {
                 return Err(ReserveError::Refused(declined.refusal));
             };
-            let wait_ms = (until - self.clock.now_ms()).clamp(0, 1_000) as u64 + 20;
+            let wait_ms =
+                (until - self.clock.now_ms()).clamp(0, 1_000) as u64 + LEASE_CLOSE_DELAY_MS as u64;
             tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
             slot = returned;
             ask.now_ms = self.clock.now_ms();
@@ -181,12 +186,14 @@ impl LedgerWriter {
         self.leases.admitted()
     }
 
-    /// When the first open lease ends, on the monotonic clock (a
-    /// millisecond late, so it has ended by the clock leases go by).
+    /// When to close leases that ended with no call asking for more: a
+    /// while after the first one ends (on the monotonic clock). A busy
+    /// user's next call closes their lease sooner, in the batch that grants
+    /// the next one, without a transaction of its own.
     fn first_lease_end(&self) -> Option<tokio::time::Instant> {
         let end = self.leases.next_end()?;
-        let in_ms = (end - self.clock.now_ms()).clamp(0, 60_000) as u64 + 1;
-        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms))
+        let in_ms = (end - self.clock.now_ms()).clamp(0, 60_000) + LEASE_CLOSE_DELAY_MS;
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms as u64))
     }
 
     /// Queues `job`; the receiver hears when it is committed (dropping it

@@ -116,20 +116,35 @@ pub async fn add_many(
     Ok(())
 }
 
-/// Takes `calls` back out of a user's bucket (calls that never left
-/// keyward); a bucket pruned meanwhile is left alone.
-pub async fn remove(
+/// Takes calls back out of users' buckets, `(user_id, bucket, calls)`, a
+/// statement for many; a bucket pruned meanwhile is left alone.
+pub async fn remove_many(
     conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    bucket: i64,
-    calls: i64,
+    counts: &[(i64, i64, i64)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE rate_buckets SET calls = calls - $3 WHERE user_id = $1 AND bucket = $2")
-        .bind(user_id)
-        .bind(bucket)
-        .bind(calls)
-        .execute(conn)
-        .await?;
+    for chunk in counts.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "SELECT CAST(${} AS BIGINT) AS v_user, CAST(${} AS BIGINT) AS v_bucket, \
+                     CAST(${} AS BIGINT) AS v_calls",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE rate_buckets SET calls = calls - v.v_calls FROM ({}) AS v \
+             WHERE rate_buckets.user_id = v.v_user AND rate_buckets.bucket = v.v_bucket",
+            rows.join(" UNION ALL ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (user_id, bucket, calls) in chunk {
+            query = query.bind(*user_id).bind(*bucket).bind(*calls);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

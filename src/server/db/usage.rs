@@ -146,29 +146,44 @@ impl UsageChanges {
         self.give_back(user_id, day, 0, tokens, None);
     }
 
-    /// Writes the sums, users in ascending order (the order reservations
-    /// lock them in, so instances cannot deadlock on each other).
+    /// Writes the sums in two statements whatever the number of users
+    /// (rows in ascending user order, the order admission locks them in).
     pub async fn apply(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-        for ((user_id, day), (requests, tokens)) in self.days {
-            if requests == 0 && tokens == 0 {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (user_id, day) DO UPDATE SET requests = usage_daily.requests + excluded.requests, \
+        let days: Vec<((i64, String), (i64, i64))> = self
+            .days
+            .into_iter()
+            .filter(|(_, (requests, tokens))| *requests != 0 || *tokens != 0)
+            .collect();
+        for chunk in days.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = 4 * i;
+                    format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO usage_daily (user_id, day, requests, tokens) VALUES {} \
+                 ON CONFLICT (user_id, day) DO UPDATE SET \
+                 requests = usage_daily.requests + excluded.requests, \
                  tokens = usage_daily.tokens + excluded.tokens",
-            )
-            .bind(user_id)
-            .bind(day)
-            .bind(requests)
-            .bind(tokens)
-            .execute(&mut *conn)
-            .await?;
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for ((user_id, day), (requests, tokens)) in chunk {
+                query = query
+                    .bind(*user_id)
+                    .bind(day.as_str())
+                    .bind(*requests)
+                    .bind(*tokens);
+            }
+            query.execute(&mut *conn).await?;
         }
-        for ((user_id, bucket), calls) in self.buckets {
-            rate_window::remove(conn, user_id, bucket, calls).await?;
-        }
-        Ok(())
+        let buckets: Vec<(i64, i64, i64)> = self
+            .buckets
+            .into_iter()
+            .map(|((user_id, bucket), calls)| (user_id, bucket, calls))
+            .collect();
+        rate_window::remove_many(conn, &buckets).await
     }
 }
 

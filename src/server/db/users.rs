@@ -116,14 +116,46 @@ pub async fn insert(
         "INSERT INTO users (email, email_norm, password_hash, role, disabled, created_at) \
          SELECT $1, $2, $3, {role_sql}, 0, $4 RETURNING {COLUMNS}"
     );
+    let mut tx = db.begin().await?;
+    // "The first account is an admin" reads the table it writes.
+    serialise_admin_changes(&mut tx).await?;
     let row = sqlx::query(&sql)
         .bind(email.trim())
         .bind(normalize_email(email))
         .bind(password_hash)
         .bind(now_ms())
-        .fetch_one(db)
+        .fetch_one(&mut *tx)
         .await?;
-    from_row(&row)
+    let user = from_row(&row)?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Changes that decide who is an admin ("the first account is an admin",
+/// "the last admin stays") read the table they write, so on Postgres two
+/// of them at once could both see the state before the other (READ
+/// COMMITTED): they queue on one advisory lock instead. SQLite runs each
+/// statement alone.
+async fn serialise_admin_changes(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    /// The advisory lock's key (any number no other lock uses).
+    const ADMIN_CHANGES: i64 = 0x6b65_7977_6172_6401;
+    if conn.backend_name() != "SQLite" {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ADMIN_CHANGES)
+            .fetch_one(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` (an UPDATE of user `id`) after the admin-changes lock;
+/// whether it changed the row.
+async fn update_keeping_an_admin(db: &Db, sql: &str, id: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    serialise_admin_changes(&mut tx).await?;
+    let done = sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn update_password_hash(db: &Db, id: i64, hash: &str) -> Result<(), sqlx::Error> {
@@ -195,8 +227,7 @@ pub async fn set_role_keeping_an_admin(db: &Db, id: i64, admin: bool) -> Result<
             "UPDATE users SET role = 'user' WHERE id = $1 AND (role <> 'admin' OR {ANOTHER_ADMIN})"
         )
     };
-    let done = sqlx::query(&sql).bind(id).execute(db).await?;
-    Ok(done.rows_affected() == 1)
+    update_keeping_an_admin(db, &sql, id).await
 }
 
 /// Disables or enables, unless that would leave no enabled admin.
@@ -212,6 +243,5 @@ pub async fn set_disabled_keeping_an_admin(
     } else {
         "UPDATE users SET disabled = 0 WHERE id = $1".to_owned()
     };
-    let done = sqlx::query(&sql).bind(id).execute(db).await?;
-    Ok(done.rows_affected() == 1)
+    update_keeping_an_admin(db, &sql, id).await
 }
