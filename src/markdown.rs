@@ -164,6 +164,20 @@ mod tests {
             .collect()
     }
 
+    /// Whether any tag named `element` in `html` carries an `on…=` event
+    /// handler or a `style=` attribute.
+    fn has_event_or_style_attribute(html: &str, element: &str) -> bool {
+        html.match_indices('<').any(|(at, _)| {
+            let tag = &html[at + 1..];
+            let tag = &tag[..tag.find('>').unwrap_or(tag.len())].to_ascii_lowercase();
+            tag.starts_with(element)
+                && tag.split_whitespace().skip(1).any(|attribute| {
+                    let name = attribute.split('=').next().unwrap_or("");
+                    (name.starts_with("on") && attribute.contains('=')) || name == "style"
+                })
+        })
+    }
+
     use proptest::strategy::Strategy as _;
 
     proptest::proptest! {
@@ -190,6 +204,10 @@ mod tests {
                 proptest::prop_assert!(
                     ALLOWED_ELEMENTS.contains(&element.as_str()),
                     "<{}> in {}", element, html
+                );
+                proptest::prop_assert!(
+                    !has_event_or_style_attribute(&html, &element),
+                    "an event handler or style in {}", html
                 );
                 for url in urls {
                     for scheme in ["javascript:", "data:", "vbscript:"] {

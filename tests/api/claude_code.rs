@@ -62,9 +62,9 @@ async fn thinking_is_turned_off_when_the_clamp_leaves_no_room_for_it(db: TestDb)
         sent[0]["body"]["messages"][1]["content"][0]["type"], "thinking",
         "the history goes as sent"
     );
-    assert_eq!(
-        sent[0]["body"]["context_management"],
-        claude_code_request()["context_management"]
+    assert!(
+        sent[0]["body"].get("context_management").is_none(),
+        "clearing old thinking needs thinking on: the edit went with it"
     );
     assert_eq!(sent[0]["body"]["tools"], claude_code_request()["tools"]);
 }
@@ -117,6 +117,11 @@ async fn the_thinking_budget_is_lowered_below_a_larger_clamp(db: TestDb) {
     let sent = mock.received_on("/v1/messages").await;
     assert_eq!(sent[0]["max_tokens"], 8192);
     assert_eq!(sent[0]["body"]["thinking"]["budget_tokens"], 4096);
+    assert_eq!(
+        sent[0]["body"]["context_management"],
+        claude_code_request()["context_management"],
+        "thinking stays on, and so does the edit"
+    );
 
     // A budget the clamp leaves valid is not touched, and nothing is said.
     let mut fits = claude_code_request();

@@ -99,7 +99,9 @@ async fn the_official_typescript_sdk_works_unmodified(db: TestDb) {
     };
     let (app, _mock, token, free_token) = sdk_app(db).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/ts/sdk.test.mjs");
-    let args = vec!["--test".to_owned(), script.to_owned()];
+    let args = ["--test", "--test-reporter=tap", script]
+        .map(String::from)
+        .to_vec();
     let (passed, report) = run_sdk_tests(node, args, &app, token, free_token).await;
     assert!(passed, "TypeScript SDK tests failed:\n{report}");
     assert!(report.contains("# pass 8"), "{report}");

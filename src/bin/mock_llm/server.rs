@@ -347,6 +347,22 @@ async fn messages(
     if let Some(message) = invalid_thinking(&body["thinking"], max_tokens) {
         return error(400, "invalid_request_error", message);
     }
+    let clears_thinking = body["context_management"]["edits"]
+        .as_array()
+        .is_some_and(|edits| {
+            edits.iter().any(|edit| {
+                edit["type"]
+                    .as_str()
+                    .is_some_and(|kind| kind.starts_with("clear_thinking"))
+            })
+        });
+    if clears_thinking && body["thinking"]["type"] != "enabled" {
+        return error(
+            400,
+            "invalid_request_error",
+            "`clear_thinking_20251015` strategy requires `thinking` to be enabled",
+        );
+    }
     let mut prompt = String::new();
     if let Some(last) = last_user_message(&body) {
         collect_text(&last["content"], &mut prompt);

@@ -201,21 +201,24 @@ pub struct SessionUse {
     pub last_at: i64,
 }
 
-/// `user_id`'s most recent client sessions, newest first.
+/// `user_id`'s most recent client sessions of the last 30 days, newest
+/// first (bounded, so a page load never reads a user's whole history).
 pub async fn sessions_for_user(
     db: &Db,
     user_id: i64,
     limit: i64,
 ) -> Result<Vec<SessionUse>, sqlx::Error> {
+    const RECENT_MS: i64 = 30 * 24 * 60 * 60 * 1000;
     let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT client_session, COUNT(*), \
          CAST(COALESCE(SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens), 0) AS BIGINT), \
          CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT), MIN(at), MAX(at) \
-         FROM usage_ledger WHERE user_id = $1 AND client_session IS NOT NULL \
+         FROM usage_ledger WHERE user_id = $1 AND client_session IS NOT NULL AND at >= $3 \
          GROUP BY client_session ORDER BY MAX(at) DESC, MAX(id) DESC LIMIT $2",
     )
     .bind(user_id)
     .bind(limit)
+    .bind(super::now_ms() - RECENT_MS)
     .fetch_all(db)
     .await?;
     Ok(rows

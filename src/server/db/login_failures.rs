@@ -34,7 +34,7 @@ pub async fn try_record_attempt(
     } else {
         // Attempts on one email (class 1) or one IP (class 2) queue here;
         // emails before IPs, so two attempts cannot wait on each other.
-        for (class, key) in [(1, email_norm), (2, ip)] {
+        for (class, key) in [(1i32, email_norm), (2i32, ip)] {
             sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
                 .bind(class)
                 .bind(key)

@@ -117,27 +117,52 @@ const MIN_THINKING_BUDGET: i64 = 1024;
 /// Keeps manual extended thinking valid under a clamped `max_tokens`
 /// (Anthropic wants `1024 <= budget_tokens < max_tokens`): the budget is
 /// lowered to half the clamp, or to the minimum, and when even the minimum
-/// does not fit, thinking is turned off for the call. A request whose
-/// budget already fits, or that does not use manual thinking (adaptive
-/// thinking has no budget), is left alone.
+/// does not fit, thinking is turned off for the call, with the context
+/// edits that need it (Claude Code asks to clear old thinking, which
+/// Anthropic refuses without thinking). A request whose budget already
+/// fits, or that does not use manual thinking (adaptive thinking has no
+/// budget), is left alone.
 fn fit_thinking(value: &mut Value, max_tokens: i64) -> Option<Adjusted> {
     let thinking = value.get("thinking")?;
     if thinking["type"] != "enabled" {
         return None;
     }
-    let budget = thinking["budget_tokens"].as_i64()?;
-    if budget < max_tokens {
+    // Any number: a budget written as 32000.0 is still too large.
+    let budget = thinking["budget_tokens"].as_f64()?;
+    if budget < max_tokens as f64 {
         return None;
     }
-    let lowered = budget.min((max_tokens / 2).max(MIN_THINKING_BUDGET));
-    if lowered < max_tokens {
+    let lowered = ((max_tokens / 2).max(MIN_THINKING_BUDGET) as f64).min(budget) as i64;
+    if lowered < max_tokens && lowered >= MIN_THINKING_BUDGET {
         value["thinking"]["budget_tokens"] = Value::from(lowered);
         return Some(Adjusted::ThinkingBudget(lowered));
     }
     // Earlier thinking blocks in the history may stay: Anthropic accepts
     // them with thinking off and leaves them out of the context.
-    value.as_object_mut()?.remove("thinking");
+    let object = value.as_object_mut()?;
+    object.remove("thinking");
+    drop_thinking_edits(object);
     Some(Adjusted::ThinkingDisabled)
+}
+
+/// Removes the context-management edits that only work with thinking on
+/// (`clear_thinking_…`), and `context_management` itself if none is left.
+fn drop_thinking_edits(request: &mut serde_json::Map<String, Value>) {
+    let Some(edits) = request
+        .get_mut("context_management")
+        .and_then(|management| management.get_mut("edits"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    edits.retain(|edit| {
+        !edit["type"]
+            .as_str()
+            .is_some_and(|kind| kind.starts_with("clear_thinking"))
+    });
+    if edits.is_empty() {
+        request.remove("context_management");
+    }
 }
 
 /// For a call that must reserve first: the body, with `max_tokens` lowered
@@ -244,6 +269,10 @@ mod tests {
             any::<i64>().prop_map(Value::from),
             (1i64..100_000).prop_map(Value::from),
             "[a-z_\\-]{0,12}".prop_map(Value::from),
+            Just(Value::from("enabled")),
+            Just(Value::from("clear_thinking_20251015")),
+            (1024i64..40_000).prop_map(Value::from),
+            (1024.0f64..40_000.0).prop_map(Value::from),
         ];
         leaf.prop_recursive(3, 24, 6, |inner| {
             prop_oneof![
@@ -257,6 +286,8 @@ mod tests {
                         Just("messages".to_owned()),
                         Just("budget_tokens".to_owned()),
                         Just("type".to_owned()),
+                        Just("context_management".to_owned()),
+                        Just("edits".to_owned()),
                         "[a-z]{1,6}",
                     ],
                     inner,
@@ -299,11 +330,29 @@ mod tests {
             }
             let mut sent: Value = serde_json::from_slice(&prepared.body).unwrap();
             let mut original = value.clone();
-            proptest::prop_assert_eq!(&sent["max_tokens"], &Value::from(clamp.unwrap()));
+            let clamp = clamp.unwrap();
+            proptest::prop_assert_eq!(&sent["max_tokens"], &Value::from(clamp));
+            // Manual thinking the clamp touched is valid, or gone with the
+            // edits that need it.
+            if sent["thinking"]["type"] == "enabled" {
+                if let Some(budget) = sent["thinking"]["budget_tokens"].as_f64() {
+                    let changed = sent["thinking"] != original["thinking"];
+                    proptest::prop_assert!(
+                        !changed || (1024.0..clamp as f64).contains(&budget),
+                        "budget {} under a clamp of {}", budget, clamp
+                    );
+                }
+            }
+            if prepared.adjusted == Some(Adjusted::ThinkingDisabled) {
+                proptest::prop_assert!(sent.get("thinking").is_none());
+                let edits = sent["context_management"]["edits"].as_array().cloned().unwrap_or_default();
+                proptest::prop_assert!(!edits.iter().any(|edit| edit["type"].as_str().is_some_and(|t| t.starts_with("clear_thinking"))));
+            }
             for object in [&mut sent, &mut original] {
                 let object = object.as_object_mut().unwrap();
                 object.remove("max_tokens");
                 object.remove("thinking");
+                object.remove("context_management");
             }
             proptest::prop_assert_eq!(sent, original);
         }
@@ -331,6 +380,30 @@ mod tests {
         assert_eq!(adjusted, Some(Adjusted::ThinkingDisabled));
         assert!(value.get("thinking").is_none());
         assert_eq!(value["max_tokens"], 1024);
+        // A budget written as a float is a number all the same.
+        let body = Bytes::from(
+            json!({"model":"m","max_tokens":32_000,"messages":[],
+                   "thinking":{"type":"enabled","budget_tokens":32_000.0}})
+            .to_string(),
+        );
+        let prepared = prepare_for_hold(body.clone(), &parse(&body).unwrap(), Some(8_192)).unwrap();
+        assert_eq!(prepared.adjusted, Some(Adjusted::ThinkingBudget(4_096)));
+        // Thinking off takes Claude Code's "clear old thinking" edit with it
+        // (Anthropic refuses that edit without thinking), and keeps others.
+        let body = Bytes::from(
+            json!({"model":"m","max_tokens":32_000,"messages":[],
+                   "thinking":{"type":"enabled","budget_tokens":31_999},
+                   "context_management":{"edits":[
+                       {"type":"clear_thinking_20251015"},
+                       {"type":"clear_tool_uses_20250919"}]}})
+            .to_string(),
+        );
+        let prepared = prepare_for_hold(body.clone(), &parse(&body).unwrap(), Some(1_024)).unwrap();
+        let sent: Value = serde_json::from_slice(&prepared.body).unwrap();
+        assert_eq!(
+            sent["context_management"],
+            json!({"edits":[{"type":"clear_tool_uses_20250919"}]})
+        );
         // Room for a budget: half the clamp, at least the minimum.
         let (value, adjusted) = with_thinking(32_000, 10_000, 8_192);
         assert_eq!(adjusted, Some(Adjusted::ThinkingBudget(4_096)));

@@ -34,7 +34,8 @@ pub enum MasterKeyError {
     },
     #[error(
         "master key file {path} can be read or changed by other users (mode {mode:o}); \
-         allow only its owner (and at most its group to read): chmod 600 {path}"
+         allow only its owner (and at most its group to read): chmod 600 {path} \
+         (a Kubernetes secret: defaultMode 0400)"
     )]
     Exposed { path: String, mode: u32 },
 }
@@ -106,8 +107,6 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// Reads `path`, or creates it with a fresh key (mode 0600) when it does not exist.
-/// Returns the key and whether it was just created.
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), MasterKeyError> {
     use std::os::unix::fs::PermissionsExt;
@@ -131,6 +130,8 @@ fn check_permissions(_path: &Path) -> Result<(), MasterKeyError> {
     Ok(())
 }
 
+/// Reads `path`, or creates it with a fresh key (mode 0600) when it does not exist.
+/// Returns the key and whether it was just created.
 pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
     if path.exists() {
         return MasterKey::read_file(path).map(|key| (key, false));
