@@ -72,6 +72,7 @@ pub fn SessionsTable(sessions: Vec<SessionSummary>) -> impl IntoView {
                     <tr>
                         <th scope="col">"Session"</th>
                         <th scope="col">"Calls"</th>
+                        <th scope="col">"Agents"</th>
                         <th scope="col">"Tokens"</th>
                         <th scope="col">"Cost"</th>
                         <th scope="col">"First call"</th>
@@ -89,6 +90,7 @@ pub fn SessionsTable(sessions: Vec<SessionSummary>) -> impl IntoView {
                                 <tr data-session=id>
                                     <td><code title=session.session>{short}</code></td>
                                     <td>{session.calls}</td>
+                                    <td>{session.agents}</td>
                                     <td>{session.tokens}</td>
                                     <td>{format_usd(session.cost_micro_usd)}</td>
                                     <td>{session.first}</td>

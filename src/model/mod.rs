@@ -83,6 +83,8 @@ pub struct UsageSummary {
 pub struct SessionSummary {
     pub session: String,
     pub calls: i64,
+    /// Distinct agents that made its calls (subagents each have one).
+    pub agents: i64,
     pub tokens: i64,
     pub cost_micro_usd: i64,
     pub first: String,

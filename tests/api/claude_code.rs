@@ -162,13 +162,14 @@ async fn gateway_calls_are_grouped_by_claude_code_session(db: TestDb) {
     let first = "0f8e2a4c-5d6b-4e7f-8a9b-0c1d2e3f4a5b";
     let second = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
     let request = body("claude-haiku-4-5", 100, "hi");
-    for session in [
-        Some(first),
-        Some(first),
-        Some(second),
-        None,
-        Some("not a session id!"),
-    ] {
+    let calls = [
+        (Some(first), Some("main")),
+        (Some(first), Some("subagent-1")),
+        (Some(second), None),
+        (None, Some("main")),
+        (Some("not a session id!"), None),
+    ];
+    for (session, agent) in calls {
         let mut call = reqwest::Client::new()
             .post(app.url("/v1/messages"))
             .header("authorization", format!("Bearer {token}"))
@@ -176,6 +177,9 @@ async fn gateway_calls_are_grouped_by_claude_code_session(db: TestDb) {
             .json(&request);
         if let Some(session) = session {
             call = call.header("x-claude-code-session-id", session);
+        }
+        if let Some(agent) = agent {
+            call = call.header("x-claude-code-agent-id", agent);
         }
         assert_eq!(call.send().await.unwrap().status(), StatusCode::OK);
     }
@@ -187,6 +191,8 @@ async fn gateway_calls_are_grouped_by_claude_code_session(db: TestDb) {
     assert_eq!(sessions[0]["calls"], 1);
     assert_eq!(sessions[1]["session"], first);
     assert_eq!(sessions[1]["calls"], 2);
+    assert_eq!(sessions[1]["agents"], 2, "the main agent and a subagent");
+    assert_eq!(sessions[0]["agents"], 0);
     let tokens: i64 = sqlx::query_scalar(
         "SELECT CAST(SUM(input_tokens + output_tokens) AS BIGINT) FROM usage_ledger WHERE client_session = $1",
     )

@@ -55,6 +55,8 @@ pub struct CallOrigin {
     pub message_id: Option<i64>,
     /// The client's session, for grouping (Claude Code's session id).
     pub client_session: Option<String>,
+    /// The agent within it (Claude Code's agent id).
+    pub client_agent: Option<String>,
 }
 
 /// The bill for a call.
@@ -166,6 +168,7 @@ pub fn bill(
         reached_upstream: call.reached_upstream,
         server_tool_uses: as_i64(tokens.web_search_requests),
         client_session: call.origin.client_session,
+        client_agent: call.origin.client_agent,
     };
     let job = LedgerJob {
         row,

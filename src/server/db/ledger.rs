@@ -28,6 +28,8 @@ pub struct LedgerRow {
     pub server_tool_uses: i64,
     /// The client's session (Claude Code's `x-claude-code-session-id`).
     pub client_session: Option<String>,
+    /// The agent within it (Claude Code's `x-claude-code-agent-id`).
+    pub client_agent: Option<String>,
 }
 
 impl LedgerRow {
@@ -50,7 +52,7 @@ impl LedgerRow {
     }
 }
 
-const COLUMNS: usize = 20;
+const COLUMNS: usize = 21;
 
 /// Rows per INSERT statement: a batch is cut into these sizes, so a handful
 /// of statements serve every batch and stay prepared in the connection's
@@ -96,7 +98,7 @@ fn build_insert_sql(sqlite: bool, rows: usize) -> String {
     format!(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
          input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session) \
+         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session, client_agent) \
          VALUES {values}"
     )
 }
@@ -146,7 +148,8 @@ pub async fn insert_many(
                 .bind(row.request_id.as_deref())
                 .bind(i64::from(row.reached_upstream))
                 .bind(row.server_tool_uses)
-                .bind(row.client_session.as_deref());
+                .bind(row.client_session.as_deref())
+                .bind(row.client_agent.as_deref());
         }
         query.execute(&mut *conn).await?;
     }
@@ -195,6 +198,8 @@ pub async fn recent_for_user(
 pub struct SessionUse {
     pub session: String,
     pub calls: i64,
+    /// Distinct agents (Claude Code's main agent and its subagents).
+    pub agents: i64,
     pub tokens: i64,
     pub cost_micro_usd: i64,
     pub first_at: i64,
@@ -209,8 +214,8 @@ pub async fn sessions_for_user(
     limit: i64,
 ) -> Result<Vec<SessionUse>, sqlx::Error> {
     const RECENT_MS: i64 = 30 * 24 * 60 * 60 * 1000;
-    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT client_session, COUNT(*), \
+    let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT client_session, COUNT(*), COUNT(DISTINCT client_agent), \
          CAST(COALESCE(SUM(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens), 0) AS BIGINT), \
          CAST(COALESCE(SUM(cost_micro_usd), 0) AS BIGINT), MIN(at), MAX(at) \
          FROM usage_ledger WHERE user_id = $1 AND client_session IS NOT NULL AND at >= $3 \
@@ -224,9 +229,10 @@ pub async fn sessions_for_user(
     Ok(rows
         .into_iter()
         .map(
-            |(session, calls, tokens, cost_micro_usd, first_at, last_at)| SessionUse {
+            |(session, calls, agents, tokens, cost_micro_usd, first_at, last_at)| SessionUse {
                 session,
                 calls,
+                agents,
                 tokens,
                 cost_micro_usd,
                 first_at,
@@ -242,6 +248,7 @@ impl SessionUse {
         crate::model::SessionSummary {
             session: self.session,
             calls: self.calls,
+            agents: self.agents,
             tokens: self.tokens,
             cost_micro_usd: self.cost_micro_usd,
             first: super::format_time(self.first_at),
@@ -271,7 +278,7 @@ mod tests {
         assert_eq!(sqlite.matches('?').count(), 4 * COLUMNS);
         assert!(!sqlite.contains('$'));
         let postgres = insert_sql(false, 4);
-        assert!(postgres.ends_with("$78, $79, $80)"), "{postgres}");
+        assert!(postgres.ends_with("$82, $83, $84)"), "{postgres}");
         assert!(!postgres.contains('?'));
     }
 }

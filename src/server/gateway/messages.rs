@@ -58,7 +58,8 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
         origin: CallOrigin {
             user_id: principal.user.id,
             token_id: Some(principal.token_id),
-            client_session: client_session(&headers),
+            client_session: client_id(&headers, "x-claude-code-session-id"),
+            client_agent: client_id(&headers, "x-claude-code-agent-id"),
             ..CallOrigin::default()
         },
         model: parsed.model,
@@ -85,11 +86,12 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     Ok(response)
 }
 
-/// The client's session id, when it sends a sane one: Claude Code names
-/// its session in `x-claude-code-session-id` (a UUID). Anything else is
-/// ignored, so a client cannot put arbitrary text in the usage views.
-fn client_session(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("x-claude-code-session-id")?.to_str().ok()?;
+/// A client's id in `header`, when it sends a sane one: Claude Code names
+/// its session (`x-claude-code-session-id`, a UUID) and each agent
+/// (`x-claude-code-agent-id`). Anything else is ignored, so a client
+/// cannot put arbitrary text in the usage views.
+fn client_id(headers: &HeaderMap, header: &str) -> Option<String> {
+    let value = headers.get(header)?.to_str().ok()?;
     let sane = !value.is_empty()
         && value.len() <= 64
         && value
