@@ -126,6 +126,16 @@ pub struct Config {
     #[arg(long, global = true, env = "KEYWARD_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// How long a client may take to send a request body, in seconds: a
+    /// body trickled in slower is answered 408 and its connection freed.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_BODY_READ_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub body_read_timeout_secs: u64,
+
     /// On SIGTERM, how long calls in flight may finish before they are cut
     /// (and recorded as `stopped` with what they used).
     #[arg(

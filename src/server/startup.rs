@@ -249,6 +249,33 @@ impl Application {
 /// 100,000 characters, form-encoded, fits with room to spare.
 const PAGE_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
+/// Reads a page's or server function's body whole before it is handled,
+/// within `timeout`: a client trickling its body in is answered 408 and
+/// its connection freed instead of holding it (and a handler) for ever.
+async fn buffer_page_body(
+    State(timeout): State<Duration>,
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, PAGE_BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large.",
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time.",
+        )
+            .into_response(),
+    }
+}
+
 fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = route_list();
@@ -281,9 +308,13 @@ fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(from_fn(move |req, next| security::web_security(secure_cookies, req, next)))
         .layer(CompressionLayer::new())
+        .layer(from_fn_with_state(
+            Duration::from_secs(state.config.body_read_timeout_secs),
+            buffer_page_body,
+        ))
         // Pages and server functions take forms, at most a long chat
         // message; only the gateway takes `KEYWARD_MAX_BODY_BYTES`.
-        .layer(RequestBodyLimitLayer::new(PAGE_BODY_LIMIT.min(state.config.max_body_bytes)))
+        .layer(RequestBodyLimitLayer::new(PAGE_BODY_LIMIT))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

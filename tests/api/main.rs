@@ -16,6 +16,7 @@ mod claude_code;
 mod cli;
 mod dashboard;
 mod gateway;
+mod hostile;
 mod key_rotation;
 mod keys;
 mod ledger;

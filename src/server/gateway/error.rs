@@ -42,6 +42,15 @@ impl GatewayError {
         Self::new(StatusCode::NOT_FOUND, "not_found_error", message)
     }
 
+    /// The body did not arrive within `secs` seconds.
+    pub fn body_timeout(secs: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout_error",
+            format!("The request body did not arrive within {secs} s."),
+        )
+    }
+
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -37,7 +37,7 @@ pub async fn create_message(State(state): State<AppState>, request: Request) -> 
 async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, GatewayError> {
     let principal = auth::authenticate(&state, &headers).await?;
     let routed = principal.route.clone()?;
-    let body = request::read_body(body, state.config.max_body_bytes).await?;
+    let body = request::read_body(body, state.config.max_body_bytes, body_timeout(&state)).await?;
     let parsed = request::parse(&body)?;
     calls::check_model(&routed, &parsed.model).map_err(refused)?;
     // Only a call that reserves is read whole (to clamp, estimate and check
@@ -98,6 +98,10 @@ fn client_id(headers: &HeaderMap, header: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     sane.then(|| value.to_owned())
+}
+
+fn body_timeout(state: &AppState) -> std::time::Duration {
+    std::time::Duration::from_secs(state.config.body_read_timeout_secs)
 }
 
 /// A refusal in Anthropic's shape: 403 for the plan's rules, 429 (or the
@@ -186,7 +190,8 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
     let answer = async {
         let principal = auth::authenticate(&state, &headers).await?;
         let routed = principal.route.clone()?;
-        let body = request::read_body(body, state.config.max_body_bytes).await?;
+        let body =
+            request::read_body(body, state.config.max_body_bytes, body_timeout(&state)).await?;
         let parsed = request::parse(&body)?;
         if !routed.allows_model(&parsed.model) {
             return Err(model_not_in_plan(&parsed.model, &routed.allowed_models()));

@@ -28,9 +28,18 @@ pub struct MessagesRequest {
     pub stream: bool,
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
+/// Reads the whole body, refusing more than `limit` bytes with 413 and a
+/// body that takes longer than `timeout` with 408.
+pub async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, GatewayError> {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(GatewayError::body_timeout(timeout.as_secs()));
+    };
+    read.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
         if too_large {
