@@ -74,18 +74,24 @@ async fn the_minute_window_ends_between_59_9_and_60_1_seconds(db: TestDb) {
     balanced_books(&app.db).await;
 }
 
-async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
-    use keyward::server::db::{
-        reservations::Tag,
-        reserve_many::{reserve_many, Ask},
-        usage::Limits,
-    };
+/// keyward with one account signed up (ada), and her id.
+async fn app_with_one_user(db: TestDb) -> (crate::helpers::TestApp, i64) {
     let app = spawn_app(db).await;
     app.signup("ada@example.com", PASSWORD).await;
     let user_id: i64 = sqlx::query_scalar("SELECT id FROM users")
         .fetch_one(&app.db)
         .await
         .unwrap();
+    (app, user_id)
+}
+
+async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
+    use keyward::server::db::{
+        reservations::Tag,
+        reserve_many::{reserve_many, Ask},
+        usage::Limits,
+    };
+    let (app, user_id) = app_with_one_user(db).await;
     let midnight = 1_796_169_600_000; // 2026-12-02T00:00:00Z
     let limits = Limits {
         requests_per_minute: Some(2),
@@ -132,12 +138,7 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
         reserve_many::{reserve_many, Ask, Headroom},
         usage::Limits,
     };
-    let app = spawn_app(db).await;
-    app.signup("ada@example.com", PASSWORD).await;
-    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let (app, user_id) = app_with_one_user(db).await;
     let limits = Limits {
         requests_per_minute: None,
         requests_per_day: Some(50),

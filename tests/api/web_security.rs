@@ -106,13 +106,39 @@ async fn json_endpoints_get_a_locked_down_csp(db: TestDb) {
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
 }
 
+/// Pages and server functions take 2 MiB at most (refused on the
+/// Content-Length alone, before the body is read); the gateway takes
+/// `KEYWARD_MAX_BODY_BYTES` and refuses more in Anthropic's shape.
 async fn oversized_bodies_are_refused(db: TestDb) {
-    let app = crate::helpers::spawn_app_with(db, &["--max-body-bytes", "1024"]).await;
-    let big = "x".repeat(4096);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = crate::chat_helpers::mock_with_platform_key();
+    let app = crate::chat_helpers::chat_app(db, &mock, &["--max-body-bytes", "1024"]).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/login HTTP/1.1\r\nHost: {address}\r\nOrigin: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 3145728\r\n\r\n",
+        app.base
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 64];
+    let read = stream.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // A long chat-sized form is not the gateway's business: it passes.
+    let long = "x".repeat(4096);
     let response = app
-        .call("login", &[("email", "a@example.com"), ("password", &big)])
+        .call("login", &[("email", "a@example.com"), ("password", &long)])
         .await;
+    assert_ne!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let token = crate::gateway::create_token(&app, "big").await;
+    let body = crate::gateway::body("claude-haiku-4-5", 10, &long);
+    let response = crate::gateway::post(&app, &token, "/v1/messages", &body).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "request_too_large");
 }
 
 db_tests!(
