@@ -134,6 +134,32 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(db: TestDb) {
     assert_eq!(admins, 1);
 }
 
+async fn a_role_change_ends_the_users_sessions(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("first@example.com", PASSWORD).await;
+    let second = app.new_client();
+    let form = [("email", "second@example.com"), ("password", PASSWORD)];
+    app.call_with(&second, "signup", &form).await;
+    assert_eq!(
+        app.get_with(&second, "/settings").await.status(),
+        StatusCode::OK
+    );
+    let promoted = app
+        .call("admin/set_role", &[("user_id", "2"), ("admin", "true")])
+        .await;
+    assert_eq!(promoted.status(), StatusCode::OK);
+    // The session from before the promotion is over: sign in again.
+    assert_redirect(&app.get_with(&second, "/settings").await, "/login");
+    app.login_with(&second, "second@example.com", PASSWORD)
+        .await;
+    assert_eq!(
+        app.get_with(&second, "/admin").await.status(),
+        StatusCode::OK
+    );
+    // The admin who made the change keeps their own session.
+    assert_eq!(app.get("/admin").await.status(), StatusCode::OK);
+}
+
 async fn admin_sees_every_account(db: TestDb) {
     let app = spawn_app(db).await;
     app.signup("admin@example.com", PASSWORD).await;
@@ -167,6 +193,7 @@ async fn admin_sees_every_account(db: TestDb) {
 }
 
 db_tests!(
+    a_role_change_ends_the_users_sessions,
     concurrent_signups_on_an_empty_database_make_exactly_one_admin,
     two_admins_demoting_each_other_at_once_leave_one_admin,
     anonymous_visitors_are_sent_to_login,

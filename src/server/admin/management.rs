@@ -75,6 +75,12 @@ pub async fn set_role(
     if !changed {
         return Err(AppError::Validation(LAST_ADMIN.into()));
     }
+    // A new privilege level starts with a new session: the user's
+    // existing sessions end (they sign in again), so no session id that
+    // was issued, or seen, before the change carries the new role.
+    if user.id != admin.id {
+        db::sessions::delete_all_for_user(&state.db, user.id, None).await?;
+    }
     state.principals.invalidate();
     let detail = if make_admin { "admin" } else { "user" };
     audit_change(state, AuditAction::RoleChanged, admin, user.id, detail, ip).await
