@@ -6,7 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use tokio::sync::oneshot;
 
-use super::writer::{LedgerSlot, LedgerWriter, WriterConnection};
+use super::{
+    slots::LedgerSlot,
+    writer::{LedgerWriter, WriterConnection},
+};
 use crate::server::{
     db::{
         leases::Unused,

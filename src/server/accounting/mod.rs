@@ -6,12 +6,14 @@
 mod admit;
 pub mod leases;
 mod settle;
+mod slots;
 mod writer;
 
 use std::time::Instant;
 
 pub use admit::{ReserveError, Reserved};
-pub use writer::{LedgerJob, LedgerSlot, LedgerWriter};
+pub use slots::{LedgerSlot, SlotsBusy};
+pub use writer::{LedgerJob, LedgerWriter};
 
 use crate::{
     model::models::{self, TokenCounts},

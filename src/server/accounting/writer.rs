@@ -21,6 +21,7 @@ use super::{
     admit::{self, Answer, ReserveAnswer, ReserveError, ReserveRequest, Reserved},
     leases::Leases,
     settle::{commit, write_one},
+    slots::{LedgerSlot, SlotPool, SlotsBusy},
 };
 use crate::server::{
     calls::Instance,
@@ -45,6 +46,10 @@ const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10
 /// falls behind, callers slow down instead of queueing without bound. Every
 /// queued row holds one of these, so they also bound the queue.
 const MAX_IN_FLIGHT: usize = 1024;
+/// The share of those one user may hold.
+const MAX_IN_FLIGHT_PER_USER: usize = 256;
+/// How long a call waits for a place before it is refused as overloaded.
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long shutdown waits for the last rows: bounded, so a database that
 /// went away cannot hold the process for ever (what is left is logged).
 const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -55,11 +60,6 @@ const ASKS_WHILE_OTHERS_HOLD: usize = 4;
 /// timer: long enough for a busy user's next call to close it as part of
 /// its batch (at a bucket's edge every busy user's lease ends at once).
 const LEASE_CLOSE_DELAY_MS: i64 = 30;
-
-/// A place for one call's ledger row, held from the call's start until its
-/// row is committed.
-#[derive(Debug)]
-pub struct LedgerSlot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 /// Everything one finished upstream call changes in the database.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ enum Message {
 pub struct LedgerWriter {
     db: Db,
     queue: mpsc::UnboundedSender<Message>,
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<SlotPool>,
     /// Work that came after the writer stopped, written on its own.
     late: tokio_util::task::TaskTracker,
     leases: Arc<Leases>,
@@ -114,7 +114,11 @@ impl LedgerWriter {
         let writer = Self {
             db: db.clone(),
             queue,
-            slots: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            slots: Arc::new(SlotPool::new(
+                MAX_IN_FLIGHT,
+                MAX_IN_FLIGHT_PER_USER,
+                SLOT_WAIT,
+            )),
             late: tokio_util::task::TaskTracker::new(),
             leases: Arc::default(),
             clock,
@@ -123,15 +127,10 @@ impl LedgerWriter {
         writer
     }
 
-    /// Waits for room for one more call in flight.
-    pub async fn slot(&self) -> LedgerSlot {
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the slot semaphore is never closed");
-        LedgerSlot(permit)
+    /// Waits for room for one more call of `user_id` in flight (within
+    /// the user's share), for a bounded time.
+    pub async fn slot(&self, user_id: i64) -> Result<LedgerSlot, SlotsBusy> {
+        self.slots.take(user_id).await
     }
 
     /// Asks for a call to be admitted against its plan's limits: at once

@@ -73,7 +73,11 @@ pub fn check_server_tools(routed: &RoutedKey, server_tool: Option<String>) -> Re
 /// caller, and hands it over in a guard that gives it back unless a `Call`
 /// takes it.
 pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refusal> {
-    let slot = state.ledger.slot().await;
+    let Ok(slot) = state.ledger.slot(admission.origin.user_id).await else {
+        return Err(Refusal::Limit(AppError::Unavailable(
+            "keyward has too many calls in flight right now. Try again in a moment.".into(),
+        )));
+    };
     let worst = admission
         .worst
         .filter(|_| limits::needs_hold(&admission.routed));

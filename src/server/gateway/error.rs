@@ -42,6 +42,15 @@ impl GatewayError {
         Self::new(StatusCode::NOT_FOUND, "not_found_error", message)
     }
 
+    /// keyward itself is too busy (Anthropic's 529, which clients retry).
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::from_u16(529).expect("a valid status"),
+            "overloaded_error",
+            message,
+        )
+    }
+
     /// The body did not arrive within `secs` seconds.
     pub fn body_timeout(secs: u64) -> Self {
         Self::new(
@@ -113,6 +122,7 @@ impl From<AppError> for GatewayError {
             AppError::Validation(message) => Self::invalid_request(message),
             AppError::AccountDisabled => Self::permission(err.to_string()),
             AppError::NotFound => Self::not_found(err.to_string()),
+            AppError::Unavailable(message) => Self::overloaded(message),
             _ => Self::internal(),
         }
     }
@@ -163,5 +173,13 @@ mod tests {
         let err = GatewayError::from(AppError::Internal);
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.kind, "api_error");
+    }
+
+    #[test]
+    fn keyward_too_busy_is_overloaded_which_clients_retry() {
+        let err = GatewayError::from(AppError::Unavailable("busy".into()));
+        assert_eq!(err.status.as_u16(), 529);
+        assert_eq!(err.kind, "overloaded_error");
+        assert_eq!(err.message, "busy");
     }
 }
