@@ -28,7 +28,7 @@ use tower_http::{
 };
 use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::task::TaskTracker;
 
 use super::{
     accounting::LedgerWriter,
@@ -185,7 +185,7 @@ impl Application {
             clock: clock.clone(),
             ledger: LedgerWriter::start(db.clone(), instance.clone(), clock),
             tasks: TaskTracker::new(),
-            cut_calls: CancellationToken::new(),
+            cuts: Arc::default(),
             instance,
             principals: Arc::default(),
         });
@@ -233,7 +233,7 @@ impl Application {
             .is_err()
         {
             tracing::warn!("cutting the chat turns still running at shutdown");
-            state.cut_calls.cancel();
+            state.cuts.cut_all();
             if tokio::time::timeout(CUT_CALLS_TIMEOUT, state.tasks.wait())
                 .await
                 .is_err()

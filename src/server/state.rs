@@ -51,9 +51,9 @@ pub struct Shared {
     pub ledger: LedgerWriter,
     /// Upstream calls running in their own tasks; shutdown waits for them.
     pub tasks: TaskTracker,
-    /// Cancelled when the shutdown grace has run out: calls still running
-    /// in their own tasks end as `stopped`.
-    pub cut_calls: tokio_util::sync::CancellationToken,
+    /// Cuts calls while they run (as `stopped`): all of them when the
+    /// shutdown grace has run out, one user's when the account is disabled.
+    pub cuts: Arc<super::calls::CallCuts>,
     /// This process's name on the reservations it takes.
     pub instance: Arc<super::calls::Instance>,
     /// Gateway tokens resolved to their owner and routing, for under a second.

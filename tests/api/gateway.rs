@@ -453,6 +453,47 @@ async fn a_stream_is_relayed_event_by_event_and_ledgered(db: TestDb) {
     assert_eq!(rows[0].4, "200");
 }
 
+/// Disabling an account stops its streams there and then: the rest of
+/// the reply is not relayed, and the call is recorded as stopped.
+async fn disabling_a_user_cuts_their_running_stream(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &[]).await;
+    let bob = app.new_client();
+    let form = [
+        ("email", "bob@example.com"),
+        ("password", crate::helpers::PASSWORD),
+    ];
+    app.call_with(&bob, "signup", &form).await;
+    let created: Value = app
+        .call_with(&bob, "tokens/create", &[("name", "bob")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let mut request = body("claude-haiku-4-5", 200, "tell me slowly mock:slow");
+    request["stream"] = json!(true);
+    let mut response = post(&app, &token, "/v1/messages", &request).await;
+    let mut seen = String::from_utf8_lossy(&response.chunk().await.unwrap().unwrap()).into_owned();
+    assert!(seen.contains("message_start"), "{seen}");
+    let disabled = app
+        .call(
+            "admin/set_disabled",
+            &[("user_id", "2"), ("disabled", "true")],
+        )
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    while let Ok(Some(chunk)) = response.chunk().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !seen.contains("message_stop"),
+        "the stream ran to its end: {seen}"
+    );
+    let rows = ledger_rows(&app, 1).await;
+    assert_eq!(rows[0].4, "stopped");
+}
+
 async fn a_client_that_hangs_up_mid_stream_is_ledgered_as_stopped(db: TestDb) {
     let mock = mock_with_platform_key();
     let app = chat_app(db, &mock, &[]).await;
@@ -606,6 +647,7 @@ db_tests!(
     upstream_errors_pass_through_unchanged,
     a_stream_is_relayed_event_by_event_and_ledgered,
     a_client_that_hangs_up_mid_stream_is_ledgered_as_stopped,
+    disabling_a_user_cuts_their_running_stream,
     thirty_concurrent_gateway_calls_respect_a_limit_of_five,
     count_tokens_and_models_follow_the_plan,
     a_rejected_user_key_is_401_and_never_falls_back_unless_opted_in,

@@ -106,6 +106,8 @@ pub async fn set_disabled(
     }
     if disabled {
         db::sessions::delete_all_for_user(&state.db, user.id, None).await?;
+        // Their chats and gateway streams stop now, not at their end.
+        state.cuts.cut_user(user.id);
     }
     state.principals.invalidate();
     let action = if disabled {

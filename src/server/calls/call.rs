@@ -103,6 +103,17 @@ impl Call {
         self.open().started_at
     }
 
+    /// Whose call it is.
+    pub fn user_id(&self) -> i64 {
+        self.open().origin.user_id
+    }
+
+    /// Cancelled when this call must end where it is: its user's account
+    /// was disabled, or shutdown's grace ran out.
+    pub fn cut(&self) -> tokio_util::sync::CancellationToken {
+        self.state.cuts.for_user(self.user_id())
+    }
+
     /// Names the conversation and reply this call writes (chat turns).
     pub fn attach_to_message(&mut self, conversation_id: i64, message_id: i64) {
         if let Some(open) = &mut self.open {

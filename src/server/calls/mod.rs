@@ -12,10 +12,12 @@
 //!    billed at least what it reported or relayed; only a call that never
 //!    left keyward gives its reservation back.
 //!
-//! Reservations a crashed process left are released by `instance`.
+//! Reservations a crashed process left are released by `instance`; calls
+//! still running are cut (shutdown, a disabled account) through `cuts`.
 
 mod admission;
 mod call;
+mod cuts;
 pub mod estimate;
 mod instance;
 pub mod meter;
@@ -23,4 +25,5 @@ pub mod server_tools;
 
 pub use admission::{admit, check_model, check_server_tools, Admission, Refusal};
 pub use call::{Call, InputEstimate};
+pub use cuts::CallCuts;
 pub use instance::Instance;

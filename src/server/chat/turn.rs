@@ -259,10 +259,11 @@ impl UpstreamCall {
             version: http::HeaderValue::from_static(API_VERSION),
             beta: None,
         };
-        let cut = self.state.cut_calls.clone();
+        let cut = self.call.cut();
         let mut rest = None;
-        // The browser leaving or shutdown's grace running out ends the call
-        // where it is, also before Anthropic has answered.
+        // The browser leaving, the account being disabled or shutdown's
+        // grace running out ends the call where it is, also before
+        // Anthropic has answered.
         let end = tokio::select! {
             _ = tx.closed() => CallEnd::Stopped,
             _ = cut.cancelled() => CallEnd::Stopped,

@@ -12,6 +12,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use futures::StreamExt;
+
 use super::{auth, error::GatewayError, passthrough, relay, request};
 use crate::server::{
     accounting::{CallEnd, CallOrigin},
@@ -171,7 +173,11 @@ fn stream_reply(mut response: UpstreamResponse, mut call: Call) -> Response {
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-cache"));
     call.observed.request_id = request_id(reply.headers());
-    *reply.body_mut() = Body::from_stream(relay::events(response, call));
+    // Disabling the account (or shutdown's grace running out) ends the
+    // stream; the call, dropped with it, is recorded as stopped.
+    let cut = call.cut();
+    let events = relay::events(response, call).take_until(cut.cancelled_owned());
+    *reply.body_mut() = Body::from_stream(events);
     reply
 }
 
