@@ -83,6 +83,24 @@ async fn non_admin_gets_403_from_page_and_server_functions(db: TestDb) {
     assert_eq!(admin, ("admin".to_owned(), 0));
 }
 
+/// keyward with its first account (an admin, signed in on `app.client`)
+/// and a second one, a user, signed in on the returned client.
+async fn admin_and_a_user(db: TestDb) -> (crate::helpers::TestApp, reqwest::Client) {
+    let app = spawn_app(db).await;
+    app.signup("first@example.com", PASSWORD).await;
+    let second = app.new_client();
+    let form = [("email", "second@example.com"), ("password", PASSWORD)];
+    app.call_with(&second, "signup", &form).await;
+    (app, second)
+}
+
+async fn admin_count(app: &crate::helpers::TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
 async fn concurrent_signups_on_an_empty_database_make_exactly_one_admin(db: TestDb) {
     let app = spawn_app(db).await;
     let signups = (0..12).map(|i| {
@@ -97,23 +115,23 @@ async fn concurrent_signups_on_an_empty_database_make_exactly_one_admin(db: Test
     for status in futures::future::join_all(signups).await {
         assert_eq!(status, StatusCode::OK);
     }
-    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(admins, 1);
+    assert_eq!(admin_count(&app).await, 1);
 }
 
 async fn two_admins_demoting_each_other_at_once_leave_one_admin(db: TestDb) {
-    let app = spawn_app(db).await;
-    app.signup("first@example.com", PASSWORD).await;
-    let second = app.new_client();
-    let form = [("email", "second@example.com"), ("password", PASSWORD)];
-    app.call_with(&second, "signup", &form).await;
+    let (app, second) = admin_and_a_user(db).await;
     let promoted = app
         .call("admin/set_role", &[("user_id", "2"), ("admin", "true")])
         .await;
     assert_eq!(promoted.status(), StatusCode::OK);
+    // The promotion ended the second user's session: they sign in again,
+    // now as an admin.
+    app.login_with(&second, "second@example.com", PASSWORD)
+        .await;
+    assert_eq!(
+        app.get_with(&second, "/admin").await.status(),
+        StatusCode::OK
+    );
     let (first_demotes, second_demotes) = tokio::join!(
         app.call("admin/set_role", &[("user_id", "2"), ("admin", "false")]),
         app.call_with(
@@ -127,19 +145,11 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(db: TestDb) {
         .filter(|status| **status == StatusCode::OK)
         .count();
     assert_eq!(changed, 1, "one demotion wins, the other is refused");
-    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(admins, 1);
+    assert_eq!(admin_count(&app).await, 1);
 }
 
 async fn a_role_change_ends_the_users_sessions(db: TestDb) {
-    let app = spawn_app(db).await;
-    app.signup("first@example.com", PASSWORD).await;
-    let second = app.new_client();
-    let form = [("email", "second@example.com"), ("password", PASSWORD)];
-    app.call_with(&second, "signup", &form).await;
+    let (app, second) = admin_and_a_user(db).await;
     assert_eq!(
         app.get_with(&second, "/settings").await.status(),
         StatusCode::OK
