@@ -494,6 +494,50 @@ async fn disabling_a_user_cuts_their_running_stream(db: TestDb) {
     assert_eq!(rows[0].4, "stopped");
 }
 
+/// The same before Anthropic has answered: the call ends at once (529,
+/// which a client retries into its 403) and is recorded as stopped.
+async fn disabling_a_user_cuts_their_call_waiting_for_anthropic(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &[]).await;
+    let bob = app.new_client();
+    let form = [
+        ("email", "bob@example.com"),
+        ("password", crate::helpers::PASSWORD),
+    ];
+    app.call_with(&bob, "signup", &form).await;
+    let created: Value = app
+        .call_with(&bob, "tokens/create", &[("name", "bob")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let hanging = body("claude-haiku-4-5", 20, "mock:hang");
+    let waiting = post(&app, &token, "/v1/messages", &hanging);
+    let disable = async {
+        // Once the call has reached the mock, which hangs for 30 s.
+        while mock.received_on("/v1/messages").await.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        app.call(
+            "admin/set_disabled",
+            &[("user_id", "2"), ("disabled", "true")],
+        )
+        .await
+        .status()
+    };
+    let started = std::time::Instant::now();
+    let (answer, disabled) = tokio::join!(waiting, disable);
+    assert_eq!(disabled, StatusCode::OK);
+    assert_eq!(answer.status().as_u16(), 529);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "not the mock's 30 s"
+    );
+    let rows = ledger_rows(&app, 1).await;
+    assert_eq!(rows[0].4, "stopped");
+}
+
 async fn a_client_that_hangs_up_mid_stream_is_ledgered_as_stopped(db: TestDb) {
     let mock = mock_with_platform_key();
     let app = chat_app(db, &mock, &[]).await;
@@ -648,6 +692,7 @@ db_tests!(
     a_stream_is_relayed_event_by_event_and_ledgered,
     a_client_that_hangs_up_mid_stream_is_ledgered_as_stopped,
     disabling_a_user_cuts_their_running_stream,
+    disabling_a_user_cuts_their_call_waiting_for_anthropic,
     thirty_concurrent_gateway_calls_respect_a_limit_of_five,
     count_tokens_and_models_follow_the_plan,
     a_rejected_user_key_is_401_and_never_falls_back_unless_opted_in,

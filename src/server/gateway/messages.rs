@@ -72,9 +72,18 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     };
     let mut call = calls::admit(&state, admission).await.map_err(refused)?;
     let forwarded = ForwardedHeaders::from_client(&headers);
-    let answer = call
-        .send("/v1/messages", &forwarded, body, parsed.stream)
-        .await;
+    // Disabling the account (or shutdown's grace running out) ends the
+    // call also while it waits for Anthropic's answer.
+    let cut = call.cut();
+    let answer = tokio::select! {
+        answer = call.send("/v1/messages", &forwarded, body, parsed.stream) => answer,
+        () = cut.cancelled() => {
+            call.end(CallEnd::Stopped).await;
+            return Err(GatewayError::overloaded(
+                "keyward ended this call: the account was disabled, or the server is restarting.",
+            ));
+        }
+    };
     let mut response = match answer {
         Err(err) => fail(call, err).await,
         Ok(response) if parsed.stream => stream_reply(response, call),
