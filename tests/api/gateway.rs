@@ -453,16 +453,12 @@ async fn a_stream_is_relayed_event_by_event_and_ledgered(db: TestDb) {
     assert_eq!(rows[0].4, "200");
 }
 
-/// Disabling an account stops its streams there and then: the rest of
-/// the reply is not relayed, and the call is recorded as stopped.
-async fn disabling_a_user_cuts_their_running_stream(db: TestDb) {
-    let mock = mock_with_platform_key();
-    let app = chat_app(db, &mock, &[]).await;
+/// keyward with its admin signed in on `app.client`, and a token of a
+/// second user, bob (user 2), whom the admin may disable.
+async fn admin_and_bobs_token(db: TestDb, mock: &MockUpstream) -> (TestApp, String) {
+    let app = chat_app(db, mock, &[]).await;
     let bob = app.new_client();
-    let form = [
-        ("email", "bob@example.com"),
-        ("password", crate::helpers::PASSWORD),
-    ];
+    let form = [("email", "bob@example.com"), ("password", PASSWORD)];
     app.call_with(&bob, "signup", &form).await;
     let created: Value = app
         .call_with(&bob, "tokens/create", &[("name", "bob")])
@@ -470,7 +466,14 @@ async fn disabling_a_user_cuts_their_running_stream(db: TestDb) {
         .json()
         .await
         .unwrap();
-    let token = created["token"].as_str().unwrap().to_owned();
+    (app, created["token"].as_str().unwrap().to_owned())
+}
+
+/// Disabling an account stops its streams there and then: the rest of
+/// the reply is not relayed, and the call is recorded as stopped.
+async fn disabling_a_user_cuts_their_running_stream(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let (app, token) = admin_and_bobs_token(db, &mock).await;
     let mut request = body("claude-haiku-4-5", 200, "tell me slowly mock:slow");
     request["stream"] = json!(true);
     let mut response = post(&app, &token, "/v1/messages", &request).await;
@@ -498,20 +501,7 @@ async fn disabling_a_user_cuts_their_running_stream(db: TestDb) {
 /// which a client retries into its 403) and is recorded as stopped.
 async fn disabling_a_user_cuts_their_call_waiting_for_anthropic(db: TestDb) {
     let mock = mock_with_platform_key();
-    let app = chat_app(db, &mock, &[]).await;
-    let bob = app.new_client();
-    let form = [
-        ("email", "bob@example.com"),
-        ("password", crate::helpers::PASSWORD),
-    ];
-    app.call_with(&bob, "signup", &form).await;
-    let created: Value = app
-        .call_with(&bob, "tokens/create", &[("name", "bob")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = created["token"].as_str().unwrap().to_owned();
+    let (app, token) = admin_and_bobs_token(db, &mock).await;
     let hanging = body("claude-haiku-4-5", 20, "mock:hang");
     let waiting = post(&app, &token, "/v1/messages", &hanging);
     let disable = async {
