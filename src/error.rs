@@ -39,6 +39,9 @@ pub enum AppError {
     /// A service we depend on could not answer; nothing was changed.
     #[error("{0}")]
     Unavailable(String),
+    /// keyward's own database did not answer; nothing was changed.
+    #[error("keyward cannot reach its database right now, so nothing was changed. Try again in a few seconds.")]
+    DatabaseUnavailable,
     #[error("Something went wrong on our side. Please try again in a moment.")]
     Internal,
     /// The browser could not talk to the server (network, decoding).
@@ -60,7 +63,9 @@ impl AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::DatabaseUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,7 +89,11 @@ impl FromServerFnError for AppError {
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         tracing::error!(error = %err, "database error");
-        AppError::Internal
+        if crate::server::db::is_unreachable(&err) {
+            AppError::DatabaseUnavailable
+        } else {
+            AppError::Internal
+        }
     }
 }
 

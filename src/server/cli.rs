@@ -13,7 +13,7 @@ use super::{
         audit::{self, AuditAction, AuditEntry},
         users::{self, Role},
     },
-    startup::{open_database, resolve_keyring, StartupError},
+    startup::{migrate_database, open_database, resolve_keyring, StartupError},
     tokens,
     user_keys::rotation,
     vault::MasterKey,
@@ -32,7 +32,7 @@ pub enum CliError {
 }
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
-    open_database(config).await?;
+    migrate_database(config).await?;
     println!("database is up to date");
     Ok(())
 }

@@ -50,12 +50,16 @@ pub enum RouteError {
     NoPlatformKey,
     #[error("database error")]
     Database,
+    /// The database did not answer; nothing was decided.
+    #[error("database unreachable")]
+    DatabaseUnreachable,
 }
 
 impl From<RouteError> for AppError {
     fn from(err: RouteError) -> Self {
         match err {
             RouteError::Database => AppError::Internal,
+            RouteError::DatabaseUnreachable => AppError::DatabaseUnavailable,
             other => AppError::Validation(other.to_string()),
         }
     }
@@ -64,7 +68,11 @@ impl From<RouteError> for AppError {
 impl From<sqlx::Error> for RouteError {
     fn from(err: sqlx::Error) -> Self {
         tracing::error!(error = %err, "database error while routing a call");
-        RouteError::Database
+        if crate::server::db::is_unreachable(&err) {
+            RouteError::DatabaseUnreachable
+        } else {
+            RouteError::Database
+        }
     }
 }
 

@@ -67,13 +67,24 @@ pub enum StartupError {
     },
 }
 
-/// Opens and migrates the database named by the configuration, and makes
-/// sure the free plan exists (environment values override stored ones).
+/// Opens the database named by the configuration, applies the migrations
+/// it lacks, and makes sure the free plan exists (environment values
+/// override stored ones).
 pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
+    let db = db::connect(&config.database_url).await?;
+    db::migrate_if_behind(&db, Backend::of_url(&config.database_url)).await?;
+    db::plans::ensure_free_plan(&db, &config.free_plan).await?;
+    Ok(db)
+}
+
+/// `keyward migrate`: like `open_database`, and also checks that the
+/// migrations applied before are the ones this build carries.
+pub async fn migrate_database(config: &Config) -> Result<(), StartupError> {
     let db = db::connect(&config.database_url).await?;
     db::migrate(&db, Backend::of_url(&config.database_url)).await?;
     db::plans::ensure_free_plan(&db, &config.free_plan).await?;
-    Ok(db)
+    db.close().await;
+    Ok(())
 }
 
 /// Master keys from the environment or key file; generates `data/master.key`
@@ -188,6 +199,7 @@ impl Application {
             cuts: Arc::default(),
             instance,
             principals: Arc::default(),
+            count_window: Arc::default(),
         });
         let router = router(state.clone());
         Ok(Self {

@@ -82,12 +82,14 @@ impl Drop for Reserved {
 /// the rest in one transaction that first closes those users' leases (a
 /// call needed more than they had left) and may grant new ones. A caller
 /// that is gone by then gets nothing, and its reservation is given back.
+/// Returns what closed leases could not give back (the database did not
+/// answer), for the writer to give back later.
 pub(super) async fn answer(
     conn: &mut WriterConnection,
     requests: Vec<ReserveRequest>,
     ledger: &LedgerWriter,
     tag: Tag<'_>,
-) {
+) -> Vec<Unused> {
     let leases = ledger.leases();
     let mut waiting = Vec::with_capacity(requests.len());
     for request in requests {
@@ -101,12 +103,19 @@ pub(super) async fn answer(
         }
     }
     if waiting.is_empty() {
-        return;
+        return Vec::new();
+    }
+    let users: BTreeSet<i64> = waiting.iter().map(|r| r.ask.user_id).collect();
+    let returning = leases.close_for(&users);
+    if conn.is_down() {
+        // Said once, when the outage began; callers hear it at once.
+        for request in waiting {
+            let _ = request.reply.send(Answer::Unavailable);
+        }
+        return returning;
     }
     let asks: Vec<Ask> = waiting.iter().map(|r| r.ask.clone()).collect();
     let now_ms = asks.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
-    let users: BTreeSet<i64> = asks.iter().map(|ask| ask.user_id).collect();
-    let returning = leases.close_for(&users);
     let headroom: HashMap<i64, Headroom> = users
         .iter()
         .map(|user_id| {
@@ -120,21 +129,20 @@ pub(super) async fn answer(
         })
         .collect();
     // Twice at most: a batch that failed (a deadlock between instances on
-    // Postgres, a connection that dropped) changed nothing.
+    // Postgres, a connection that dropped) changed nothing. A database
+    // that is down is not asked twice: callers hear so at once.
     let mut decided = try_reserve(conn, &asks, &headroom, &returning, tag).await;
-    if decided.is_err() {
+    if decided.is_err() && !conn.is_down() {
         decided = try_reserve(conn, &asks, &headroom, &returning, tag).await;
     }
     let decided = match decided {
         Ok(decided) => decided,
         Err(err) => {
-            // The closed leases' rows stay counted until the sweep
-            // releases them: erring that way only refuses.
             tracing::error!(error = %err, calls = waiting.len(), "could not admit calls");
             for request in waiting {
                 let _ = request.reply.send(Answer::Unavailable);
             }
-            return;
+            return returning;
         }
     };
     let mut admitted: HashMap<i64, i64> = HashMap::new();
@@ -156,6 +164,7 @@ pub(super) async fn answer(
         // A caller that left drops the answer here, and with it the hold.
         let _ = request.reply.send(answer);
     }
+    Vec::new()
 }
 
 async fn try_reserve(
@@ -169,8 +178,8 @@ async fn try_reserve(
         Ok(open) => reserve_many(open, asks, headroom, returning, tag).await,
         Err(err) => Err(err),
     };
-    if decided.is_err() {
-        conn.failed();
+    if let Err(err) = &decided {
+        conn.failed(err);
     }
     decided
 }

@@ -17,29 +17,50 @@ use crate::server::{
 };
 
 /// Writes `batch` in one transaction on the writer's connection, then
-/// tells whoever waits.
-pub(super) async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) {
+/// tells whoever waits. When the database cannot be reached, nothing is
+/// lost: the work not written comes back, to be tried again once it
+/// answers (the slots it holds keep new calls from piling up meanwhile).
+pub(super) async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) -> Vec<Queued> {
     if batch.is_empty() {
-        return;
+        return batch;
     }
     let jobs: Vec<&Work> = batch.iter().map(|queued| &queued.work).collect();
     let written = match conn.get().await {
         Ok(open) => write_in(open, &jobs).await,
         Err(err) => Err(err),
     };
+    let mut unwritten = Vec::new();
     if let Err(err) = written {
-        conn.failed();
+        conn.failed(&err);
+        if db::is_unreachable(&err) {
+            tracing::warn!(error = %err, rows = batch.len(), "database unreachable; ledger rows kept to write later");
+            return batch;
+        }
         // One bad row must not take the others with it: retry them one by one.
         tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
-        for job in &jobs {
-            write_one(&conn.db, job).await;
+        let mut rows = batch.into_iter();
+        for queued in rows.by_ref() {
+            if let Err(err) = write_one(&conn.db, &queued.work).await {
+                if db::is_unreachable(&err) {
+                    conn.failed(&err);
+                    unwritten.push(queued);
+                    break;
+                }
+            }
+            done(queued);
         }
+        unwritten.extend(rows);
+        return unwritten;
     }
-    // Dropping each entry frees its slot.
-    for queued in batch {
-        if let Some(done) = queued.committed {
-            let _ = done.send(());
-        }
+    batch.into_iter().for_each(done);
+    unwritten
+}
+
+/// Tells whoever waits for `queued` that it is written; dropping it frees
+/// its slot.
+fn done(queued: Queued) {
+    if let Some(done) = queued.committed {
+        let _ = done.send(());
     }
 }
 
@@ -50,14 +71,15 @@ async fn write_in(conn: &mut sqlx::AnyConnection, jobs: &[&Work]) -> Result<(), 
     tx.commit().await
 }
 
-pub(super) async fn write_one(db: &Db, work: &Work) {
+pub(super) async fn write_one(db: &Db, work: &Work) -> Result<(), sqlx::Error> {
     let written = match db.acquire().await {
         Ok(mut conn) => write_in(&mut conn, &[work]).await,
         Err(err) => Err(err),
     };
-    if let Err(err) = written {
+    if let Err(err) = &written {
         tracing::error!(error = %err, "could not write a ledger row or release a reservation");
     }
+    written
 }
 
 /// Everything a batch changes: ledger rows, roll-ups, reservations, the

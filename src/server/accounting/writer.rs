@@ -223,7 +223,8 @@ impl LedgerWriter {
         };
         let db = self.db.clone();
         let write = async move {
-            write_one(&db, &queued.work).await;
+            // Logged by `write_one`; after shutdown there is no later.
+            let _ = write_one(&db, &queued.work).await;
             if let Some(done) = queued.committed {
                 let _ = done.send(());
             }
@@ -271,46 +272,77 @@ async fn run(
     writer: LedgerWriter,
     instance: Arc<Instance>,
 ) {
-    let mut conn = WriterConnection { db, conn: None };
+    let mut conn = WriterConnection::new(db);
     let mut finished: Vec<Queued> = Vec::new();
+    // What closed leases did not hand out and the database did not take
+    // back yet (it was down): given back with the next settlement.
+    let mut unreturned: Vec<db::leases::Unused> = Vec::new();
     let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
-        // Finished calls wait for the commit interval; asks never do.
+        // Finished calls wait for the commit interval (or, while the
+        // database is down, for the next try); asks never do.
         let settle_due = last_commit
-            .map(|at| at + COMMIT_INTERVAL)
-            .filter(|_| !finished.is_empty());
+            .map(|at| (at + COMMIT_INTERVAL).max(conn.retry_at().unwrap_or(at)))
+            .filter(|_| !finished.is_empty() || !unreturned.is_empty());
         let first = tokio::select! {
             message = inbox.recv() => message,
             () = sleep_until(settle_due) => {
                 last_commit = Some(tokio::time::Instant::now());
-                commit(&mut conn, next_chunk(&mut finished)).await;
+                unreturned = return_unused(&mut conn, unreturned).await;
+                settle_next(&mut conn, &mut finished).await;
                 continue;
             }
             () = sleep_until(writer.first_lease_end()) => {
-                close_ended_leases(&mut conn, &writer).await;
+                let ended = writer.leases.close_ended(writer.clock.now_ms());
+                unreturned.extend(return_unused(&mut conn, ended).await);
+                last_commit.get_or_insert_with(tokio::time::Instant::now);
                 continue;
             }
         };
         // The writer holds a sender itself (for the guards it hands out),
         // so the queue never ends on its own: `stop` ends the loop.
         let Some(first) = first else {
-            commit(&mut conn, finished).await;
+            lost_at_stop(commit(&mut conn, finished).await);
             return;
         };
         let mut arrived = Arrived::default();
         gather(first, &mut inbox, &mut finished, &mut arrived);
         if !arrived.reserves.is_empty() {
-            admit::answer(&mut conn, arrived.reserves, &writer, instance.tag()).await;
+            let closed = admit::answer(&mut conn, arrived.reserves, &writer, instance.tag()).await;
+            if !closed.is_empty() {
+                unreturned.extend(closed);
+                last_commit.get_or_insert_with(tokio::time::Instant::now);
+            }
         }
         if let Some(done) = arrived.stop {
-            commit(&mut conn, finished).await;
-            return finish(&mut conn, inbox, &writer, &instance, done).await;
+            lost_at_stop(commit(&mut conn, finished).await);
+            return finish(&mut conn, inbox, &writer, &instance, unreturned, done).await;
         }
         let quiet = last_commit.is_none_or(|at| at.elapsed() >= COMMIT_INTERVAL);
-        if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) {
+        if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) && !conn.is_down() {
             last_commit = Some(tokio::time::Instant::now());
-            commit(&mut conn, next_chunk(&mut finished)).await;
+            settle_next(&mut conn, &mut finished).await;
         }
+    }
+}
+
+/// Settles the oldest finished calls; what the database could not take
+/// goes back to the front of the queue.
+async fn settle_next(conn: &mut WriterConnection, finished: &mut Vec<Queued>) {
+    let mut unwritten = commit(conn, next_chunk(finished)).await;
+    if !unwritten.is_empty() {
+        unwritten.append(finished);
+        *finished = unwritten;
+    }
+}
+
+/// Logs what a stop could not write: the database stayed down.
+fn lost_at_stop(unwritten: Vec<Queued>) {
+    if !unwritten.is_empty() {
+        tracing::error!(
+            rows = unwritten.len(),
+            "the database did not come back before shutdown; these ledger rows are lost"
+        );
     }
 }
 
@@ -356,6 +388,7 @@ async fn finish(
     mut inbox: mpsc::UnboundedReceiver<Message>,
     writer: &LedgerWriter,
     instance: &Instance,
+    mut unreturned: Vec<db::leases::Unused>,
     done: oneshot::Sender<()>,
 ) {
     inbox.close();
@@ -369,10 +402,17 @@ async fn finish(
         }
     }
     if !reserves.is_empty() {
-        admit::answer(conn, reserves, writer, instance.tag()).await;
+        unreturned.extend(admit::answer(conn, reserves, writer, instance.tag()).await);
     }
-    commit(conn, rest).await;
-    return_unused(conn, &writer.leases.close_all()).await;
+    lost_at_stop(commit(conn, rest).await);
+    unreturned.extend(writer.leases.close_all());
+    let left = return_unused(conn, unreturned).await;
+    if !left.is_empty() {
+        tracing::error!(
+            leases = left.len(),
+            "the database is down: leases left to the sweep"
+        );
+    }
     let _ = done.send(());
 }
 
@@ -384,63 +424,128 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Gives back what leases that have ended did not hand out.
-async fn close_ended_leases(conn: &mut WriterConnection, writer: &LedgerWriter) {
-    let ended = writer.leases.close_ended(writer.clock.now_ms());
-    return_unused(conn, &ended).await;
-}
-
-async fn return_unused(conn: &mut WriterConnection, unused: &[db::leases::Unused]) {
+/// Gives back what closed leases did not hand out, trying twice; returns
+/// it if the database is down, to be given back once it answers. After
+/// any other failure the rows stay counted until they expire and a sweep
+/// releases them: erring that way only refuses.
+async fn return_unused(
+    conn: &mut WriterConnection,
+    unused: Vec<db::leases::Unused>,
+) -> Vec<db::leases::Unused> {
     if unused.is_empty() {
-        return;
+        return unused;
     }
     for _ in 0..2 {
         let returned = match conn.get().await {
-            Ok(open) => db::leases::return_unused_now(open, unused).await,
+            Ok(open) => db::leases::return_unused_now(open, &unused).await,
             Err(err) => Err(err),
         };
         match returned {
-            Ok(()) => return,
+            Ok(()) => return Vec::new(),
             Err(err) => {
-                conn.failed();
+                conn.failed(&err);
                 tracing::warn!(error = %err, leases = unused.len(), "could not close leases");
+                if conn.is_down() {
+                    return unused;
+                }
             }
         }
     }
-    // Their rows stay counted until the sweep releases them: erring that
-    // way only refuses.
     tracing::error!(leases = unused.len(), "leases left to the sweep");
+    Vec::new()
 }
 
 /// The writer's own connection, kept from batch to batch: SQLite keeps a
 /// connection's page cache only while no other connection writes, and its
 /// statements stay prepared. A connection that failed is replaced.
+///
+/// While the database cannot be reached, the writer does not ask it again
+/// before a backoff ends (a fraction of a second, doubling up to
+/// `MAX_OUTAGE_BACKOFF`): calls asking to be admitted meanwhile are told at
+/// once that it is unavailable instead of each waiting out a connection
+/// attempt, and finished calls wait in the queue.
 pub(super) struct WriterConnection {
     pub db: Db,
     conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    outage: Option<Outage>,
 }
 
+#[derive(Clone, Copy)]
+struct Outage {
+    retry_at: tokio::time::Instant,
+    backoff: std::time::Duration,
+}
+
+const FIRST_OUTAGE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+const MAX_OUTAGE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl WriterConnection {
+    fn new(db: Db) -> Self {
+        Self {
+            db,
+            conn: None,
+            outage: None,
+        }
+    }
+
     /// The connection, opened again if the last one failed. On SQLite it
     /// never checkpoints the WAL itself (`db::checkpoint_in_background`
     /// does): a checkpoint syncs the file, and calls waiting to be admitted
-    /// would wait for it.
+    /// would wait for it. Fails at once, as timed out, while the database
+    /// is known to be down and its backoff has not ended.
     pub async fn get(&mut self) -> Result<&mut sqlx::AnyConnection, sqlx::Error> {
+        if self.is_down() {
+            return Err(sqlx::Error::PoolTimedOut);
+        }
         if self.conn.is_none() {
-            let mut conn = self.db.acquire().await?;
+            let mut conn = self.db.acquire().await.inspect_err(|err| self.note(err))?;
             if conn.backend_name() == "SQLite" {
                 sqlx::query("PRAGMA wal_autocheckpoint = 0")
                     .execute(&mut *conn)
                     .await?;
             }
             self.conn = Some(conn);
+            if self.outage.take().is_some() {
+                tracing::info!("the database answers again");
+            }
         }
         let conn = self.conn.as_mut().expect("opened just above");
         Ok(&mut **conn)
     }
 
-    /// Forgets a connection that failed.
-    pub fn failed(&mut self) {
+    /// Forgets a connection that failed with `err`.
+    pub fn failed(&mut self, err: &sqlx::Error) {
         self.conn = None;
+        self.note(err);
+    }
+
+    /// True while the database is known to be down and not yet due to be
+    /// asked again.
+    pub fn is_down(&self) -> bool {
+        self.retry_at()
+            .is_some_and(|at| tokio::time::Instant::now() < at)
+    }
+
+    /// When the database is next asked, if it is down.
+    pub fn retry_at(&self) -> Option<tokio::time::Instant> {
+        self.outage.map(|outage| outage.retry_at)
+    }
+
+    /// Starts or lengthens the backoff after a real attempt failed (the
+    /// error `get` makes up while down changes nothing).
+    fn note(&mut self, err: &sqlx::Error) {
+        if !db::is_unreachable(err) || self.is_down() {
+            return;
+        }
+        if self.outage.is_none() {
+            tracing::error!(error = %err, "the database does not answer: admissions are refused and ledger rows kept until it does");
+        }
+        let backoff = self.outage.map_or(FIRST_OUTAGE_BACKOFF, |outage| {
+            (outage.backoff * 2).min(MAX_OUTAGE_BACKOFF)
+        });
+        self.outage = Some(Outage {
+            retry_at: tokio::time::Instant::now() + backoff,
+            backoff,
+        });
     }
 }

@@ -48,12 +48,9 @@ pub async fn load_current_user(
     let user = match resolve_user(&state, &session).await {
         Ok(user) => user,
         Err(err) => {
+            // The session stays as it is (its cookie too): it is only unread.
             tracing::error!(error = %err, "could not resolve the session's user");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "keyward cannot reach its database; try again shortly.",
-            )
-                .into_response();
+            return database_unavailable_page();
         }
     };
     req.extensions_mut().insert(CurrentUser(user));
@@ -61,17 +58,56 @@ pub async fn load_current_user(
     next.run(req).await
 }
 
-async fn resolve_user(state: &AppState, session: &Session) -> Result<Option<UserRow>, sqlx::Error> {
-    let user_id = session.get::<i64>(USER_ID_KEY).await.ok().flatten();
-    let Some(user_id) = user_id else {
+/// What a page request gets while the database does not answer: a short
+/// page that says so and offers to try again, and `Retry-After` for clients.
+fn database_unavailable_page() -> Response {
+    const PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        <title>keyward is briefly unavailable</title>\
+        <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}</style>\
+        </head><body><main><h1>keyward is briefly unavailable</h1>\
+        <p role=\"alert\">keyward cannot reach its database right now. You are still signed in \
+        and nothing was lost; try again in a few seconds.</p>\
+        <p><a href=\"\">Try again</a></p></main></body></html>";
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::RETRY_AFTER, "5"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+/// Why the session's user could not be told.
+#[derive(Debug, thiserror::Error)]
+enum Unresolved {
+    #[error("session store: {0}")]
+    Store(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A session value, or nothing if it is absent or unreadable (a session
+/// written by another version). A store that cannot be read (the database
+/// is down) is an error, not an anonymous visitor: that would send a
+/// signed-in user to the login page.
+async fn session_value(session: &Session, key: &str) -> Result<Option<i64>, Unresolved> {
+    use tower_sessions::{session::Error, session_store};
+    match session.get::<i64>(key).await {
+        Ok(value) => Ok(value),
+        Err(Error::Store(session_store::Error::Backend(err))) => Err(Unresolved::Store(err)),
+        Err(_) => Ok(None),
+    }
+}
+
+async fn resolve_user(state: &AppState, session: &Session) -> Result<Option<UserRow>, Unresolved> {
+    let Some(user_id) = session_value(session, USER_ID_KEY).await? else {
         return Ok(None);
     };
-    let auth_at = session
-        .get::<i64>(AUTH_AT_KEY)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0);
+    let auth_at = session_value(session, AUTH_AT_KEY).await?.unwrap_or(0);
     let user = db::users::find_by_id(&state.db, user_id).await?;
     let still_valid = db::now_ms() - auth_at < ABSOLUTE_TIMEOUT_MS;
     match user {

@@ -94,7 +94,9 @@ pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refus
                 Err(ReserveError::Refused(refusal)) => {
                     return Err(Refusal::Limit(limits::limit_refused(refusal, now_ms)))
                 }
-                Err(ReserveError::Unavailable) => return Err(Refusal::Limit(AppError::Internal)),
+                Err(ReserveError::Unavailable) => {
+                    return Err(Refusal::Limit(AppError::DatabaseUnavailable))
+                }
             }
         }
         None => hold_own_key(state, &admission, worst, slot).await?,

@@ -62,9 +62,16 @@ pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
         Backend::Sqlite => 8,
         Backend::Postgres => 16,
     };
+    // SQLite waits out another writer's lock; a Postgres server that does
+    // not answer within a few seconds is down, and requests should say so
+    // (503) rather than hang for as long as it stays down.
+    let acquire_timeout = match backend {
+        Backend::Sqlite => Duration::from_secs(10),
+        Backend::Postgres => Duration::from_secs(3),
+    };
     AnyPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
@@ -81,11 +88,41 @@ pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
         .await
 }
 
-pub async fn migrate(db: &Db, backend: Backend) -> Result<(), sqlx::migrate::MigrateError> {
+fn migrations(backend: Backend) -> &'static sqlx::migrate::Migrator {
     match backend {
-        Backend::Sqlite => SQLITE_MIGRATIONS.run(db).await,
-        Backend::Postgres => POSTGRES_MIGRATIONS.run(db).await,
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
     }
+}
+
+/// Applies every migration not yet applied, checking the applied ones
+/// are unchanged (`keyward migrate`).
+pub async fn migrate(db: &Db, backend: Backend) -> Result<(), sqlx::migrate::MigrateError> {
+    migrations(backend).run(db).await
+}
+
+/// Like `migrate`, but touches nothing when every migration is applied
+/// already. A production database is migrated by its owner role
+/// (`keyward migrate`), and `keyward serve` runs as a role that may not
+/// create tables: even a `CREATE TABLE IF NOT EXISTS` needs that right.
+pub async fn migrate_if_behind(
+    db: &Db,
+    backend: Backend,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let migrator = migrations(backend);
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(db)
+            .await
+            .unwrap_or_default();
+    let behind = migrator
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .any(|migration| !applied.contains(&migration.version));
+    if behind {
+        migrator.run(db).await?;
+    }
+    Ok(())
 }
 
 /// On SQLite, checkpoints the WAL every second from a connection of the
@@ -143,6 +180,25 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), sqlx::Error> {
 /// Current time in unix milliseconds, the unit every timestamp column uses.
 pub fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// True when `err` says the database could not be reached (server down or
+/// restarting, connection cut, pool out of time), as opposed to a query it
+/// refused. Such a failure changed nothing and is worth retrying later.
+pub fn is_unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P01–57P03 (the
+        // server is shutting down, crashed or not yet accepting).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
 }
 
 /// True when `err` is a unique-constraint violation (both engines).

@@ -58,8 +58,8 @@ async fn load(state: &AppState, hash: [u8; 32]) -> Result<Arc<Principal>, Gatewa
         .await?
         .ok_or_else(|| GatewayError::authentication(BAD_TOKEN))?;
     let route = routing::route_call(state, &user).await;
-    if matches!(route, Err(RouteError::Database)) {
-        return Err(GatewayError::internal());
+    if let Err(err @ (RouteError::Database | RouteError::DatabaseUnreachable)) = route {
+        return Err(err.into());
     }
     // "Last used" moves at most once per cache lifetime, off the request path.
     let (db, now) = (state.db.clone(), state.clock.now_ms());

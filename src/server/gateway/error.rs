@@ -8,6 +8,10 @@ use axum::{
 
 use crate::{error::AppError, server::routing::RouteError};
 
+/// What a client is told to wait when keyward's database is down: long
+/// enough not to hammer it, short enough for a restart to go unnoticed.
+const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
     pub status: StatusCode,
@@ -79,6 +83,17 @@ impl GatewayError {
         Self::new(status, "api_error", message)
     }
 
+    /// keyward's database did not answer: nothing was sent upstream.
+    pub fn database_unavailable() -> Self {
+        Self {
+            retry_after_secs: Some(DATABASE_RETRY_AFTER_SECS),
+            ..Self::api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                AppError::DatabaseUnavailable.to_string(),
+            )
+        }
+    }
+
     pub fn internal() -> Self {
         Self::api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,10 +135,20 @@ impl From<AppError> for GatewayError {
                 retry_after_secs,
             } => Self::rate_limited(message, retry_after_secs),
             AppError::Validation(message) => Self::invalid_request(message),
-            AppError::AccountDisabled => Self::permission(err.to_string()),
+            AppError::AccountDisabled | AppError::Forbidden | AppError::SignupClosed => {
+                Self::permission(err.to_string())
+            }
+            AppError::InvalidCredentials | AppError::Unauthenticated => {
+                Self::authentication(err.to_string())
+            }
+            AppError::TooManyAttempts { retry_after_secs } => {
+                Self::rate_limited(err.to_string(), retry_after_secs)
+            }
             AppError::NotFound => Self::not_found(err.to_string()),
             AppError::Unavailable(message) => Self::overloaded(message),
-            _ => Self::internal(),
+            AppError::DatabaseUnavailable => Self::database_unavailable(),
+            // Transport is the browser's own error: the server never raises it.
+            AppError::Internal | AppError::Transport(_) => Self::internal(),
         }
     }
 }
@@ -141,6 +166,7 @@ impl From<RouteError> for GatewayError {
                 "This keyward server has no platform key. Add your own Anthropic API key in keyward's Settings.",
             ),
             RouteError::Database => Self::internal(),
+            RouteError::DatabaseUnreachable => Self::database_unavailable(),
         }
     }
 }
@@ -148,7 +174,11 @@ impl From<RouteError> for GatewayError {
 impl From<sqlx::Error> for GatewayError {
     fn from(err: sqlx::Error) -> Self {
         tracing::error!(error = %err, "database error in the gateway");
-        Self::internal()
+        if crate::server::db::is_unreachable(&err) {
+            Self::database_unavailable()
+        } else {
+            Self::internal()
+        }
     }
 }
 
@@ -173,6 +203,17 @@ mod tests {
         let err = GatewayError::from(AppError::Internal);
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.kind, "api_error");
+    }
+
+    #[test]
+    fn a_database_outage_is_a_503_to_retry_later() {
+        let err = GatewayError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.kind, "api_error");
+        assert!(err.message.contains("database"));
+        assert_eq!(err.retry_after_secs, Some(DATABASE_RETRY_AFTER_SECS));
+        let refused = GatewayError::from(sqlx::Error::RowNotFound);
+        assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
