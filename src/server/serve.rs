@@ -8,13 +8,23 @@
 //! does not arrive in time: a slow client (or an idle keep-alive one) cannot
 //! hold a connection and its buffers for ever.
 //!
-//! Shutdown is bounded: once asked, the loop stops accepting, lets the
+//! Connections are capped (`MAX_CONNECTIONS`): past the cap, new ones wait
+//! in the kernel's accept queue until one closes, so a flood of idle
+//! connections costs a bounded amount of memory and file descriptors, and
+//! each idle one is closed at the head timeout.
+//!
+//! Shutdown is bounded: once asked, the loop stops taking new connections
+//! (without resetting those the kernel already completed: `drain`), lets the
 //! requests under way finish for up to the grace period, then drops every
 //! connection still open. Dropping a connection drops its handler and
 //! response body, and with them any upstream call (which records itself
 //! as `stopped`).
 
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, pin::pin, time::Duration};
+mod drain;
+
+use std::{
+    convert::Infallible, future::Future, io, net::SocketAddr, pin::pin, sync::Arc, time::Duration,
+};
 
 use axum::{body::Body, extract::ConnectInfo, http::Request, response::Response, Router};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -22,13 +32,25 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
 };
-use tokio::{net::TcpListener, time::Instant};
+use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::Service;
 
 /// How long a client may take to send a request head, counted from the end
 /// of the previous answer on a kept-alive connection.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections served at once. Each costs a task and a few kilobytes of
+/// buffers; the systemd unit raises the file-descriptor limit above this.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// The accept loop's bounds.
+#[derive(Clone, Copy)]
+struct Bounds {
+    header_read_timeout: Duration,
+    grace: Duration,
+    max_connections: usize,
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
 /// accepting, lets the connections open then finish their current request
@@ -39,35 +61,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> Instant {
-    serve_with(listener, router, shutdown, HEADER_READ_TIMEOUT, grace).await
+    let bounds = Bounds {
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        grace,
+        max_connections: MAX_CONNECTIONS,
+    };
+    serve_with(listener, router, shutdown, bounds).await
 }
 
 async fn serve_with(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()>,
-    header_read_timeout: Duration,
-    grace: Duration,
+    bounds: Bounds,
 ) -> Instant {
     let connections = GracefulShutdown::new();
     let tracker = TaskTracker::new();
     let cut = CancellationToken::new();
+    let places = Arc::new(Semaphore::new(bounds.max_connections));
     let mut shutdown = pin!(shutdown);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                pause_after(err).await;
-                continue;
-            }
-        };
+        .header_read_timeout(bounds.header_read_timeout);
+    let serve_one = |tcp: tokio::net::TcpStream, peer: SocketAddr, place| {
         // Small writes (stream events, response heads) go out at once instead
         // of waiting on Nagle's algorithm and the peer's delayed ACK.
         let _ = tcp.set_nodelay(true);
@@ -81,10 +97,44 @@ async fn serve_with(
                 },
                 () = cut.cancelled() => {}
             }
+            drop(place);
         });
+    };
+    loop {
+        let place = tokio::select! {
+            place = places.clone().acquire_owned() => place.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((tcp, peer)) => serve_one(tcp, peer, Some(place)),
+            Err(err) => pause_after(err).await,
+        }
     }
-    let deadline = Instant::now() + grace;
+    match drain::ignore_new_connections(&listener) {
+        Ok(()) => {
+            // What the kernel still completes is served (briefly past the
+            // connection cap), then given time to send its request: a
+            // connection that has sent nothing when the graceful shutdown
+            // starts is closed unread.
+            let until = Instant::now() + drain::DRAIN;
+            while let Ok(accepted) = tokio::time::timeout_at(until, listener.accept()).await {
+                if let Ok((tcp, peer)) = accepted {
+                    serve_one(tcp, peer, places.clone().try_acquire_owned().ok());
+                }
+            }
+            tokio::time::sleep(drain::FIRST_REQUEST).await;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not filter new connections off the listener")
+        }
+    }
     drop(listener);
+    let grace = bounds.grace;
+    let deadline = Instant::now() + grace;
     if tokio::time::timeout_at(deadline, connections.shutdown())
         .await
         .is_err()
@@ -156,10 +206,24 @@ mod tests {
     /// A server whose `/peer` answers with the client address it was given,
     /// whose `/slow` takes a moment and whose `/never` never answers.
     async fn start(header_read_timeout: Duration) -> TestServer {
-        start_with_grace(header_read_timeout, LIMIT).await
+        start_with(Bounds {
+            header_read_timeout,
+            grace: LIMIT,
+            max_connections: MAX_CONNECTIONS,
+        })
+        .await
     }
 
     async fn start_with_grace(header_read_timeout: Duration, grace: Duration) -> TestServer {
+        start_with(Bounds {
+            header_read_timeout,
+            grace,
+            max_connections: MAX_CONNECTIONS,
+        })
+        .await
+    }
+
+    async fn start_with(bounds: Bounds) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (started, slow_started) = mpsc::unbounded_channel();
@@ -188,13 +252,7 @@ mod tests {
         let shutdown = async {
             let _ = stopped.await;
         };
-        tokio::spawn(serve_with(
-            listener,
-            router,
-            shutdown,
-            header_read_timeout,
-            grace,
-        ));
+        tokio::spawn(serve_with(listener, router, shutdown, bounds));
         TestServer {
             addr,
             stop,
@@ -279,5 +337,48 @@ mod tests {
         let waited = asked.elapsed();
         assert!(waited >= grace, "the request had its grace: {waited:?}");
         assert!(waited < LIMIT, "and no more: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_a_connection_waits_for_one_to_close() {
+        let server = start_with(Bounds {
+            header_read_timeout: LIMIT,
+            grace: LIMIT,
+            max_connections: 1,
+        })
+        .await;
+        let idle = TcpStream::connect(server.addr).await.unwrap();
+        let mut waiting = TcpStream::connect(server.addr).await.unwrap();
+        waiting
+            .write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 1];
+        let early =
+            tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut first)).await;
+        assert!(early.is_err(), "not served while the only place is taken");
+        drop(idle);
+        let answer = read_to_close(&mut waiting).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_ignores_new_connection_attempts_then_refuses_them() {
+        let server = start(LIMIT).await;
+        server.stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let attempt = tokio::time::timeout(
+            drain::DRAIN - Duration::from_millis(30),
+            TcpStream::connect(server.addr),
+        )
+        .await;
+        assert!(
+            attempt.is_err(),
+            "while draining, an attempt is neither taken nor refused: {attempt:?}"
+        );
+        let later = tokio::time::timeout(LIMIT, TcpStream::connect(server.addr))
+            .await
+            .expect("answered once the listener is closed");
+        assert!(later.is_err(), "then refused, so a proxy tries elsewhere");
     }
 }
