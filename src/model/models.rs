@@ -10,6 +10,9 @@ pub struct ModelInfo {
     pub label: &'static str,
     pub input_usd_per_mtok: u64,
     pub output_usd_per_mtok: u64,
+    /// The most output tokens a call can ask for (Anthropic answers a
+    /// larger `max_tokens` with a 400); for a family, its largest.
+    pub max_output_tokens: i64,
 }
 
 /// Price families: any `claude-opus-4*`, `claude-sonnet-4*`, `claude-haiku-4*`
@@ -21,18 +24,21 @@ pub const MODELS: [ModelInfo; 3] = [
         label: "Claude Haiku 4.5",
         input_usd_per_mtok: 1,
         output_usd_per_mtok: 5,
+        max_output_tokens: 64_000,
     },
     ModelInfo {
         id: "claude-sonnet-4-6",
         label: "Claude Sonnet 4.6",
         input_usd_per_mtok: 3,
         output_usd_per_mtok: 15,
+        max_output_tokens: 128_000,
     },
     ModelInfo {
         id: "claude-opus-4-7",
         label: "Claude Opus 4.7",
         input_usd_per_mtok: 5,
         output_usd_per_mtok: 25,
+        max_output_tokens: 128_000,
     },
 ];
 
@@ -44,6 +50,7 @@ const OPUS_4_AND_4_1: ModelInfo = ModelInfo {
     label: "Claude Opus 4.1",
     input_usd_per_mtok: 15,
     output_usd_per_mtok: 75,
+    max_output_tokens: 32_000,
 };
 
 pub fn find(id: &str) -> Option<&'static ModelInfo> {

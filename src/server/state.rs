@@ -58,6 +58,8 @@ pub struct Shared {
     pub instance: Arc<super::calls::Instance>,
     /// Gateway tokens resolved to their owner and routing, for under a second.
     pub principals: Arc<PrincipalCache>,
+    /// Platform-key `count_tokens` calls per user in the last minute.
+    pub count_window: Arc<super::gateway::CountWindow>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

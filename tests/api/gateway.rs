@@ -614,6 +614,37 @@ async fn count_tokens_and_models_follow_the_plan(db: TestDb) {
     assert_eq!(one.status(), StatusCode::OK);
 }
 
+async fn count_tokens_on_the_platform_key_is_held_to_the_plan_per_minute_rate(db: TestDb) {
+    let mock = mock_with_platform_key();
+    // The free plan's default: 10 requests per minute.
+    let app = chat_app(db, &mock, &[]).await;
+    let token = create_token(&app, "t").await;
+    let request = json!({
+        "model": "claude-haiku-4-5",
+        "messages": [{ "role": "user", "content": "count me" }],
+    });
+    let calls = (0..12).map(|_| post(&app, &token, "/v1/messages/count_tokens", &request));
+    let answers = futures::future::join_all(calls).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    let limited: Vec<_> = answers.iter().filter(|r| r.status() == 429).collect();
+    assert_eq!(limited.len(), 2);
+    let wait: u64 = limited[0].headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "retry-after {wait}");
+    assert_eq!(
+        mock.received_on("/v1/messages/count_tokens").await.len(),
+        10
+    );
+}
+
 async fn a_rejected_user_key_is_401_and_never_falls_back_unless_opted_in(db: TestDb) {
     let mock = MockUpstream::start_with_keys(&[PLATFORM_KEY, VALID_KEY]);
     let app = chat_app(db, &mock, &[]).await;
@@ -685,5 +716,6 @@ db_tests!(
     disabling_a_user_cuts_their_call_waiting_for_anthropic,
     thirty_concurrent_gateway_calls_respect_a_limit_of_five,
     count_tokens_and_models_follow_the_plan,
+    count_tokens_on_the_platform_key_is_held_to_the_plan_per_minute_rate,
     a_rejected_user_key_is_401_and_never_falls_back_unless_opted_in,
 );

@@ -198,7 +198,9 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `POST /v1/messages/count_tokens`: passed through on the caller's key.
-/// It costs nothing upstream, so it is neither reserved nor in the ledger.
+/// It costs nothing upstream, so it is neither reserved nor in the ledger;
+/// on the platform key it is held to the plan's per-minute rate
+/// (`CountWindow`).
 pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
@@ -210,6 +212,22 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
         let parsed = request::parse(&body)?;
         if !routed.allows_model(&parsed.model) {
             return Err(model_not_in_plan(&parsed.model, &routed.allowed_models()));
+        }
+        let per_minute = routed
+            .plan
+            .as_ref()
+            .and_then(|plan| plan.requests_per_minute);
+        if let Some(limit) = per_minute {
+            let now_ms = state.clock.now_ms();
+            if let Err(wait_secs) = state
+                .count_window
+                .try_take(principal.user.id, limit, now_ms)
+            {
+                return Err(GatewayError::rate_limited(
+                    format!("Your plan allows {limit} token counts per minute on the free tier. Try again in {wait_secs} s."),
+                    wait_secs,
+                ));
+            }
         }
         let forwarded = ForwardedHeaders::from_client(&headers);
         let answer = state

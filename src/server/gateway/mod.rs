@@ -3,6 +3,7 @@
 //! has no session, CSRF or page layers (it is an API for programs).
 
 mod auth;
+mod count_window;
 mod error;
 mod messages;
 mod models;
@@ -16,6 +17,7 @@ use axum::{
     Router,
 };
 
+pub use count_window::CountWindow;
 pub use error::GatewayError;
 
 use super::{metrics, state::AppState};

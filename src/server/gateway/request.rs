@@ -188,9 +188,12 @@ pub fn prepare_for_hold(
         .max_tokens
         .ok_or_else(|| GatewayError::invalid_request("max_tokens: Field required"))?;
     let output_tokens = clamp.map_or(wanted, |clamp| wanted.min(clamp));
+    // More than the model can write is refused upstream, so it is never
+    // held (the body keeps what the client asked for).
+    let most = crate::model::models::find(&request.model).map_or(i64::MAX, |m| m.max_output_tokens);
     let worst = WorstCase {
         input_tokens: estimate::request_input_tokens(&value),
-        output_tokens,
+        output_tokens: output_tokens.min(most),
     };
     let server_tool = server_tools::requested(&value);
     if output_tokens == wanted {
@@ -267,6 +270,29 @@ mod tests {
         assert_eq!(same.body, body, "a user's key is never clamped");
         assert_eq!(same.worst.output_tokens, 4000);
         assert_eq!(same.server_tool, None, "a custom tool is no server tool");
+    }
+
+    #[test]
+    fn never_holds_more_output_than_the_model_can_write() {
+        let body = Bytes::from(
+            json!({"model":"claude-haiku-4-5","max_tokens":1_000_000_000i64,"messages":[{"role":"user","content":"hi"}]})
+                .to_string(),
+        );
+        let own_key = prepare_for_hold(body.clone(), &parse(&body).unwrap(), None).unwrap();
+        assert_eq!(own_key.worst.output_tokens, 64_000);
+        assert_eq!(
+            own_key.body, body,
+            "the client's max_tokens still goes upstream"
+        );
+        let unknown = Bytes::from(
+            json!({"model":"claude-next","max_tokens":500_000,"messages":[{"role":"user","content":"hi"}]})
+                .to_string(),
+        );
+        let held = prepare_for_hold(unknown.clone(), &parse(&unknown).unwrap(), None).unwrap();
+        assert_eq!(
+            held.worst.output_tokens, 500_000,
+            "an unknown model's limit is not guessed"
+        );
     }
 
     /// Any JSON value, shaped like a request or not.
