@@ -28,9 +28,9 @@ SDK_VENV := target/sdk-venv
 # `target/release/keyward serve` that `make build` set up. cargo-leptos, the
 # server and the tests all read LEPTOS_SITE_ROOT.
 DEBUG_SITE := target/site-debug
-run test unit-and-integration e2e: export LEPTOS_SITE_ROOT := $(DEBUG_SITE)
+run test unit-and-integration e2e deploy-test: export LEPTOS_SITE_ROOT := $(DEBUG_SITE)
 
-.PHONY: help run test build bench tools browser-tools sdk-tools lint unit-and-integration e2e
+.PHONY: help run test build bench tools browser-tools sdk-tools deploy-tools lint unit-and-integration e2e deploy-test
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ sdk-tools: ## the official Anthropic Python (virtualenv) and TypeScript SDKs, fo
 DEMO_PLATFORM_KEY := sk-ant-api03-keyward-mock-platform-key
 DEMO_USER_KEY     := sk-ant-api03-keyward-mock-user-key-TRY1
 MOCK_ADDR         := 127.0.0.1:4010
+
+deploy-tools: ## nginx (Debian's nginx-light), for the deployment test
+	@command -v nginx >/dev/null \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light; }
 
 run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/)
 	cargo leptos build
@@ -100,8 +104,18 @@ e2e: browser-tools ## Playwright in Debian Chromium against the debug build
 	$(CARGO) build --features ssr --bin mock_llm
 	cd end2end && npx playwright test
 
-test: tools browser-tools ## everything: lint, unit, integration, browser
+deploy-test: tools browser-tools deploy-tools ## deploy/ for real: nginx + TLS, two instances on PostgreSQL (KEYWARD_TEST_POSTGRES_URL), rolling restart and a database outage under load
+	@[ -n "$$KEYWARD_TEST_POSTGRES_URL" ] || { echo "deploy-test needs a PostgreSQL superuser URL in KEYWARD_TEST_POSTGRES_URL (.ci/run sets it when PostgreSQL answers)"; exit 1; }
+	cargo leptos build
+	timeout 900 $(CARGO) test --features ssr --test deploy -- --test-threads 4 --nocapture
+
+test: tools browser-tools ## everything: lint, unit, integration, browser, and the deployment test when PostgreSQL is configured
 	cargo leptos build
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit-and-integration
 	$(MAKE) --no-print-directory e2e
+	@if [ -n "$$KEYWARD_TEST_POSTGRES_URL" ]; then \
+		$(MAKE) --no-print-directory deploy-test; \
+	else \
+		echo "SKIPPED make deploy-test: it needs PostgreSQL (set KEYWARD_TEST_POSTGRES_URL; .ci/run does when PostgreSQL answers)"; \
+	fi
