@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::stack::{migrate, Database};
+use crate::stack::Database;
 
 #[test]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
@@ -32,9 +32,9 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
 }
 
 #[tokio::test]
-async fn the_app_role_uses_the_tables_but_cannot_change_them() {
+async fn the_app_role_uses_the_tables_but_cannot_change_them_or_the_books() {
     let database = Database::create("roles");
-    migrate(&database.owner_url());
+    database.migrate();
     let app = sqlx::PgPool::connect(&database.app_url(database.server.port()))
         .await
         .unwrap();
@@ -52,6 +52,11 @@ async fn the_app_role_uses_the_tables_but_cannot_change_them() {
         "ALTER TABLE users ADD COLUMN sneaky TEXT",
         "CREATE TABLE sneaky (id BIGINT)",
         "TRUNCATE usage_ledger",
+        // The books are appended to, never rewritten (after-migrate.sql).
+        "DELETE FROM usage_ledger",
+        "UPDATE usage_ledger SET cost_micro_usd = 0",
+        "DELETE FROM audit_log",
+        "DELETE FROM _sqlx_migrations",
     ] {
         let refused = sqlx::query(ddl).execute(&app).await.unwrap_err();
         let code = refused

@@ -56,7 +56,7 @@ impl Stack {
         let database = Database::create(name);
         let gate = Gate::open_to(database.server).await;
         let mock = Mock::start();
-        migrate(&database.owner_url());
+        database.migrate();
         let master_key = dir.join("master.key");
         write_private(&master_key, MASTER_KEY.as_bytes());
         let env = instance_env(&database.app_url(gate.port), &mock.url, &master_key, plan);
@@ -162,6 +162,15 @@ impl Stack {
             .await
             .unwrap();
             if rows as usize >= expected || Instant::now() > deadline {
+                // A moment more, so a row written twice would show.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let rows: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM usage_ledger l JOIN users u ON u.id = l.user_id WHERE u.email = $1",
+                )
+                .bind(email)
+                .fetch_one(&db)
+                .await
+                .unwrap();
                 return rows as usize;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -224,15 +233,6 @@ pub fn keyward(database_url: &str, args: &[&str], stdin: Option<&str>) -> std::p
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
-}
-
-pub fn migrate(owner_url: &str) {
-    let out = keyward(owner_url, &["migrate"], None);
-    assert!(
-        out.status.success(),
-        "keyward migrate as the owner role: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The instances' environment: `deploy/keyward.env` as shipped, with this
@@ -413,7 +413,6 @@ impl Database {
             app: format!("{unique}_app"),
         };
         database.drop_all();
-        let password = format!("'{ROLE_PASSWORD}'");
         let out = Command::new("psql")
             .arg(&database.admin_url)
             .args(["-X", "-q", "-v"])
@@ -423,9 +422,9 @@ impl Database {
             .arg("-v")
             .arg(format!("app={}", database.app))
             .arg("-v")
-            .arg(format!("owner_password={password}"))
+            .arg(format!("owner_password={ROLE_PASSWORD}"))
             .arg("-v")
-            .arg(format!("app_password={password}"))
+            .arg(format!("app_password={ROLE_PASSWORD}"))
             .arg("-f")
             .arg(repo_file("deploy/postgres/setup.sql"))
             .output()
@@ -436,6 +435,30 @@ impl Database {
             String::from_utf8_lossy(&out.stderr)
         );
         database
+    }
+
+    /// `keyward migrate` as the owner, then `after-migrate.sql`: the
+    /// upgrade steps of the README.
+    pub fn migrate(&self) {
+        let out = keyward(&self.owner_url(), &["migrate"], None);
+        assert!(
+            out.status.success(),
+            "keyward migrate as the owner role: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("psql")
+            .arg(self.owner_url())
+            .args(["-X", "-q", "-v"])
+            .arg(format!("app={}", self.app))
+            .arg("-f")
+            .arg(repo_file("deploy/postgres/after-migrate.sql"))
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "deploy/postgres/after-migrate.sql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn owner_url(&self) -> String {

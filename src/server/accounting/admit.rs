@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::sync::oneshot;
 
 use super::{
+    settle::within,
     slots::LedgerSlot,
     writer::{LedgerWriter, WriterConnection},
 };
@@ -19,6 +20,12 @@ use crate::server::{
     },
     limits::Hold,
 };
+
+/// How long an admission transaction may take before its callers are told
+/// the database is unavailable (it stopped answering without closing the
+/// connection). Had it committed after all, its holds expire unused:
+/// erring that way only refuses.
+const ADMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One call waiting to be admitted.
 pub(super) struct ReserveRequest {
@@ -175,7 +182,13 @@ async fn try_reserve(
     tag: Tag<'_>,
 ) -> Result<Decided, sqlx::Error> {
     let decided = match conn.get().await {
-        Ok(open) => reserve_many(open, asks, headroom, returning, tag).await,
+        Ok(open) => {
+            within(
+                ADMIT_TIMEOUT,
+                reserve_many(open, asks, headroom, returning, tag),
+            )
+            .await
+        }
         Err(err) => Err(err),
     };
     if let Err(err) = &decided {

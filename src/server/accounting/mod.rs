@@ -171,6 +171,7 @@ pub fn bill(
         server_tool_uses: as_i64(tokens.web_search_requests),
         client_session: call.origin.client_session,
         client_agent: call.origin.client_agent,
+        call_id: Some(crate::server::db::reservations::new_id()),
     };
     let job = LedgerJob {
         row,

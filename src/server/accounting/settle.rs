@@ -20,40 +20,58 @@ use crate::server::{
 /// tells whoever waits. When the database cannot be reached, nothing is
 /// lost: the work not written comes back, to be tried again once it
 /// answers (the slots it holds keep new calls from piling up meanwhile).
-pub(super) async fn commit(conn: &mut WriterConnection, batch: Vec<Queued>) -> Vec<Queued> {
+pub(super) async fn commit(conn: &mut WriterConnection, mut batch: Vec<Queued>) -> Vec<Queued> {
     if batch.is_empty() {
         return batch;
     }
+    let retried = batch.iter().any(|queued| queued.retried);
     let jobs: Vec<&Work> = batch.iter().map(|queued| &queued.work).collect();
     let written = match conn.get().await {
-        Ok(open) => write_in(open, &jobs).await,
+        Ok(open) => within(SETTLE_TIMEOUT, write_in(open, &jobs, retried)).await,
         Err(err) => Err(err),
     };
-    let mut unwritten = Vec::new();
-    if let Err(err) = written {
-        conn.failed(&err);
-        if db::is_unreachable(&err) {
-            tracing::warn!(error = %err, rows = batch.len(), "database unreachable; ledger rows kept to write later");
-            return batch;
-        }
-        // One bad row must not take the others with it: retry them one by one.
-        tracing::warn!(error = %err, rows = jobs.len(), "ledger batch failed; writing rows one by one");
-        let mut rows = batch.into_iter();
-        for queued in rows.by_ref() {
-            if let Err(err) = write_one(&conn.db, &queued.work).await {
-                if db::is_unreachable(&err) {
-                    conn.failed(&err);
-                    unwritten.push(queued);
-                    break;
-                }
-            }
-            done(queued);
-        }
-        unwritten.extend(rows);
-        return unwritten;
+    drop(jobs);
+    let Err(err) = written else {
+        batch.into_iter().for_each(done);
+        return Vec::new();
+    };
+    conn.failed(&err);
+    batch.iter_mut().for_each(|queued| queued.retried = true);
+    if db::is_unreachable(&err) {
+        tracing::warn!(error = %err, rows = batch.len(), "database unreachable; ledger rows kept to write later");
+        return batch;
     }
-    batch.into_iter().for_each(done);
+    // One bad row must not take the others with it: retry them one by one.
+    tracing::warn!(error = %err, rows = batch.len(), "ledger batch failed; writing rows one by one");
+    let mut unwritten = Vec::new();
+    let mut rows = batch.into_iter();
+    for queued in rows.by_ref() {
+        if let Err(err) = write_one(&conn.db, &queued.work, true).await {
+            if db::is_unreachable(&err) {
+                conn.failed(&err);
+                unwritten.push(queued);
+                break;
+            }
+        }
+        done(queued);
+    }
+    unwritten.extend(rows);
     unwritten
+}
+
+/// How long a settlement transaction may take before it counts as lost
+/// (a database that stopped answering without closing the connection).
+/// Its rows are then retried, looked up first.
+pub(super) const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `work`, failing as unreachable after `limit`.
+pub(super) async fn within<T>(
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
 /// Tells whoever waits for `queued` that it is written; dropping it frees
@@ -64,16 +82,49 @@ fn done(queued: Queued) {
     }
 }
 
-/// `jobs` in one transaction on `conn`.
-async fn write_in(conn: &mut sqlx::AnyConnection, jobs: &[&Work]) -> Result<(), sqlx::Error> {
+/// `jobs` in one transaction on `conn`; after a failed try, without the
+/// calls whose rows are in already (that try was committed after all).
+async fn write_in(
+    conn: &mut sqlx::AnyConnection,
+    jobs: &[&Work],
+    retried: bool,
+) -> Result<(), sqlx::Error> {
     let mut tx = sqlx::Connection::begin(conn).await?;
-    apply(&mut tx, jobs).await?;
+    if retried {
+        let fresh = not_written_yet(&mut tx, jobs).await?;
+        apply(&mut tx, &fresh).await?;
+    } else {
+        apply(&mut tx, jobs).await?;
+    }
     tx.commit().await
 }
 
-pub(super) async fn write_one(db: &Db, work: &Work) -> Result<(), sqlx::Error> {
-    let written = match db.acquire().await {
-        Ok(mut conn) => write_in(&mut conn, &[work]).await,
+async fn not_written_yet<'a>(
+    conn: &mut sqlx::AnyConnection,
+    jobs: &[&'a Work],
+) -> Result<Vec<&'a Work>, sqlx::Error> {
+    let call_id = |work: &Work| match work {
+        Work::Call(job) => job.row.call_id,
+        Work::Release(_) => None,
+    };
+    let ids: Vec<i64> = jobs.iter().filter_map(|work| call_id(work)).collect();
+    let written = db::ledger::already_written(conn, &ids).await?;
+    if !written.is_empty() {
+        tracing::warn!(
+            rows = written.len(),
+            "ledger rows were committed by an earlier try; not written again"
+        );
+    }
+    Ok(jobs
+        .iter()
+        .copied()
+        .filter(|work| call_id(work).is_none_or(|id| !written.contains(&id)))
+        .collect())
+}
+
+pub(super) async fn write_one(db: &Db, work: &Work, retried: bool) -> Result<(), sqlx::Error> {
+    let written = match within(SETTLE_TIMEOUT, db.acquire()).await {
+        Ok(mut conn) => within(SETTLE_TIMEOUT, write_in(&mut conn, &[work], retried)).await,
         Err(err) => Err(err),
     };
     if let Err(err) = &written {
@@ -182,4 +233,53 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
         db::user_keys::mark_used(conn, key_id, at).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(user_id: i64, call_id: i64) -> Work {
+        Work::Call(LedgerJob {
+            row: LedgerRow {
+                user_id,
+                key_source: "user",
+                model: "claude-haiku-4-5".into(),
+                status: "200".into(),
+                reached_upstream: true,
+                input_tokens: 10,
+                call_id: Some(call_id),
+                ..LedgerRow::default()
+            },
+            hold: None,
+            used_key_id: None,
+        })
+    }
+
+    /// A batch whose COMMIT reached the database but whose answer was lost
+    /// is retried: the rows that are in already are not written again.
+    #[tokio::test]
+    async fn a_retried_batch_skips_the_rows_its_lost_commit_wrote() {
+        let path =
+            std::env::temp_dir().join(format!("keyward-settle-{}.db", rand::random::<u64>()));
+        let db = db::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        db::migrate(&db, db::Backend::Sqlite).await.unwrap();
+        let user = db::users::insert(&db, "ada@example.com", "hash", None)
+            .await
+            .unwrap();
+        let (first, second) = (call(user.id, 7), call(user.id, 8));
+        let mut conn = db.acquire().await.unwrap();
+        write_in(&mut conn, &[&first], false).await.unwrap();
+        write_in(&mut conn, &[&first, &second], true).await.unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT call_id FROM usage_ledger ORDER BY call_id")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(ids, [7, 8]);
+        drop(conn);
+        db.close().await;
+        let _ = std::fs::remove_file(path);
+    }
 }

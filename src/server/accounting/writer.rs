@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     admit::{self, Answer, ReserveAnswer, ReserveError, ReserveRequest, Reserved},
     leases::Leases,
-    settle::{commit, write_one},
+    settle::{commit, within, write_one, SETTLE_TIMEOUT},
     slots::{LedgerSlot, SlotPool, SlotsBusy},
 };
 use crate::server::{
@@ -87,6 +87,9 @@ pub(super) struct Queued {
     pub work: Work,
     pub _slot: LedgerSlot,
     pub committed: Option<oneshot::Sender<()>>,
+    /// A write of it failed before: it may have been committed all the
+    /// same (the answer to COMMIT was lost), so look before writing again.
+    pub retried: bool,
 }
 
 enum Message {
@@ -212,6 +215,7 @@ impl LedgerWriter {
     /// its own instead. Never blocks, so it serves calls dropped midway.
     fn enqueue(&self, work: Work, slot: LedgerSlot, committed: Option<oneshot::Sender<()>>) {
         let queued = Box::new(Queued {
+            retried: false,
             work,
             _slot: slot,
             committed,
@@ -224,7 +228,7 @@ impl LedgerWriter {
         let db = self.db.clone();
         let write = async move {
             // Logged by `write_one`; after shutdown there is no later.
-            let _ = write_one(&db, &queued.work).await;
+            let _ = write_one(&db, &queued.work, queued.retried).await;
             if let Some(done) = queued.committed {
                 let _ = done.send(());
             }
@@ -302,7 +306,7 @@ async fn run(
         // The writer holds a sender itself (for the guards it hands out),
         // so the queue never ends on its own: `stop` ends the loop.
         let Some(first) = first else {
-            lost_at_stop(commit(&mut conn, finished).await);
+            commit_before_stop(&mut conn, finished).await;
             return;
         };
         let mut arrived = Arrived::default();
@@ -315,13 +319,19 @@ async fn run(
             }
         }
         if let Some(done) = arrived.stop {
-            lost_at_stop(commit(&mut conn, finished).await);
-            return finish(&mut conn, inbox, &writer, &instance, unreturned, done).await;
+            return finish(
+                &mut conn, inbox, &writer, &instance, finished, unreturned, done,
+            )
+            .await;
         }
         let quiet = last_commit.is_none_or(|at| at.elapsed() >= COMMIT_INTERVAL);
-        if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) && !conn.is_down() {
+        if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) {
             last_commit = Some(tokio::time::Instant::now());
-            settle_next(&mut conn, &mut finished).await;
+            // While the database is down the timer settles them, at the
+            // end of the backoff.
+            if !conn.is_down() {
+                settle_next(&mut conn, &mut finished).await;
+            }
         }
     }
 }
@@ -336,11 +346,26 @@ async fn settle_next(conn: &mut WriterConnection, finished: &mut Vec<Queued>) {
     }
 }
 
-/// Logs what a stop could not write: the database stayed down.
-fn lost_at_stop(unwritten: Vec<Queued>) {
-    if !unwritten.is_empty() {
+/// How long a stop keeps trying to write the last rows while the database
+/// is down: within `STOP_TIMEOUT`, which bounds the whole stop.
+const LAST_ROWS_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(7);
+
+/// Writes `rows` before the writer stops, trying again (whatever the
+/// backoff) while the database is down, for a bounded time; logs what is
+/// lost if it stays down.
+async fn commit_before_stop(conn: &mut WriterConnection, mut rows: Vec<Queued>) {
+    let deadline = tokio::time::Instant::now() + LAST_ROWS_RETRY_FOR;
+    loop {
+        conn.retry_now();
+        rows = commit(conn, rows).await;
+        if rows.is_empty() || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(FIRST_OUTAGE_BACKOFF).await;
+    }
+    if !rows.is_empty() {
         tracing::error!(
-            rows = unwritten.len(),
+            rows = rows.len(),
             "the database did not come back before shutdown; these ledger rows are lost"
         );
     }
@@ -388,11 +413,11 @@ async fn finish(
     mut inbox: mpsc::UnboundedReceiver<Message>,
     writer: &LedgerWriter,
     instance: &Instance,
+    mut rest: Vec<Queued>,
     mut unreturned: Vec<db::leases::Unused>,
     done: oneshot::Sender<()>,
 ) {
     inbox.close();
-    let mut rest = Vec::new();
     let mut reserves = Vec::new();
     while let Ok(message) = inbox.try_recv() {
         match message {
@@ -404,7 +429,7 @@ async fn finish(
     if !reserves.is_empty() {
         unreturned.extend(admit::answer(conn, reserves, writer, instance.tag()).await);
     }
-    lost_at_stop(commit(conn, rest).await);
+    commit_before_stop(conn, rest).await;
     unreturned.extend(writer.leases.close_all());
     let left = return_unused(conn, unreturned).await;
     if !left.is_empty() {
@@ -437,7 +462,7 @@ async fn return_unused(
     }
     for _ in 0..2 {
         let returned = match conn.get().await {
-            Ok(open) => db::leases::return_unused_now(open, &unused).await,
+            Ok(open) => within(SETTLE_TIMEOUT, db::leases::return_unused_now(open, &unused)).await,
             Err(err) => Err(err),
         };
         match returned {
@@ -524,6 +549,14 @@ impl WriterConnection {
     pub fn is_down(&self) -> bool {
         self.retry_at()
             .is_some_and(|at| tokio::time::Instant::now() < at)
+    }
+
+    /// Ends the backoff: the next `get` asks the database (a stop's last
+    /// chance to write).
+    pub fn retry_now(&mut self) {
+        if let Some(outage) = &mut self.outage {
+            outage.retry_at = tokio::time::Instant::now();
+        }
     }
 
     /// When the database is next asked, if it is down.

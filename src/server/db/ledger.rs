@@ -30,6 +30,8 @@ pub struct LedgerRow {
     pub client_session: Option<String>,
     /// The agent within it (Claude Code's `x-claude-code-agent-id`).
     pub client_agent: Option<String>,
+    /// Chosen when the call ended; a retried batch skips rows already in.
+    pub call_id: Option<i64>,
 }
 
 impl LedgerRow {
@@ -52,7 +54,7 @@ impl LedgerRow {
     }
 }
 
-const COLUMNS: usize = 21;
+const COLUMNS: usize = 22;
 
 /// Rows per INSERT statement: a batch is cut into these sizes, so a handful
 /// of statements serve every batch and stay prepared in the connection's
@@ -98,7 +100,7 @@ fn build_insert_sql(sqlite: bool, rows: usize) -> String {
     format!(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
          input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session, client_agent) \
+         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session, client_agent, call_id) \
          VALUES {values}"
     )
 }
@@ -149,11 +151,31 @@ pub async fn insert_many(
                 .bind(i64::from(row.reached_upstream))
                 .bind(row.server_tool_uses)
                 .bind(row.client_session.as_deref())
-                .bind(row.client_agent.as_deref());
+                .bind(row.client_agent.as_deref())
+                .bind(row.call_id);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Which of `call_ids` have a row already (their batch was committed,
+/// though the writer did not hear so).
+pub async fn already_written(
+    conn: &mut sqlx::AnyConnection,
+    call_ids: &[i64],
+) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+    if call_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT call_id FROM usage_ledger WHERE call_id IN ({})",
+        super::integer_list(call_ids)
+    );
+    sqlx::query_scalar(&sql)
+        .fetch_all(&mut *conn)
+        .await
+        .map(|ids| ids.into_iter().collect())
 }
 
 /// A user's most recent calls, newest first.
@@ -278,7 +300,7 @@ mod tests {
         assert_eq!(sqlite.matches('?').count(), 4 * COLUMNS);
         assert!(!sqlite.contains('$'));
         let postgres = insert_sql(false, 4);
-        assert!(postgres.ends_with("$82, $83, $84)"), "{postgres}");
+        assert!(postgres.ends_with("$86, $87, $88)"), "{postgres}");
         assert!(!postgres.contains('?'));
     }
 }

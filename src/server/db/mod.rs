@@ -192,11 +192,12 @@ pub fn is_unreachable(err: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08 (connection exception) and 57P01–57P03 (the
-        // server is shutting down, crashed or not yet accepting).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        // SQLSTATE class 08 (connection exception; not 08P01, a protocol
+        // violation, which a retry repeats) and 57P01–57P03 (the server is
+        // shutting down, crashed or not yet accepting).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            (code.starts_with("08") && code != "08P01") || code.starts_with("57P0")
+        }),
         _ => false,
     }
 }

@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 pub const DRAIN: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// After the last connection is accepted: time for it to send its request
-/// (a proxy writes it right after connecting).
-pub const FIRST_REQUEST: std::time::Duration = std::time::Duration::from_millis(50);
+/// (a proxy writes it right after connecting; a busy machine may take a
+/// while to read it).
+pub const FIRST_REQUEST: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Makes `listener` drop connection attempts (segments with SYN set) from
 /// now on; segments that complete handshakes under way still pass.
