@@ -24,16 +24,16 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    /// The Postgres base URL, when the environment provides one.
-    pub fn postgres() -> Option<Self> {
+    /// The Postgres server `KEYWARD_TEST_POSTGRES_URL` names. A Postgres
+    /// test without it fails rather than passing unrun: leave those tests
+    /// out with `--skip on_postgres` (what `make test` does then).
+    pub fn postgres() -> Self {
         match std::env::var("KEYWARD_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => Some(TestDb::Postgres(url)),
-            _ => {
-                eprintln!(
-                    "KEYWARD_TEST_POSTGRES_URL not set: skipping the Postgres run of this test"
-                );
-                None
-            }
+            Ok(url) if !url.is_empty() => TestDb::Postgres(url),
+            _ => panic!(
+                "KEYWARD_TEST_POSTGRES_URL is not set: set it to a PostgreSQL server, \
+                 or leave the Postgres tests out with `cargo test -- --skip on_postgres`"
+            ),
         }
     }
 
@@ -94,9 +94,7 @@ macro_rules! db_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(db) = $crate::helpers::TestDb::postgres() {
-                        super::$name(db).await;
-                    }
+                    super::$name($crate::helpers::TestDb::postgres()).await;
                 }
             )+
         }

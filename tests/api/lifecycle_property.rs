@@ -144,8 +144,27 @@ proptest! {
             .build()
             .unwrap();
         runtime.block_on(run(&ops, TestDb::Sqlite));
-        if let Some(postgres) = TestDb::postgres() {
-            runtime.block_on(run(&ops, postgres));
+    }
+}
+
+mod on_postgres {
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 6,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn random_calls_hang_ups_cuts_and_restarts_keep_the_books(ops in prop::collection::vec(op(), 1..8)) {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(run(&ops, TestDb::postgres()));
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! `make test` installs the Python SDK in a virtualenv and names its
 //! interpreter in KEYWARD_SDK_PYTHON, and the TypeScript SDK under
-//! tests/sdk/ts, naming Node.js in KEYWARD_SDK_NODE; a bare `cargo test`
-//! without them skips these tests and says so.
+//! tests/sdk/ts, naming Node.js in KEYWARD_SDK_NODE; without them these
+//! tests fail and say so (skip them with `--skip sdk::`).
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -77,11 +77,19 @@ async fn run_sdk_tests(
     (output.status.success(), report)
 }
 
+/// The program `variable` names. An SDK test without it fails rather than
+/// passing unrun: leave the SDK tests out with `--skip sdk::` instead.
+fn sdk_program(variable: &str, what: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!(
+            "{variable} is not set: point it at {what} (make test does), \
+             or leave these tests out with `cargo test -- --skip sdk::`"
+        )
+    })
+}
+
 async fn the_official_python_sdk_works_unmodified(db: TestDb) {
-    let Ok(python) = std::env::var("KEYWARD_SDK_PYTHON") else {
-        eprintln!("skipped: set KEYWARD_SDK_PYTHON (make test does) to run the Python SDK tests");
-        return;
-    };
+    let python = sdk_program("KEYWARD_SDK_PYTHON", "Python with the SDK (make sdk-tools)");
     let (app, _mock, token, free_token) = sdk_app(db).await;
     let tests_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
     let args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", tests_dir]
@@ -93,10 +101,7 @@ async fn the_official_python_sdk_works_unmodified(db: TestDb) {
 }
 
 async fn the_official_typescript_sdk_works_unmodified(db: TestDb) {
-    let Ok(node) = std::env::var("KEYWARD_SDK_NODE") else {
-        eprintln!("skipped: set KEYWARD_SDK_NODE (make test does) to run the TypeScript SDK tests");
-        return;
-    };
+    let node = sdk_program("KEYWARD_SDK_NODE", "Node.js (tests/sdk/ts holds the SDK)");
     let (app, _mock, token, free_token) = sdk_app(db).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/ts/sdk.test.mjs");
     let args = ["--test", "--test-reporter=tap", script]
