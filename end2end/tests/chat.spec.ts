@@ -98,3 +98,21 @@ test('an overloaded upstream shows a clear error and the chat goes on', async ({
   await send(page, 'hello again');
   await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
 });
+
+test('a reply that read the conversation from the prompt cache says what that saved', async ({ page }) => {
+  await signUp(page, uniqueEmail('cache'));
+  await gotoHydrated(page, '/chat');
+  // Long enough for Haiku's minimum cacheable prompt.
+  await send(page, `A long document to discuss: ${'lorem ipsum '.repeat(1_600)}`);
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  await expect(replies(page).last().locator('.badge-free')).not.toHaveAttribute('title', /cached:/);
+  await send(page, 'And a question about it?');
+  await expect(replies(page)).toHaveCount(2);
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  const savings = /cached: \d+ tokens, saved \$0\.\d{4}/;
+  await expect(replies(page).last().locator('.badge-free')).toHaveAttribute('title', savings);
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(replies(page).last().locator('.badge-free')).toHaveAttribute('title', savings);
+});

@@ -8,8 +8,12 @@
 //! `mock:hang` (answers after 30 s). A request that declares a
 //! `web_search_*` tool reports one search in its usage.
 //! A message starting with `mock:echo ` is answered with the rest of it.
+//! Prompt caching is emulated (`cache_control` breakpoints, per key, five
+//! minutes, the models' minimum lengths).
 //! `GET /_mock/requests` lists what it received (for tests).
 
+#[path = "mock_llm/cache.rs"]
+mod cache;
 #[path = "mock_llm/faults.rs"]
 mod faults;
 #[path = "mock_llm/models.rs"]

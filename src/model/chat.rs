@@ -37,6 +37,9 @@ pub enum ChatEvent {
         input_tokens: i64,
         output_tokens: i64,
         cost_micro_usd: i64,
+        /// Prompt tokens read from Anthropic's cache, and what that saved.
+        cache_read_tokens: i64,
+        saved_micro_usd: i64,
     },
 }
 
@@ -60,6 +63,9 @@ pub struct MessageView {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_micro_usd: i64,
+    /// Prompt tokens read from Anthropic's cache, and what that saved.
+    pub cache_read_tokens: i64,
+    pub saved_micro_usd: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

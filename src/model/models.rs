@@ -13,6 +13,9 @@ pub struct ModelInfo {
     /// The most output tokens a call can ask for (Anthropic answers a
     /// larger `max_tokens` with a 400); for a family, its largest.
     pub max_output_tokens: i64,
+    /// The shortest prompt prefix Anthropic caches; for a family, its
+    /// largest (a breakpoint below it caches nothing).
+    pub min_cacheable_tokens: i64,
 }
 
 /// Price families: any `claude-opus-4*`, `claude-sonnet-4*`, `claude-haiku-4*`
@@ -25,6 +28,7 @@ pub const MODELS: [ModelInfo; 3] = [
         input_usd_per_mtok: 1,
         output_usd_per_mtok: 5,
         max_output_tokens: 64_000,
+        min_cacheable_tokens: 4_096,
     },
     ModelInfo {
         id: "claude-sonnet-4-6",
@@ -32,6 +36,7 @@ pub const MODELS: [ModelInfo; 3] = [
         input_usd_per_mtok: 3,
         output_usd_per_mtok: 15,
         max_output_tokens: 128_000,
+        min_cacheable_tokens: 2_048,
     },
     ModelInfo {
         id: "claude-opus-4-7",
@@ -39,6 +44,7 @@ pub const MODELS: [ModelInfo; 3] = [
         input_usd_per_mtok: 5,
         output_usd_per_mtok: 25,
         max_output_tokens: 128_000,
+        min_cacheable_tokens: 4_096,
     },
 ];
 
@@ -51,6 +57,7 @@ const OPUS_4_AND_4_1: ModelInfo = ModelInfo {
     input_usd_per_mtok: 15,
     output_usd_per_mtok: 75,
     max_output_tokens: 32_000,
+    min_cacheable_tokens: 1_024,
 };
 
 pub fn find(id: &str) -> Option<&'static ModelInfo> {

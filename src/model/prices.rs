@@ -93,6 +93,25 @@ pub fn cost_micro_usd(model: &str, tokens: TokenCounts) -> u64 {
     u64::try_from(micro).map_or(MAX_COST_MICRO_USD, |m| m.min(MAX_COST_MICRO_USD))
 }
 
+/// What prompt caching saved on a call, in micro-USD: its cost with every
+/// cached token (read or written) billed as plain input, less its cost.
+/// Negative on a call that only wrote to the cache (writes cost more).
+pub fn caching_saved_micro_usd(model: &str, tokens: TokenCounts) -> i64 {
+    let uncached = TokenCounts {
+        input: tokens
+            .input
+            .saturating_add(tokens.cache_creation)
+            .saturating_add(tokens.cache_creation_1h)
+            .saturating_add(tokens.cache_read),
+        cache_creation: 0,
+        cache_creation_1h: 0,
+        cache_read: 0,
+        ..tokens
+    };
+    let signed = |cost: u64| i64::try_from(cost).unwrap_or(i64::MAX);
+    signed(cost_micro_usd(model, uncached)).saturating_sub(signed(cost_micro_usd(model, tokens)))
+}
+
 fn total_input(tokens: &TokenCounts) -> u128 {
     u128::from(tokens.input)
         + u128::from(tokens.cache_creation)
@@ -242,6 +261,27 @@ mod tests {
         for id in ["claude-opus-4-6", "claude-opus-4-7"] {
             assert_eq!(cost_micro_usd(id, t), 1_000_005 + 25_000, "{id}");
         }
+    }
+
+    #[test]
+    fn caching_saves_nine_tenths_of_a_read_and_costs_a_quarter_more_to_write() {
+        // Haiku: $1/M input. 10,000 tokens read: 10,000 µ$ uncached, 1,000 cached.
+        let read = TokenCounts {
+            input: 100,
+            cache_read: 10_000,
+            output: 50,
+            ..TokenCounts::default()
+        };
+        assert_eq!(caching_saved_micro_usd("claude-haiku-4-5", read), 9_000);
+        let written = TokenCounts {
+            cache_creation: 4_000,
+            ..TokenCounts::default()
+        };
+        assert_eq!(caching_saved_micro_usd("claude-haiku-4-5", written), -1_000);
+        assert_eq!(
+            caching_saved_micro_usd("claude-haiku-4-5", TokenCounts::default()),
+            0
+        );
     }
 
     #[test]

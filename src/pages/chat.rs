@@ -10,7 +10,7 @@ use crate::{
     components::{
         chat::{
             composer::Composer,
-            message::{live_usage_title, AssistantMessage, StoredMessage},
+            message::{usage_title, AssistantMessage, ReplyUsage, StoredMessage},
             sidebar::Sidebar,
         },
         guards::RequireUser,
@@ -42,7 +42,7 @@ struct LiveReply {
     status: RwSignal<String>,
     error: RwSignal<Option<String>>,
     title: RwSignal<String>,
-    usage: RwSignal<(i64, i64, i64)>,
+    usage: RwSignal<ReplyUsage>,
 }
 
 impl LiveReply {
@@ -55,12 +55,12 @@ impl LiveReply {
             status: RwSignal::new("streaming".to_owned()),
             error: RwSignal::new(None),
             title: RwSignal::new(String::new()),
-            usage: RwSignal::new((0, 0, 0)),
+            usage: RwSignal::new(ReplyUsage::default()),
         }
     }
 
     fn to_view(self) -> MessageView {
-        let (input_tokens, output_tokens, cost_micro_usd) = self.usage.get_untracked();
+        let usage = self.usage.get_untracked();
         MessageView {
             id: self.id.get_untracked(),
             role: "assistant".into(),
@@ -69,9 +69,11 @@ impl LiveReply {
             status: self.status.get_untracked(),
             error: self.error.get_untracked(),
             paid_by: self.paid_by.get_untracked(),
-            input_tokens,
-            output_tokens,
-            cost_micro_usd,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cost_micro_usd: usage.cost_micro_usd,
+            cache_read_tokens: usage.cache_read_tokens,
+            saved_micro_usd: usage.saved_micro_usd,
         }
     }
 
@@ -92,17 +94,20 @@ impl LiveReply {
                 input_tokens,
                 output_tokens,
                 cost_micro_usd,
+                cache_read_tokens,
+                saved_micro_usd,
             } => {
+                let usage = ReplyUsage {
+                    input_tokens: *input_tokens,
+                    output_tokens: *output_tokens,
+                    cost_micro_usd: *cost_micro_usd,
+                    cache_read_tokens: *cache_read_tokens,
+                    saved_micro_usd: *saved_micro_usd,
+                };
                 self.status.set(status.clone());
                 self.error.set(error.clone());
-                self.usage
-                    .set((*input_tokens, *output_tokens, *cost_micro_usd));
-                self.title.set(live_usage_title(
-                    &self.model.get_value(),
-                    *input_tokens,
-                    *output_tokens,
-                    *cost_micro_usd,
-                ));
+                self.usage.set(usage);
+                self.title.set(usage_title(&self.model.get_value(), usage));
             }
         }
     }
@@ -232,6 +237,8 @@ fn ChatView() -> impl IntoView {
                 input_tokens: 0,
                 output_tokens: 0,
                 cost_micro_usd: 0,
+                cache_read_tokens: 0,
+                saved_micro_usd: 0,
             });
         }
         local.set(Some(shown));

@@ -10,6 +10,7 @@ mod mock;
 mod accounts;
 mod admin;
 mod admission;
+mod caching;
 mod caps;
 mod chat;
 mod claude_code;

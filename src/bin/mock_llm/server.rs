@@ -29,6 +29,7 @@ pub struct MockState {
     delay: Duration,
     received: Arc<Mutex<Vec<Received>>>,
     next_id: Arc<AtomicU64>,
+    cache: crate::cache::PromptCache,
 }
 
 const MAX_RECORDED: usize = 10_000;
@@ -62,6 +63,7 @@ impl MockState {
             delay,
             received: Arc::default(),
             next_id: Arc::default(),
+            cache: crate::cache::PromptCache::default(),
         }
     }
 
@@ -216,7 +218,7 @@ fn all_text(body: &Value) -> String {
     text
 }
 
-fn collect_text(value: &Value, out: &mut String) {
+pub(crate) fn collect_text(value: &Value, out: &mut String) {
     match value {
         Value::String(s) => out.push_str(s),
         Value::Array(items) => items.iter().for_each(|item| collect_text(item, out)),
@@ -381,12 +383,10 @@ async fn messages(
     if fault == Some(Fault::Hang) {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
-    let mut reply = Reply::new(
-        model,
-        max_tokens,
-        replies::estimate_tokens(&all_text(&body)),
-        answer_for(&body),
-    );
+    let total = replies::estimate_tokens(&all_text(&body));
+    let key = api_key(&headers).unwrap_or_default();
+    let mut reply = Reply::new(model, max_tokens, total, answer_for(&body));
+    reply.cached = state.cache.split(&key, &body, total);
     reply.web_searches = declares_web_search(&body).into();
     let response = if body["stream"].as_bool().unwrap_or(false) {
         let delay = if fault == Some(Fault::Slow) {
@@ -404,7 +404,9 @@ async fn messages(
 struct Reply {
     id: String,
     model: String,
-    input_tokens: u64,
+    /// The prompt's tokens: read from or written to the prompt cache, or
+    /// plain input.
+    cached: crate::cache::Split,
     content: ReplyContent,
     stop_reason: &'static str,
     /// Searches reported in `usage.server_tool_use`.
@@ -441,7 +443,10 @@ impl Reply {
         Self {
             id,
             model: model.to_owned(),
-            input_tokens,
+            cached: crate::cache::Split {
+                input: input_tokens,
+                ..Default::default()
+            },
             content,
             stop_reason,
             web_searches: 0,
@@ -471,10 +476,10 @@ impl Reply {
 
     fn usage(&self, output_tokens: u64) -> Value {
         json!({
-            "input_tokens": self.input_tokens,
+            "input_tokens": self.cached.input,
             "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": self.cached.cache_creation,
+            "cache_read_input_tokens": self.cached.cache_read,
             "server_tool_use": { "web_search_requests": self.web_searches },
         })
     }

@@ -12,15 +12,46 @@ pub fn format_usd(micro: i64) -> String {
     format!("${:.4}", micro as f64 / 1_000_000.0)
 }
 
-/// Hover text with the tokens and cost of a reply.
-fn usage_title(message: &MessageView) -> String {
-    format!(
+/// What a reply used, as its hover tells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyUsage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub cache_read_tokens: i64,
+    pub saved_micro_usd: i64,
+}
+
+impl ReplyUsage {
+    pub fn of(message: &MessageView) -> Self {
+        Self {
+            input_tokens: message.input_tokens,
+            output_tokens: message.output_tokens,
+            cost_micro_usd: message.cost_micro_usd,
+            cache_read_tokens: message.cache_read_tokens,
+            saved_micro_usd: message.saved_micro_usd,
+        }
+    }
+}
+
+/// Hover text with the tokens and cost of a reply, and what prompt
+/// caching saved when the reply read from the cache.
+pub fn usage_title(model: &str, usage: ReplyUsage) -> String {
+    let mut title = format!(
         "{} · {} input + {} output tokens · {}",
-        models::label(&message.model),
-        message.input_tokens,
-        message.output_tokens,
-        format_usd(message.cost_micro_usd)
-    )
+        models::label(model),
+        usage.input_tokens,
+        usage.output_tokens,
+        format_usd(usage.cost_micro_usd)
+    );
+    if usage.cache_read_tokens > 0 {
+        title.push_str(&format!(
+            " · cached: {} tokens, saved {}",
+            usage.cache_read_tokens,
+            format_usd(usage.saved_micro_usd)
+        ));
+    }
+    title
 }
 
 #[component]
@@ -74,7 +105,7 @@ pub fn StoredMessage(message: MessageView) -> impl IntoView {
     if message.role == "user" {
         return view! { <UserMessage content=message.content /> }.into_any();
     }
-    let title = usage_title(&message);
+    let title = usage_title(&message.model, ReplyUsage::of(&message));
     view! {
         <AssistantMessage
             content=message.content
@@ -85,13 +116,4 @@ pub fn StoredMessage(message: MessageView) -> impl IntoView {
         />
     }
     .into_any()
-}
-
-/// Hover text for a reply that just finished streaming.
-pub fn live_usage_title(model: &str, input: i64, output: i64, cost: i64) -> String {
-    format!(
-        "{} · {input} input + {output} output tokens · {}",
-        models::label(model),
-        format_usd(cost)
-    )
 }

@@ -39,6 +39,39 @@ pub fn upstream_messages(rows: &[MessageRow]) -> Vec<Value> {
         .collect()
 }
 
+/// Marks the newest user message as a prompt-cache breakpoint, so this
+/// turn writes the conversation so far to Anthropic's cache and the next
+/// turn reads it back (at a tenth of the input price) instead of paying
+/// for it again. One breakpoint (of the four allowed): Anthropic also looks
+/// for cached prefixes at the earlier block boundaries, which finds the
+/// previous turn's. Left out below the model's minimum cacheable length,
+/// where it would cache nothing; the length is estimated from the text at
+/// four bytes a token.
+pub fn mark_cache_breakpoint(messages: &mut [Value], model: &str) {
+    let Some(minimum) = crate::model::models::find(model).map(|m| m.min_cacheable_tokens) else {
+        return;
+    };
+    let bytes: usize = messages
+        .iter()
+        .filter_map(|message| message["content"].as_str())
+        .map(str::len)
+        .sum();
+    if (bytes / 4) < minimum as usize {
+        return;
+    }
+    let Some(last_user) = messages.iter_mut().rev().find(|m| m["role"] == "user") else {
+        return;
+    };
+    let Some(text) = last_user["content"].as_str().map(str::to_owned) else {
+        return;
+    };
+    last_user["content"] = json!([{
+        "type": "text",
+        "text": text,
+        "cache_control": { "type": "ephemeral" },
+    }]);
+}
+
 pub fn message_view(row: &MessageRow) -> MessageView {
     MessageView {
         id: row.id,
@@ -56,6 +89,8 @@ pub fn message_view(row: &MessageRow) -> MessageView {
         input_tokens: row.input_tokens,
         output_tokens: row.output_tokens,
         cost_micro_usd: row.cost_micro_usd,
+        cache_read_tokens: row.cache_read_tokens,
+        saved_micro_usd: row.saved_micro_usd,
     }
 }
 
@@ -84,6 +119,8 @@ mod tests {
             input_tokens: 0,
             output_tokens: 0,
             cost_micro_usd: 0,
+            cache_read_tokens: 0,
+            saved_micro_usd: 0,
             created_at: 0,
         }
     }
@@ -93,6 +130,40 @@ mod tests {
         assert_eq!(title_from("\n  Hello there\nsecond"), "Hello there");
         assert_eq!(title_from(&"x".repeat(70)), format!("{}…", "x".repeat(60)));
         assert_eq!(title_from("   "), "New chat");
+    }
+
+    #[test]
+    fn the_newest_user_message_is_the_breakpoint_once_the_prompt_is_long_enough() {
+        let long = "x".repeat(4 * 4_096);
+        let mut short = vec![json!({ "role": "user", "content": "hi" })];
+        mark_cache_breakpoint(&mut short, "claude-haiku-4-5");
+        assert_eq!(short[0]["content"], "hi", "below Haiku's 4,096 tokens");
+        let mut messages = vec![
+            json!({ "role": "user", "content": long }),
+            json!({ "role": "assistant", "content": "ok" }),
+            json!({ "role": "user", "content": "more" }),
+        ];
+        mark_cache_breakpoint(&mut messages, "claude-haiku-4-5");
+        assert_eq!(
+            messages[0]["content"].as_str().map(str::len),
+            Some(long.len())
+        );
+        assert_eq!(messages[2]["content"][0]["text"], "more");
+        assert_eq!(
+            messages[2]["content"][0]["cache_control"]["type"],
+            "ephemeral"
+        );
+        let breakpoints = serde_json::to_string(&messages)
+            .unwrap()
+            .matches("cache_control")
+            .count();
+        assert_eq!(breakpoints, 1, "one breakpoint, of the four allowed");
+        let mut unknown = vec![json!({ "role": "user", "content": long })];
+        mark_cache_breakpoint(&mut unknown, "some-other-model");
+        assert!(
+            unknown[0]["content"].is_string(),
+            "no minimum known, no breakpoint"
+        );
     }
 
     #[test]

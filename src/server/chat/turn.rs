@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{
-    history::{title_from, upstream_messages},
+    history::{mark_cache_breakpoint, title_from, upstream_messages},
     relay::{drain, relay},
 };
 use crate::{
@@ -26,7 +26,7 @@ use crate::{
         anthropic::{ForwardedHeaders, API_VERSION},
         calls::{self, estimate, Admission, Call, InputEstimate, Refusal},
         db::{
-            conversations::{self, ConversationRow, MessageRow, MessageStatus},
+            conversations::{self, ConversationRow, MessageRow, MessageStatus, ReplyUsage},
             users::UserRow,
         },
         limits::WorstCase,
@@ -131,6 +131,8 @@ pub async fn start_turn(
     } = prepared?;
     call.attach_to_message(conversation.id, assistant_id);
 
+    let mut history = history;
+    mark_cache_breakpoint(&mut history, &request.model);
     let body = json!({
         "model": request.model,
         "max_tokens": max_tokens,
@@ -220,6 +222,8 @@ async fn prepare_rows(
             input_tokens: 0,
             output_tokens: 0,
             cost_micro_usd: 0,
+            cache_read_tokens: 0,
+            saved_micro_usd: 0,
             created_at: 0,
         });
         Some(id)
@@ -308,12 +312,12 @@ impl UpstreamCall {
             CallEnd::Failed(err) => (MessageStatus::Error, Some(err.user_message(own_key))),
         };
         let billed = call.end_and_wait(end).await;
-        let (input, output, cost) = billed.map_or((0, 0, 0), |billed| {
-            (
-                billed.tokens.input as i64,
-                billed.tokens.output as i64,
-                billed.cost_micro_usd,
-            )
+        let usage = billed.map_or(ReplyUsage::default(), |billed| ReplyUsage {
+            input_tokens: billed.tokens.input as i64,
+            output_tokens: billed.tokens.output as i64,
+            cost_micro_usd: billed.cost_micro_usd,
+            cache_read_tokens: billed.tokens.cache_read as i64,
+            saved_micro_usd: crate::model::prices::caching_saved_micro_usd(&model, billed.tokens),
         });
         let saved = conversations::finish_assistant_message(
             &state.db,
@@ -321,9 +325,7 @@ impl UpstreamCall {
             &text,
             status,
             error.as_deref(),
-            input,
-            output,
-            cost,
+            usage,
         )
         .await;
         if let Err(err) = saved {
@@ -333,17 +335,20 @@ impl UpstreamCall {
             status = status.as_str(),
             source,
             model = %model,
-            input_tokens = input,
-            output_tokens = output,
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            cache_read_tokens = usage.cache_read_tokens,
             "chat turn finished"
         );
         let _ = tx
             .send(ChatEvent::Finished {
                 status: status.as_str().to_owned(),
                 error,
-                input_tokens: input,
-                output_tokens: output,
-                cost_micro_usd: cost,
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                cost_micro_usd: usage.cost_micro_usd,
+                cache_read_tokens: usage.cache_read_tokens,
+                saved_micro_usd: usage.saved_micro_usd,
             })
             .await;
     }

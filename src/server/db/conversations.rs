@@ -26,7 +26,19 @@ pub struct MessageRow {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_micro_usd: i64,
+    pub cache_read_tokens: i64,
+    pub saved_micro_usd: i64,
     pub created_at: i64,
+}
+
+/// What a finished reply used, cost, and saved by prompt caching.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyUsage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micro_usd: i64,
+    pub cache_read_tokens: i64,
+    pub saved_micro_usd: i64,
 }
 
 /// How an assistant message ended.
@@ -69,6 +81,8 @@ fn message(row: &sqlx::any::AnyRow) -> Result<MessageRow, sqlx::Error> {
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
         cost_micro_usd: row.try_get("cost_micro_usd")?,
+        cache_read_tokens: row.try_get("cache_read_tokens")?,
+        saved_micro_usd: row.try_get("saved_micro_usd")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -154,7 +168,8 @@ pub async fn touch(db: &Db, id: i64, model: &str) -> Result<(), sqlx::Error> {
 }
 
 const MESSAGE_COLUMNS: &str =
-    "id, role, content, model, status, error, paid_by, input_tokens, output_tokens, cost_micro_usd, created_at";
+    "id, role, content, model, status, error, paid_by, input_tokens, output_tokens, cost_micro_usd, \
+     cache_read_tokens, saved_micro_usd, created_at";
 
 pub async fn messages(db: &Db, conversation_id: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql =
@@ -202,27 +217,27 @@ pub async fn insert_assistant_placeholder(
 }
 
 /// Records how a reply ended: its text (partial when stopped or cut), status and usage.
-#[allow(clippy::too_many_arguments)]
 pub async fn finish_assistant_message(
     db: &Db,
     id: i64,
     content: &str,
     status: MessageStatus,
     error: Option<&str>,
-    input_tokens: i64,
-    output_tokens: i64,
-    cost_micro_usd: i64,
+    usage: ReplyUsage,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE messages SET content = $1, status = $2, error = $3, input_tokens = $4, \
-         output_tokens = $5, cost_micro_usd = $6 WHERE id = $7",
+         output_tokens = $5, cost_micro_usd = $6, cache_read_tokens = $7, saved_micro_usd = $8 \
+         WHERE id = $9",
     )
     .bind(content)
     .bind(status.as_str())
     .bind(error)
-    .bind(input_tokens)
-    .bind(output_tokens)
-    .bind(cost_micro_usd)
+    .bind(usage.input_tokens)
+    .bind(usage.output_tokens)
+    .bind(usage.cost_micro_usd)
+    .bind(usage.cache_read_tokens)
+    .bind(usage.saved_micro_usd)
     .bind(id)
     .execute(db)
     .await

@@ -1,0 +1,196 @@
+//! Prompt caching, emulated closely enough to test what keyward does with
+//! it. A request's prompt is a sequence of blocks (the system prompt's,
+//! then each message's content). The prefix up to a block carrying
+//! `cache_control` is written to the cache, per API key, for five minutes
+//! from its last use, if it is at least the model's minimum length. A
+//! later request whose prompt starts with a cached prefix (looked up at
+//! each block boundary up to its last breakpoint, as Anthropic does) reads
+//! it: usage reports the prefix read as `cache_read_input_tokens`, the rest
+//! of the prefix up to the breakpoint as `cache_creation_input_tokens`, and
+//! what follows as `input_tokens`.
+
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{replies::estimate_tokens, server::collect_text};
+
+const TTL: Duration = Duration::from_secs(5 * 60);
+
+/// How a request's input tokens split.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub input: u64,
+    pub cache_creation: u64,
+    pub cache_read: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct PromptCache {
+    entries: Arc<Mutex<HashMap<(String, u64), Instant>>>,
+}
+
+impl PromptCache {
+    /// Splits `body`'s input tokens for a call on `key`, and caches what it
+    /// asks to. `total` is the whole prompt's token count.
+    pub fn split(&self, key: &str, body: &Value, total: u64) -> Split {
+        let blocks = blocks(body);
+        let Some(last_breakpoint) = blocks.iter().rposition(|block| block.breakpoint) else {
+            return Split {
+                input: total,
+                ..Split::default()
+            };
+        };
+        let model = body["model"].as_str().unwrap_or_default();
+        let mut text = String::new();
+        let mut hasher = DefaultHasher::new();
+        // (hash, tokens) of every prefix ending at a block boundary.
+        let mut prefixes = Vec::with_capacity(last_breakpoint + 1);
+        for block in &blocks[..=last_breakpoint] {
+            block.text.hash(&mut hasher);
+            text.push_str(&block.text);
+            prefixes.push((hasher.finish(), estimate_tokens(&text)));
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, expires| *expires > now);
+        let read = prefixes
+            .iter()
+            .rev()
+            .find(|(hash, _)| entries.contains_key(&(key.to_owned(), *hash)))
+            .copied();
+        if let Some((hash, _)) = read {
+            entries.insert((key.to_owned(), hash), now + TTL);
+        }
+        let read_tokens = read.map_or(0, |(_, tokens)| tokens);
+        let (prefix_hash, prefix_tokens) = prefixes[last_breakpoint];
+        let mut written = 0;
+        if prefix_tokens >= minimum_cacheable(model) && prefix_tokens > read_tokens {
+            entries.insert((key.to_owned(), prefix_hash), now + TTL);
+            written = prefix_tokens - read_tokens;
+        }
+        Split {
+            input: total.saturating_sub(read_tokens + written),
+            cache_creation: written,
+            cache_read: read_tokens,
+        }
+    }
+}
+
+/// Anthropic's minimum cacheable prompt for a model family.
+fn minimum_cacheable(model: &str) -> u64 {
+    if model.starts_with("claude-sonnet-4") {
+        2048
+    } else {
+        4096
+    }
+}
+
+struct Block {
+    text: String,
+    breakpoint: bool,
+}
+
+fn blocks(body: &Value) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    push_blocks(&body["system"], &mut blocks);
+    for message in body["messages"].as_array().into_iter().flatten() {
+        push_blocks(&message["content"], &mut blocks);
+    }
+    blocks
+}
+
+fn push_blocks(content: &Value, blocks: &mut Vec<Block>) {
+    match content {
+        Value::String(text) => blocks.push(Block {
+            text: text.clone(),
+            breakpoint: false,
+        }),
+        Value::Array(items) => {
+            for item in items {
+                let mut text = String::new();
+                collect_text(item, &mut text);
+                blocks.push(Block {
+                    text,
+                    breakpoint: item.get("cache_control").is_some(),
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn turn(texts: &[&str]) -> Value {
+        let last = texts.len() - 1;
+        let messages: Vec<Value> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let role = if i % 2 == 0 { "user" } else { "assistant" };
+                if i == last {
+                    json!({ "role": role, "content": [{ "type": "text", "text": text, "cache_control": { "type": "ephemeral" } }] })
+                } else {
+                    json!({ "role": role, "content": text })
+                }
+            })
+            .collect();
+        json!({ "model": "claude-haiku-4-5", "messages": messages })
+    }
+
+    #[test]
+    fn each_turn_reads_what_the_last_one_wrote() {
+        let cache = PromptCache::default();
+        let long = "x".repeat(4 * 5000);
+        let first = turn(&[&long]);
+        let one = cache.split("k", &first, 5000);
+        assert_eq!(
+            one,
+            Split {
+                input: 0,
+                cache_creation: 5000,
+                cache_read: 0
+            }
+        );
+        let second = turn(&[&long, "yyyy", "zzzz"]);
+        let two = cache.split("k", &second, 5002);
+        assert_eq!(
+            two,
+            Split {
+                input: 0,
+                cache_creation: 2,
+                cache_read: 5000
+            }
+        );
+        assert_eq!(
+            cache.split("other key", &second, 5002).cache_read,
+            0,
+            "per key"
+        );
+    }
+
+    #[test]
+    fn below_the_minimum_or_without_a_breakpoint_nothing_is_cached() {
+        let cache = PromptCache::default();
+        let short = turn(&["hello"]);
+        assert_eq!(
+            cache.split("k", &short, 2),
+            Split {
+                input: 2,
+                ..Split::default()
+            }
+        );
+        let plain = json!({ "model": "claude-haiku-4-5", "messages": [{ "role": "user", "content": "x".repeat(40_000) }] });
+        assert_eq!(cache.split("k", &plain, 10_000).input, 10_000);
+    }
+}
