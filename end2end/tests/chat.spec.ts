@@ -115,4 +115,7 @@ test('a reply that read the conversation from the prompt cache says what that sa
   await page.reload();
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(replies(page).last().locator('.badge-free')).toHaveAttribute('title', savings);
+
+  await gotoHydrated(page, '/settings');
+  await expect(page.getByTestId('caching-savings')).toContainText(/Prompt caching saved you \$0\.\d{4} today/);
 });

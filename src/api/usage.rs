@@ -34,6 +34,10 @@ pub async fn my_usage() -> Result<UsageSummary, AppError> {
                 .into_iter()
                 .map(|session| session.into_summary())
                 .collect();
+            let today_ms = now - now.rem_euclid(crate::server::clock::DAY_MS);
+            let saved_today = ledger::saved_since(db, user.id, today_ms).await?;
+            let saved_this_month =
+                ledger::saved_since(db, user.id, crate::server::clock::month_start_ms(now)).await?;
             Ok(UsageSummary {
                 plan: plan.name,
                 has_own_key,
@@ -46,6 +50,8 @@ pub async fn my_usage() -> Result<UsageSummary, AppError> {
                 resets_in: human_duration(next_utc_midnight(now) - now),
                 recent,
                 sessions,
+                saved_today,
+                saved_this_month,
             })
         }
         .await,

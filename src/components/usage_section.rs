@@ -44,6 +44,11 @@ fn UsageView(summary: UsageSummary) -> impl IntoView {
         <UsageBar label="Requests today" used=summary.requests_today limit=summary.requests_per_day />
         <UsageBar label="Tokens today" used=summary.tokens_today limit=summary.tokens_per_day />
         <p class="hint">{format!("Also: {per_minute}; replies up to {} tokens.", summary.max_tokens)}</p>
+        <p data-testid="caching-savings">{format!(
+            "Prompt caching saved you {} today and {} this month (UTC), on either key.",
+            format_usd(summary.saved_today),
+            format_usd(summary.saved_this_month),
+        )}</p>
         <h3>"Recent calls"</h3>
         {if summary.recent.is_empty() {
             view! { <p class="muted">"No calls yet."</p> }.into_any()

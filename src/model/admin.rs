@@ -33,6 +33,8 @@ pub struct TotalsView {
     pub cache_tokens: i64,
     pub platform_cost: i64,
     pub user_cost: i64,
+    /// What prompt caching saved, both keys together (micro-USD).
+    pub saved_by_caching: i64,
     pub active_users: i64,
 }
 

@@ -76,6 +76,10 @@ pub struct UsageSummary {
     pub recent: Vec<CallSummary>,
     /// Gateway calls grouped by client session (Claude Code's), newest first.
     pub sessions: Vec<SessionSummary>,
+    /// What prompt caching saved this user today and this month (UTC), in
+    /// micro-USD, on either key.
+    pub saved_today: i64,
+    pub saved_this_month: i64,
 }
 
 /// What one client session (say, a Claude Code session) used.

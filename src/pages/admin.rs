@@ -79,6 +79,7 @@ fn DashboardBody(data: Dashboard) -> impl IntoView {
             <dl class="totals">
                 <div><dt>"Platform cost"</dt><dd data-testid="platform-cost">{format_usd(t.platform_cost)}</dd></div>
                 <div><dt>"Users' keys cost"</dt><dd>{format_usd(t.user_cost)}</dd></div>
+                <div><dt>"Saved by caching"</dt><dd data-testid="saved-by-caching">{format_usd(t.saved_by_caching)}</dd><dd class="hint">"both keys"</dd></div>
                 <div><dt>"Requests"</dt><dd>{t.requests.to_string()}</dd><dd class="hint">{format!("{} platform · {} own key", t.platform_requests, t.user_requests)}</dd></div>
                 <div><dt>"Tokens in / out"</dt><dd>{format!("{} / {}", t.input_tokens, t.output_tokens)}</dd><dd class="hint">{format!("{} cache", t.cache_tokens)}</dd></div>
                 <div><dt>"Active users"</dt><dd>{t.active_users.to_string()}</dd></div>

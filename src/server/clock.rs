@@ -31,6 +31,18 @@ pub fn next_utc_midnight(ms: i64) -> i64 {
     (ms.div_euclid(DAY_MS) + 1) * DAY_MS
 }
 
+/// Start (unix ms) of the UTC month containing `ms`.
+pub fn month_start_ms(ms: i64) -> i64 {
+    let Ok(at) = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
+        return ms;
+    };
+    let first = at
+        .replace_day(1)
+        .map(time::OffsetDateTime::date)
+        .unwrap_or(at.date());
+    first.midnight().assume_utc().unix_timestamp() * 1000
+}
+
 /// "3 h 5 min", "42 s".
 pub fn human_duration(ms: i64) -> String {
     let secs = (ms.max(0) + 999) / 1000;
@@ -44,6 +56,19 @@ pub fn human_duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_month_starts_on_its_first_day_at_midnight_utc() {
+        // 2026-12-01T20:00:00Z and 2026-12-31T23:59:59Z → 2026-12-01T00:00:00Z.
+        let first = 1_796_083_200_000;
+        assert_eq!(month_start_ms(first + 20 * 3_600_000), first);
+        assert_eq!(month_start_ms(first + 31 * DAY_MS - 1), first);
+        assert_eq!(
+            month_start_ms(first - 1),
+            first - 30 * DAY_MS,
+            "November has 30 days"
+        );
+    }
 
     #[test]
     fn midnight_and_durations() {

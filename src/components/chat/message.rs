@@ -7,9 +7,11 @@ use crate::{
     model::{chat::MessageView, models},
 };
 
-/// "$0.0012" from micro-USD.
+/// "$0.0012" from micro-USD ("-$0.0012" below zero: a saving that was a
+/// cost, when a turn only wrote to the prompt cache).
 pub fn format_usd(micro: i64) -> String {
-    format!("${:.4}", micro as f64 / 1_000_000.0)
+    let sign = if micro < 0 { "-" } else { "" };
+    format!("{sign}${:.4}", micro.unsigned_abs() as f64 / 1_000_000.0)
 }
 
 /// What a reply used, as its hover tells it.

@@ -144,6 +144,7 @@ pub fn bill(
     );
     let cost_micro_usd =
         i64::try_from(models::cost_micro_usd(&call.model, tokens)).unwrap_or(i64::MAX);
+    let saved_micro_usd = crate::model::prices::caching_saved_micro_usd(&call.model, tokens);
     let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let row = LedgerRow {
@@ -172,6 +173,7 @@ pub fn bill(
         client_session: call.origin.client_session,
         client_agent: call.origin.client_agent,
         call_id: Some(crate::server::db::reservations::new_id()),
+        saved_micro_usd,
     };
     let job = LedgerJob {
         row,

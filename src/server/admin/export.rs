@@ -19,7 +19,7 @@ use crate::{
 };
 
 const HEADER: &str = "id,time_utc,user_email,key_source,model,input_tokens,output_tokens,\
-cache_creation_tokens,cache_read_tokens,cost_usd,status,error_type,latency_ms,ttft_ms,request_id,conversation_id,token_id\n";
+cache_creation_tokens,cache_read_tokens,cost_usd,saved_by_caching_usd,status,error_type,latency_ms,ttft_ms,request_id,conversation_id,token_id\n";
 /// Bytes gathered before a chunk goes out.
 const CHUNK: usize = 64 * 1024;
 
@@ -42,7 +42,7 @@ pub async fn export_csv(
     tasks.spawn(async move {
         let mut rows = sqlx::query(
             "SELECT l.id, l.at, u.email, l.key_source, l.model, l.input_tokens, l.output_tokens, \
-             l.cache_creation_tokens, l.cache_read_tokens, l.cost_micro_usd, l.status, l.error_type, \
+             l.cache_creation_tokens, l.cache_read_tokens, l.cost_micro_usd, l.saved_micro_usd, l.status, l.error_type, \
              l.latency_ms, l.ttft_ms, l.request_id, l.conversation_id, l.token_id \
              FROM usage_ledger l LEFT JOIN users u ON u.id = l.user_id \
              WHERE l.at >= $1 AND l.at < $2 ORDER BY l.at, l.id",
@@ -83,7 +83,11 @@ pub async fn export_csv(
 
 fn csv_line(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
     let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    let cost: i64 = row.try_get("cost_micro_usd")?;
+    let usd = |micro: i64| {
+        let sign = if micro < 0 { "-" } else { "" };
+        let micro = micro.unsigned_abs();
+        format!("{sign}{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+    };
     let fields = [
         row.try_get::<i64, _>("id")?.to_string(),
         crate::server::db::format_time(row.try_get("at")?),
@@ -95,7 +99,8 @@ fn csv_line(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
         row.try_get::<i64, _>("output_tokens")?.to_string(),
         row.try_get::<i64, _>("cache_creation_tokens")?.to_string(),
         row.try_get::<i64, _>("cache_read_tokens")?.to_string(),
-        format!("{}.{:06}", cost / 1_000_000, cost % 1_000_000),
+        usd(row.try_get("cost_micro_usd")?),
+        usd(row.try_get("saved_micro_usd")?),
         row.try_get("status")?,
         row.try_get::<Option<String>, _>("error_type")?
             .unwrap_or_default(),

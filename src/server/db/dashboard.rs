@@ -23,7 +23,8 @@ const SUMS: &str = "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
     CAST(COALESCE(SUM(cache_creation_tokens + cache_read_tokens), 0) AS BIGINT) AS cache_tokens, \
     CAST(COALESCE(SUM(CASE WHEN key_source = 'platform' THEN cost_micro_usd ELSE 0 END), 0) AS BIGINT) AS platform_cost, \
-    CAST(COALESCE(SUM(CASE WHEN key_source = 'user' THEN cost_micro_usd ELSE 0 END), 0) AS BIGINT) AS user_cost";
+    CAST(COALESCE(SUM(CASE WHEN key_source = 'user' THEN cost_micro_usd ELSE 0 END), 0) AS BIGINT) AS user_cost, \
+    CAST(COALESCE(SUM(saved_micro_usd), 0) AS BIGINT) AS saved";
 
 pub async fn totals(db: &Db, range: &DayRange) -> Result<TotalsView, sqlx::Error> {
     let sql = format!("SELECT {SUMS} FROM rollup_daily_models WHERE day >= $1 AND day <= $2");
@@ -49,6 +50,7 @@ pub async fn totals(db: &Db, range: &DayRange) -> Result<TotalsView, sqlx::Error
         cache_tokens: row.try_get("cache_tokens")?,
         platform_cost: row.try_get("platform_cost")?,
         user_cost: row.try_get("user_cost")?,
+        saved_by_caching: row.try_get("saved")?,
         active_users,
     })
 }

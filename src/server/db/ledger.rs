@@ -32,6 +32,8 @@ pub struct LedgerRow {
     pub client_agent: Option<String>,
     /// Chosen when the call ended; a retried batch skips rows already in.
     pub call_id: Option<i64>,
+    /// What prompt caching saved on the call (negative: it only wrote).
+    pub saved_micro_usd: i64,
 }
 
 impl LedgerRow {
@@ -54,7 +56,7 @@ impl LedgerRow {
     }
 }
 
-const COLUMNS: usize = 22;
+const COLUMNS: usize = 23;
 
 /// Rows per INSERT statement: a batch is cut into these sizes, so a handful
 /// of statements serve every batch and stay prepared in the connection's
@@ -100,7 +102,7 @@ fn build_insert_sql(sqlite: bool, rows: usize) -> String {
     format!(
         "INSERT INTO usage_ledger (at, user_id, conversation_id, message_id, token_id, key_source, model, \
          input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_micro_usd, status, \
-         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session, client_agent, call_id) \
+         error_type, latency_ms, ttft_ms, request_id, reached_upstream, server_tool_uses, client_session, client_agent, call_id, saved_micro_usd) \
          VALUES {values}"
     )
 }
@@ -152,7 +154,8 @@ pub async fn insert_many(
                 .bind(row.server_tool_uses)
                 .bind(row.client_session.as_deref())
                 .bind(row.client_agent.as_deref())
-                .bind(row.call_id);
+                .bind(row.call_id)
+                .bind(row.saved_micro_usd);
         }
         query.execute(&mut *conn).await?;
     }
@@ -176,6 +179,18 @@ pub async fn already_written(
         .fetch_all(&mut *conn)
         .await
         .map(|ids| ids.into_iter().collect())
+}
+
+/// What prompt caching saved `user_id` from `since_ms` on, in micro-USD.
+pub async fn saved_since(db: &super::Db, user_id: i64, since_ms: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(saved_micro_usd), 0) AS BIGINT) FROM usage_ledger \
+         WHERE user_id = $1 AND at >= $2",
+    )
+    .bind(user_id)
+    .bind(since_ms)
+    .fetch_one(db)
+    .await
 }
 
 /// A user's most recent calls, newest first.
@@ -300,7 +315,7 @@ mod tests {
         assert_eq!(sqlite.matches('?').count(), 4 * COLUMNS);
         assert!(!sqlite.contains('$'));
         let postgres = insert_sql(false, 4);
-        assert!(postgres.ends_with("$86, $87, $88)"), "{postgres}");
+        assert!(postgres.ends_with("$90, $91, $92)"), "{postgres}");
         assert!(!postgres.contains('?'));
     }
 }

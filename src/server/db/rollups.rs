@@ -47,6 +47,7 @@ struct ModelSums {
     cache_creation: i64,
     cache_read: i64,
     cost: i64,
+    saved: i64,
 }
 
 #[derive(Default)]
@@ -84,6 +85,7 @@ pub async fn record_many(
         m.cache_creation += row.cache_creation_tokens;
         m.cache_read += row.cache_read_tokens;
         m.cost += row.cost_micro_usd;
+        m.saved += row.saved_micro_usd;
         let u = by_user
             .entry((day, row.user_id, row.key_source))
             .or_default();
@@ -102,14 +104,16 @@ pub async fn record_many(
     for ((day, source, model), m) in &by_model {
         sqlx::query(
             "INSERT INTO rollup_daily_models (day, key_source, model, requests, errors, input_tokens, output_tokens, \
-             cache_creation_tokens, cache_read_tokens, cost_micro_usd) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             cache_creation_tokens, cache_read_tokens, cost_micro_usd, saved_micro_usd) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (day, key_source, model) DO UPDATE SET requests = rollup_daily_models.requests + excluded.requests, \
              errors = rollup_daily_models.errors + excluded.errors, \
              input_tokens = rollup_daily_models.input_tokens + excluded.input_tokens, \
              output_tokens = rollup_daily_models.output_tokens + excluded.output_tokens, \
              cache_creation_tokens = rollup_daily_models.cache_creation_tokens + excluded.cache_creation_tokens, \
              cache_read_tokens = rollup_daily_models.cache_read_tokens + excluded.cache_read_tokens, \
-             cost_micro_usd = rollup_daily_models.cost_micro_usd + excluded.cost_micro_usd",
+             cost_micro_usd = rollup_daily_models.cost_micro_usd + excluded.cost_micro_usd, \
+             saved_micro_usd = rollup_daily_models.saved_micro_usd + excluded.saved_micro_usd",
         )
         .bind(format_day(day * DAY_MS))
         .bind(*source)
@@ -121,6 +125,7 @@ pub async fn record_many(
         .bind(m.cache_creation)
         .bind(m.cache_read)
         .bind(m.cost)
+        .bind(m.saved)
         .execute(&mut *conn)
         .await?;
     }
@@ -184,8 +189,8 @@ pub async fn rebuild(db: &super::Db, backend: super::Backend) -> Result<(), sqlx
     .await?;
     sqlx::query(&format!(
         "INSERT INTO rollup_daily_models SELECT {day}, key_source, model, COUNT(*), {errors}, \
-         SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens), SUM(cost_micro_usd) \
-         FROM usage_ledger GROUP BY 1, 2, 3"
+         SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens), SUM(cost_micro_usd), \
+         SUM(saved_micro_usd) FROM usage_ledger GROUP BY 1, 2, 3"
     ))
     .execute(&mut *tx)
     .await?;
