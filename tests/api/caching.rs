@@ -106,6 +106,45 @@ async fn a_five_turn_conversation_reads_its_earlier_turns_from_the_cache(db: Tes
         saved_in_all > 0,
         "over five turns caching pays: {saved_in_all} µ$"
     );
+
+    // The same savings everywhere they are shown: the ledger, the user's
+    // Settings, the admin's totals (the first account is the admin), the
+    // CSV export.
+    let in_ledger: i64 =
+        sqlx::query_scalar("SELECT CAST(SUM(saved_micro_usd) AS BIGINT) FROM usage_ledger")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(in_ledger, saved_in_all);
+    let usage: Value = app.call("usage/mine", &[]).await.json().await.unwrap();
+    assert_eq!(usage["saved_today"], saved_in_all);
+    assert_eq!(usage["saved_this_month"], saved_in_all);
+    let dashboard: Value = app
+        .call("admin/dashboard", &[("period[days]", "7")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dashboard["totals"]["saved_by_caching"], saved_in_all);
+    let csv = app
+        .get("/admin/export.csv?days=7")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = header
+        .iter()
+        .position(|name| *name == "saved_by_caching_usd")
+        .expect("a savings column");
+    let in_csv: f64 = lines
+        .map(|line| line.split(',').nth(column).unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        (in_csv * 1e6 - saved_in_all as f64).abs() < 0.5,
+        "{in_csv} in the CSV, {saved_in_all} µ$"
+    );
 }
 
 db_tests!(a_five_turn_conversation_reads_its_earlier_turns_from_the_cache);

@@ -1,13 +1,14 @@
 //! Prompt caching, emulated closely enough to test what keyward does with
 //! it. A request's prompt is a sequence of blocks (the system prompt's,
 //! then each message's content). The prefix up to a block carrying
-//! `cache_control` is written to the cache, per API key, for five minutes
-//! from its last use, if it is at least the model's minimum length. A
-//! later request whose prompt starts with a cached prefix (looked up at
-//! each block boundary up to its last breakpoint, as Anthropic does) reads
-//! it: usage reports the prefix read as `cache_read_input_tokens`, the rest
-//! of the prefix up to the breakpoint as `cache_creation_input_tokens`, and
-//! what follows as `input_tokens`.
+//! `cache_control` is written to the cache, per API key and model, for
+//! five minutes from its last use, if it is at least the model's minimum
+//! length. A later request whose prompt starts with a cached prefix (looked
+//! up at the last breakpoint and the 20 block boundaries before it, as
+//! Anthropic does) reads it: usage reports the prefix read as
+//! `cache_read_input_tokens`, the rest of the prefix up to the breakpoint
+//! as `cache_creation_input_tokens`, and what follows as `input_tokens`.
+//! More than four breakpoints is refused, as Anthropic refuses it.
 
 use std::{
     collections::HashMap,
@@ -21,6 +22,9 @@ use serde_json::Value;
 use crate::{replies::estimate_tokens, server::collect_text};
 
 const TTL: Duration = Duration::from_secs(5 * 60);
+/// Block boundaries before a breakpoint where a cached prefix is found.
+const LOOKBACK_BLOCKS: usize = 20;
+pub const MAX_BREAKPOINTS: usize = 4;
 
 /// How a request's input tokens split.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,8 @@ impl PromptCache {
         let model = body["model"].as_str().unwrap_or_default();
         let mut text = String::new();
         let mut hasher = DefaultHasher::new();
+        // Another model has a cache of its own.
+        model.hash(&mut hasher);
         // (hash, tokens) of every prefix ending at a block boundary.
         let mut prefixes = Vec::with_capacity(last_breakpoint + 1);
         for block in &blocks[..=last_breakpoint] {
@@ -62,6 +68,7 @@ impl PromptCache {
         let read = prefixes
             .iter()
             .rev()
+            .take(LOOKBACK_BLOCKS + 1)
             .find(|(hash, _)| entries.contains_key(&(key.to_owned(), *hash)))
             .copied();
         if let Some((hash, _)) = read {
@@ -82,13 +89,21 @@ impl PromptCache {
     }
 }
 
-/// Anthropic's minimum cacheable prompt for a model family.
+/// Anthropic's minimum cacheable prompt for a model family (the largest
+/// in the family, as keyward assumes).
 fn minimum_cacheable(model: &str) -> u64 {
-    if model.starts_with("claude-sonnet-4") {
+    if model.starts_with("claude-opus-4-0") || model.starts_with("claude-opus-4-1") {
+        1024
+    } else if model.starts_with("claude-sonnet-4") {
         2048
     } else {
         4096
     }
+}
+
+/// How many `cache_control` breakpoints `body` carries.
+pub fn breakpoints(body: &Value) -> usize {
+    blocks(body).iter().filter(|block| block.breakpoint).count()
 }
 
 struct Block {
@@ -177,6 +192,25 @@ mod tests {
             0,
             "per key"
         );
+        let mut other_model = second.clone();
+        other_model["model"] = json!("claude-opus-4-7");
+        assert_eq!(
+            cache.split("k", &other_model, 5002).cache_read,
+            0,
+            "per model"
+        );
+    }
+
+    #[test]
+    fn a_prefix_is_found_only_within_twenty_blocks_of_the_breakpoint() {
+        let cache = PromptCache::default();
+        let long = "x".repeat(4 * 5000);
+        cache.split("k", &turn(&[&long]), 5000);
+        let mut texts = vec![long.as_str()];
+        texts.extend(std::iter::repeat_n("more", 21));
+        let far = turn(&texts);
+        assert_eq!(cache.split("k", &far, 5021).cache_read, 0);
+        assert_eq!(breakpoints(&far), 1);
     }
 
     #[test]

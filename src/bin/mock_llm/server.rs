@@ -346,6 +346,13 @@ async fn messages(
     if !body["messages"].is_array() {
         return error(400, "invalid_request_error", "messages: field required");
     }
+    if crate::cache::breakpoints(&body) > crate::cache::MAX_BREAKPOINTS {
+        return error(
+            400,
+            "invalid_request_error",
+            "A maximum of 4 blocks with cache_control may be provided.",
+        );
+    }
     if let Some(message) = invalid_thinking(&body["thinking"], max_tokens) {
         return error(400, "invalid_request_error", message);
     }

@@ -46,11 +46,18 @@ pub fn usage_title(model: &str, usage: ReplyUsage) -> String {
         usage.output_tokens,
         format_usd(usage.cost_micro_usd)
     );
-    if usage.cache_read_tokens > 0 {
+    // `input_tokens` is what was billed as plain input; the prompt's cached
+    // part is read (cheap) or written (dearer now, cheap on the next turn).
+    if usage.cache_read_tokens > 0 && usage.saved_micro_usd >= 0 {
         title.push_str(&format!(
             " · cached: {} tokens, saved {}",
             usage.cache_read_tokens,
             format_usd(usage.saved_micro_usd)
+        ));
+    } else if usage.saved_micro_usd < 0 {
+        title.push_str(&format!(
+            " · prompt cached for the next turn: {} more now",
+            format_usd(-usage.saved_micro_usd)
         ));
     }
     title
@@ -118,4 +125,37 @@ pub fn StoredMessage(message: MessageView) -> impl IntoView {
         />
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hover_says_what_caching_saved_or_cost() {
+        let read = ReplyUsage {
+            input_tokens: 12,
+            output_tokens: 30,
+            cost_micro_usd: 1_200,
+            cache_read_tokens: 5_000,
+            saved_micro_usd: 4_500,
+        };
+        assert_eq!(
+            usage_title("claude-haiku-4-5", read),
+            "Claude Haiku 4.5 · 12 input + 30 output tokens · $0.0012 · cached: 5000 tokens, saved $0.0045"
+        );
+        let written = ReplyUsage {
+            saved_micro_usd: -1_250,
+            cache_read_tokens: 0,
+            ..read
+        };
+        assert!(usage_title("claude-haiku-4-5", written)
+            .ends_with(" · prompt cached for the next turn: $0.0013 more now"));
+        let plain = ReplyUsage::default();
+        assert_eq!(
+            usage_title("claude-haiku-4-5", plain),
+            "Claude Haiku 4.5 · 0 input + 0 output tokens · $0.0000"
+        );
+        assert_eq!(format_usd(-1_250), "-$0.0013");
+    }
 }

@@ -19,7 +19,8 @@ use crate::{
 };
 
 const HEADER: &str = "id,time_utc,user_email,key_source,model,input_tokens,output_tokens,\
-cache_creation_tokens,cache_read_tokens,cost_usd,saved_by_caching_usd,status,error_type,latency_ms,ttft_ms,request_id,conversation_id,token_id\n";
+cache_creation_tokens,cache_read_tokens,cost_usd,status,error_type,latency_ms,ttft_ms,request_id,conversation_id,token_id,\
+saved_by_caching_usd\n";
 /// Bytes gathered before a chunk goes out.
 const CHUNK: usize = 64 * 1024;
 
@@ -100,7 +101,6 @@ fn csv_line(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
         row.try_get::<i64, _>("cache_creation_tokens")?.to_string(),
         row.try_get::<i64, _>("cache_read_tokens")?.to_string(),
         usd(row.try_get("cost_micro_usd")?),
-        usd(row.try_get("saved_micro_usd")?),
         row.try_get("status")?,
         row.try_get::<Option<String>, _>("error_type")?
             .unwrap_or_default(),
@@ -110,6 +110,8 @@ fn csv_line(row: &sqlx::any::AnyRow) -> Result<String, sqlx::Error> {
             .unwrap_or_default(),
         opt(row.try_get("conversation_id")?),
         opt(row.try_get("token_id")?),
+        // Last: a column added later, so readers by position keep working.
+        usd(row.try_get("saved_micro_usd")?),
     ];
     let mut line = fields
         .iter()

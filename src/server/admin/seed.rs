@@ -107,6 +107,7 @@ fn synthetic_row(dice: &mut Dice, users: &[i64], at: i64) -> LedgerRow {
         ttft_ms: (!failed).then_some(latency_ms / 4),
         request_id: Some(format!("req_demo_{:012x}", dice.next() >> 16)),
         reached_upstream: true,
+        saved_micro_usd: crate::model::prices::caching_saved_micro_usd(model, tokens),
         ..LedgerRow::default()
     }
 }

@@ -188,7 +188,9 @@ pub async fn rebuild(db: &super::Db, backend: super::Backend) -> Result<(), sqlx
     .execute(&mut *tx)
     .await?;
     sqlx::query(&format!(
-        "INSERT INTO rollup_daily_models SELECT {day}, key_source, model, COUNT(*), {errors}, \
+        "INSERT INTO rollup_daily_models (day, key_source, model, requests, errors, input_tokens, output_tokens, \
+         cache_creation_tokens, cache_read_tokens, cost_micro_usd, saved_micro_usd) \
+         SELECT {day}, key_source, model, COUNT(*), {errors}, \
          SUM(input_tokens), SUM(output_tokens), SUM(cache_creation_tokens), SUM(cache_read_tokens), SUM(cost_micro_usd), \
          SUM(saved_micro_usd) FROM usage_ledger GROUP BY 1, 2, 3"
     ))
