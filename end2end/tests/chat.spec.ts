@@ -30,7 +30,7 @@ test('a reply streams in, survives a reload, and conversations can be switched a
 
   await page.reload();
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  await expect(page.locator('article.msg-user')).toHaveText(['First topic, slowly please mock:slow']);
+  await expect(page.locator('article.msg-user .user-text')).toHaveText(['First topic, slowly please mock:slow']);
   await expect(replies(page)).toHaveCount(1);
 
   await page.getByRole('button', { name: 'New chat' }).click();
@@ -44,7 +44,7 @@ test('a reply streams in, survives a reload, and conversations can be switched a
 
   await sidebar.getByRole('link', { name: /First topic/ }).click();
   await expect(page).toHaveURL(firstUrl);
-  await expect(page.locator('article.msg-user')).toHaveText(['First topic, slowly please mock:slow']);
+  await expect(page.locator('article.msg-user .user-text')).toHaveText(['First topic, slowly please mock:slow']);
 
   page.once('dialog', (dialog) => dialog.accept());
   await sidebar.getByRole('listitem').filter({ hasText: 'Second topic' }).getByRole('button', { name: 'Delete conversation' }).click();
@@ -118,4 +118,36 @@ test('a reply that read the conversation from the prompt cache says what that sa
 
   await gotoHydrated(page, '/settings');
   await expect(page.getByTestId('caching-savings')).toContainText(/Prompt caching saved you \$0\.\d{4} today/);
+});
+
+test('an earlier message can be edited and resent, replacing what followed it', async ({ page }) => {
+  await signUp(page, uniqueEmail('edit'));
+  await gotoHydrated(page, '/chat');
+  await send(page, 'mock:echo first answer');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  await send(page, 'mock:echo second answer');
+  await expect(replies(page)).toHaveCount(2);
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  const sent = page.locator('article.msg-user .user-text');
+
+  // Escape leaves the message as it was.
+  await page.locator('article.msg-user').first().getByRole('button', { name: 'Edit' }).click();
+  const box = page.getByLabel('Edit message');
+  await expect(box).toHaveValue('mock:echo first answer');
+  await box.fill('something else');
+  await box.press('Escape');
+  await expect(sent).toHaveText(['mock:echo first answer', 'mock:echo second answer']);
+
+  await page.locator('article.msg-user').first().getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Edit message').fill('mock:echo edited answer');
+  await page.getByRole('button', { name: 'Resend' }).click();
+  await expect(sent).toHaveText(['mock:echo edited answer']);
+  await expect(replies(page)).toHaveCount(1);
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  await expect(replies(page).last()).toContainText('edited answer');
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(sent).toHaveText(['mock:echo edited answer']);
+  await expect(replies(page)).toHaveCount(1);
 });

@@ -14,6 +14,10 @@ pub struct ChatRequest {
     /// Replace the last reply instead of sending a new message.
     #[serde(default)]
     pub regenerate: bool,
+    /// Replace this earlier user message with `text`: the turns after it
+    /// are deleted (their ledger rows stay) and a new reply follows.
+    #[serde(default)]
+    pub edit_message_id: Option<i64>,
 }
 
 /// One line of the NDJSON stream answering a `ChatRequest`.

@@ -32,6 +32,17 @@ pub fn ChatPage() -> impl IntoView {
     }
 }
 
+/// What a send does.
+#[derive(Clone, PartialEq, Eq)]
+enum Turn {
+    /// Sends the composer's text.
+    New,
+    /// Replaces the last reply.
+    Regenerate,
+    /// Replaces an earlier message of the user's, and what followed it.
+    Edit { id: i64, text: String },
+}
+
 /// The reply being streamed right now.
 #[derive(Clone, Copy)]
 struct LiveReply {
@@ -204,23 +215,42 @@ fn ChatView() -> impl IntoView {
     };
 
     let navigate = leptos_router::hooks::use_navigate();
-    let send = Callback::new(move |regenerate: bool| {
-        let text = draft.get_untracked().trim().to_owned();
+    let page_owner = Owner::current().expect("a component runs under an owner");
+    let send = Callback::new(move |turn: Turn| {
+        let text = match &turn {
+            Turn::New => draft.get_untracked(),
+            Turn::Regenerate => String::new(),
+            Turn::Edit { text, .. } => text.clone(),
+        }
+        .trim()
+        .to_owned();
+        let regenerate = turn == Turn::Regenerate;
         if sending.get_untracked() || (!regenerate && text.is_empty()) {
             return;
         }
+        let edited = match turn {
+            Turn::Edit { id, .. } => Some(id),
+            _ => None,
+        };
         let chosen_model = model.get_untracked();
         let request = ChatRequest {
             conversation_id: conversation_id.get_untracked(),
             text: text.clone(),
             model: chosen_model.clone(),
             regenerate,
+            edit_message_id: edited,
         };
         let before = local
             .get_untracked()
             .or_else(|| loaded.get_untracked())
             .unwrap_or_default();
         let mut shown = before.clone();
+        if let Some(id) = edited {
+            // The edited message and what followed it give way to the new turn.
+            if let Some(at) = shown.iter().position(|m| m.id == id) {
+                shown.truncate(at);
+            }
+        }
         if regenerate {
             while shown.last().is_some_and(|m| m.role == "assistant") {
                 shown.pop();
@@ -245,7 +275,9 @@ fn ChatView() -> impl IntoView {
         draft.set(String::new());
         page_error.set(None);
         sending.set(true);
-        let reply = LiveReply::new(chosen_model);
+        // Owned by the page, not by whatever was clicked: an edited message
+        // is replaced (its component and owner disposed) as the turn starts.
+        let reply = page_owner.with(|| LiveReply::new(chosen_model));
         live.set(Some(reply));
         let navigate = navigate.clone();
 
@@ -260,10 +292,24 @@ fn ChatView() -> impl IntoView {
             let mut on_event = |event: ChatEvent| {
                 if let ChatEvent::Started {
                     conversation_id: id,
+                    user_message_id,
                     ..
                 } = &event
                 {
                     started = true;
+                    // The message just sent can be edited once it has an id.
+                    if let Some(stored) = *user_message_id {
+                        local.update(|messages| {
+                            let sent = messages
+                                .iter_mut()
+                                .flatten()
+                                .rev()
+                                .find(|m| m.role == "user" && m.id == 0);
+                            if let Some(sent) = sent {
+                                sent.id = stored;
+                            }
+                        });
+                    }
                     if conversation_id.get_untracked() != Some(*id) {
                         conversation_id.set(Some(*id));
                         navigate(
@@ -308,6 +354,9 @@ fn ChatView() -> impl IntoView {
             sending.set(false);
         });
     });
+
+    let on_edit = Callback::new(move |(id, text): (i64, String)| send.run(Turn::Edit { id, text }));
+    let can_edit = Signal::derive(move || !sending.get() && live.get().is_none());
 
     let new_chat = Callback::new(move |()| {
         stop();
@@ -359,10 +408,10 @@ fn ChatView() -> impl IntoView {
                             view! {
                                 {messages
                                     .into_iter()
-                                    .map(|message| view! { <StoredMessage message /> })
+                                    .map(|message| view! { <StoredMessage message on_edit can_edit /> })
                                     .collect_view()}
                                 <Show when=move || can_regenerate>
-                                    <button type="button" class="button small-plain regenerate" on:click=move |_| send.run(true)>
+                                    <button type="button" class="button small-plain regenerate" on:click=move |_| send.run(Turn::Regenerate)>
                                         "Regenerate"
                                     </button>
                                 </Show>
@@ -386,7 +435,7 @@ fn ChatView() -> impl IntoView {
                     model
                     models
                     sending
-                    on_send=Callback::new(move |()| send.run(false))
+                    on_send=Callback::new(move |()| send.run(Turn::New))
                     on_stop=Callback::new(move |()| stop())
                 />
             </section>

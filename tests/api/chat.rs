@@ -385,6 +385,7 @@ async fn a_saved_key_pays_and_a_rejected_one_never_falls_back(db: TestDb) {
 }
 
 db_tests!(
+    editing_an_earlier_message_replaces_it_and_what_followed,
     a_message_streams_a_reply_that_is_stored,
     follow_up_messages_send_the_whole_history,
     stop_mid_stream_keeps_the_partial_reply,
@@ -398,3 +399,72 @@ db_tests!(
     without_any_key_the_user_is_told_what_to_do,
     a_saved_key_pays_and_a_rejected_one_never_falls_back,
 );
+
+async fn editing_an_earlier_message_replaces_it_and_what_followed(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &[]).await;
+    let first = send(&app, None, "first question").await;
+    let id = first.conversation_id();
+    let first_message = first.started()["user_message_id"].as_i64().unwrap();
+    send(&app, Some(id), "second question").await;
+
+    let edited = send_with(
+        &app,
+        &app.client,
+        json!({ "conversation_id": id, "text": "first question, better put", "model": "claude-haiku-4-5",
+                "edit_message_id": first_message }),
+    )
+    .await;
+    assert_eq!(edited.status, 200, "{:?}", edited.events);
+    assert_eq!(
+        edited.started()["title"],
+        "first question, better put",
+        "the title follows its first message"
+    );
+    let upstream = mock.received_on("/v1/messages").await;
+    let history = upstream.last().unwrap()["body"]["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        history.len(),
+        1,
+        "only the edited message goes up: {history:?}"
+    );
+    assert_eq!(history[0]["content"], "first question, better put");
+
+    let view = conversation(&app, id).await;
+    let contents: Vec<(&str, &str)> = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(contents.len(), 2, "{contents:?}");
+    assert_eq!(contents[0], ("user", "first question, better put"));
+    assert_eq!(contents[1].0, "assistant");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3, "the replaced turns' calls stay in the ledger");
+
+    // A message that is gone (or another conversation's) is refused and
+    // nothing changes; so is editing while regenerating.
+    for body in [
+        json!({ "conversation_id": id, "text": "again", "model": "claude-haiku-4-5", "edit_message_id": first_message }),
+        json!({ "conversation_id": id, "text": "again", "model": "claude-haiku-4-5", "edit_message_id": first_message, "regenerate": true }),
+        json!({ "conversation_id": null, "text": "again", "model": "claude-haiku-4-5", "edit_message_id": 1 }),
+    ] {
+        let refused = send_with(&app, &app.client, body).await;
+        assert_eq!(refused.status, 400, "{:?}", refused.events);
+    }
+    assert_eq!(
+        conversation(&app, id).await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(mock.received_on("/v1/messages").await.len(), 3);
+}

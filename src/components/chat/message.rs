@@ -63,11 +63,69 @@ pub fn usage_title(model: &str, usage: ReplyUsage) -> String {
     title
 }
 
+/// A message of the user's. With `on_edit` (its id, and what resends it),
+/// it offers "Edit" while `can_edit` holds: the text
+/// opens in a box, and "Resend" replaces the message and everything after
+/// it with a new turn.
 #[component]
-pub fn UserMessage(content: String) -> impl IntoView {
+pub fn UserMessage(
+    content: String,
+    on_edit: Option<(i64, Callback<(i64, String)>)>,
+    #[prop(into)] can_edit: Signal<bool>,
+) -> impl IntoView {
+    let editing = RwSignal::new(false);
+    let text = RwSignal::new(content.clone());
+    let original = StoredValue::new(content.clone());
+    let cancel = move || {
+        text.set(original.get_value());
+        editing.set(false);
+    };
+    let edit_form = move |(id, on_edit): (i64, Callback<(i64, String)>)| {
+        let resend = move || {
+            let edited = text.get_untracked();
+            if edited.trim().is_empty() {
+                return;
+            }
+            editing.set(false);
+            on_edit.run((id, edited));
+        };
+        view! {
+            <div class="msg-edit">
+                <textarea
+                    aria-label="Edit message"
+                    rows="3"
+                    prop:value=move || text.get()
+                    on:input=move |ev| text.set(event_target_value(&ev))
+                    on:keydown=move |ev| {
+                        if ev.key() == "Escape" {
+                            cancel();
+                        } else if ev.key() == "Enter" && !ev.shift_key() {
+                            ev.prevent_default();
+                            resend();
+                        }
+                    }
+                ></textarea>
+                <div class="msg-edit-actions">
+                    <button type="button" class="button small" on:click=move |_| resend() disabled=move || !can_edit.get()>"Resend"</button>
+                    <button type="button" class="button small-plain" on:click=move |_| cancel()>"Cancel"</button>
+                </div>
+            </div>
+        }
+    };
     view! {
         <article class="msg msg-user" aria-label="You">
-            <div class="msg-body user-text">{content}</div>
+            {move || {
+                if editing.get() {
+                    on_edit.map(edit_form).into_any()
+                } else {
+                    view! { <div class="msg-body user-text">{original.get_value()}</div> }.into_any()
+                }
+            }}
+            <Show when=move || on_edit.is_some() && can_edit.get() && !editing.get()>
+                <button type="button" class="button small-plain msg-edit-button" on:click=move |_| editing.set(true)>
+                    "Edit"
+                </button>
+            </Show>
         </article>
     }
 }
@@ -108,11 +166,17 @@ pub fn AssistantMessage(
     }
 }
 
-/// A stored message, rendered by role.
+/// A stored message, rendered by role; the user's may be edited.
 #[component]
-pub fn StoredMessage(message: MessageView) -> impl IntoView {
+pub fn StoredMessage(
+    message: MessageView,
+    on_edit: Callback<(i64, String)>,
+    #[prop(into)] can_edit: Signal<bool>,
+) -> impl IntoView {
     if message.role == "user" {
-        return view! { <UserMessage content=message.content /> }.into_any();
+        // One shown before the server gave it an id cannot be edited yet.
+        let on_edit = (message.id > 0).then_some((message.id, on_edit));
+        return view! { <UserMessage content=message.content on_edit can_edit /> }.into_any();
     }
     let title = usage_title(&message.model, ReplyUsage::of(&message));
     view! {

@@ -46,6 +46,11 @@ pub async fn start_turn(
     request: ChatRequest,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>>, AppError> {
     let text = request.text.trim();
+    if request.regenerate && request.edit_message_id.is_some() {
+        return Err(AppError::Validation(
+            "A turn either regenerates the last reply or edits a message, not both.".into(),
+        ));
+    }
     if !request.regenerate && text.is_empty() {
         return Err(AppError::Validation("Type a message first.".into()));
     }
@@ -67,6 +72,11 @@ pub async fn start_turn(
                 "There is no reply to regenerate yet.".into(),
             ))
         }
+        None if request.edit_message_id.is_some() => {
+            return Err(AppError::Validation(
+                "There is no message to edit yet.".into(),
+            ))
+        }
         None => None,
     };
     let mut rows = match &existing {
@@ -77,6 +87,18 @@ pub async fn start_turn(
         while rows.last().is_some_and(|m| m.role == "assistant") {
             rows.pop();
         }
+    }
+    // An edited message and what followed it are left out of the history.
+    if let Some(edited) = request.edit_message_id {
+        let at = rows
+            .iter()
+            .position(|m| m.id == edited && m.role == "user")
+            .ok_or_else(|| {
+                AppError::Validation(
+                    "That message is no longer in this conversation. Reload the page.".into(),
+                )
+            })?;
+        rows.truncate(at);
     }
     let mut texts: Vec<&str> = rows.iter().map(|m| m.content.as_str()).collect();
     if !request.regenerate {
@@ -200,7 +222,7 @@ async fn prepare_rows(
     mut rows: Vec<MessageRow>,
     paid_by: &str,
 ) -> Result<PreparedTurn, AppError> {
-    let conversation = match existing {
+    let mut conversation = match existing {
         Some(conversation) => conversation,
         None => {
             conversations::create(&state.db, user.id, &title_from(text), &request.model).await?
@@ -210,6 +232,15 @@ async fn prepare_rows(
         conversations::delete_trailing_assistant_messages(&state.db, conversation.id).await?;
         None
     } else {
+        if let Some(edited) = request.edit_message_id {
+            conversations::delete_from(&state.db, conversation.id, edited).await?;
+            // The title came from the first message: it follows its edit.
+            if rows.is_empty() {
+                conversation.title = title_from(text);
+                conversations::rename(&state.db, user.id, conversation.id, &conversation.title)
+                    .await?;
+            }
+        }
         let id = conversations::insert_user_message(&state.db, conversation.id, text).await?;
         rows.push(MessageRow {
             id,

@@ -244,6 +244,21 @@ pub async fn finish_assistant_message(
     .map(|_| ())
 }
 
+/// For "Edit": removes `message_id` and every message after it. The calls
+/// those replies made stay in the ledger.
+pub async fn delete_from(
+    db: &Db,
+    conversation_id: i64,
+    message_id: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM messages WHERE conversation_id = $1 AND id >= $2")
+        .bind(conversation_id)
+        .bind(message_id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// For "Regenerate": removes the assistant replies after the last user message.
 pub async fn delete_trailing_assistant_messages(
     db: &Db,
