@@ -151,3 +151,28 @@ test('an earlier message can be edited and resent, replacing what followed it', 
   await expect(sent).toHaveText(['mock:echo edited answer']);
   await expect(replies(page)).toHaveCount(1);
 });
+
+test('a default system prompt from Settings, and a conversation of its own, shown at the top', async ({ page }) => {
+  await signUp(page, uniqueEmail('system'));
+  await gotoHydrated(page, '/settings');
+  await page.getByLabel('Default system prompt').fill('Answer like a pirate.');
+  await page.getByRole('button', { name: 'Save system prompt' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Saved' })).toBeVisible();
+
+  await gotoHydrated(page, '/chat');
+  await send(page, 'hello');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  const box = page.locator('details.system-prompt');
+  await expect(box.locator('summary')).toHaveText('System prompt (the default from Settings)');
+  await box.locator('summary').click();
+  await expect(box).toContainText('Answer like a pirate.');
+
+  await box.getByRole('button', { name: 'Edit system prompt' }).click();
+  await page.getByLabel('System prompt for this conversation').fill('Answer in haiku.');
+  await page.getByRole('button', { name: 'Save for this conversation' }).click();
+  await expect(page.locator('details.system-prompt summary')).toHaveText("System prompt (this conversation's own)");
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('details.system-prompt summary').click();
+  await expect(page.locator('details.system-prompt')).toContainText('Answer in haiku.');
+});

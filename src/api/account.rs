@@ -35,3 +35,37 @@ pub async fn change_password(
         .await,
     )
 }
+
+/// The default system prompt from Settings (sent by every conversation
+/// without one of its own).
+#[server(endpoint = "account/system_prompt")]
+pub async fn my_system_prompt() -> Result<Option<String>, AppError> {
+    use super::context::{request_context, with_status};
+    use crate::server::db::users;
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            Ok(users::system_prompt(&ctx.state.db, user.id).await?)
+        }
+        .await,
+    )
+}
+
+#[server(endpoint = "account/save_system_prompt")]
+pub async fn save_system_prompt(system_prompt: String) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::{model::chat::clean_system_prompt, server::db::users};
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let prompt = clean_system_prompt(&system_prompt).map_err(AppError::Validation)?;
+            users::set_system_prompt(&ctx.state.db, user.id, prompt.as_deref()).await?;
+            Ok(())
+        }
+        .await,
+    )
+}

@@ -44,7 +44,36 @@ pub async fn get_conversation(id: i64) -> Result<ConversationView, AppError> {
                 .await?
                 .ok_or(AppError::NotFound)?;
             let messages = conversations::messages(&ctx.state.db, id).await?;
-            Ok(chat::conversation_view(&conversation, &messages))
+            let default = crate::server::db::users::system_prompt(&ctx.state.db, user.id).await?;
+            Ok(chat::conversation_view(&conversation, &messages, default))
+        }
+        .await,
+    )
+}
+
+/// Sets a conversation's own system prompt; an empty one goes back to the
+/// default from Settings.
+#[server(endpoint = "chat/system_prompt")]
+pub async fn set_conversation_system_prompt(
+    id: i64,
+    system_prompt: String,
+) -> Result<(), AppError> {
+    use super::context::{request_context, with_status};
+    use crate::{model::chat::clean_system_prompt, server::db::conversations};
+
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            let prompt = clean_system_prompt(&system_prompt).map_err(AppError::Validation)?;
+            let found =
+                conversations::set_system_prompt(&ctx.state.db, user.id, id, prompt.as_deref())
+                    .await?;
+            if found {
+                Ok(())
+            } else {
+                Err(AppError::NotFound)
+            }
         }
         .await,
     )

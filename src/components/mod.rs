@@ -9,6 +9,7 @@ pub mod guards;
 pub mod key_caps_section;
 pub mod nav;
 pub mod password_section;
+pub mod system_prompt_section;
 pub mod tokens_section;
 pub mod usage_bar;
 pub mod usage_section;

@@ -20,6 +20,21 @@ pub struct ChatRequest {
     pub edit_message_id: Option<i64>,
 }
 
+/// The longest system prompt accepted, in characters.
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 20_000;
+
+/// A system prompt as typed: trimmed, `None` when empty, refused (with a
+/// message naming the rule) when too long.
+pub fn clean_system_prompt(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.chars().count() > MAX_SYSTEM_PROMPT_CHARS {
+        return Err(format!(
+            "A system prompt can be at most {MAX_SYSTEM_PROMPT_CHARS} characters."
+        ));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
 /// One line of the NDJSON stream answering a `ChatRequest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -78,6 +93,10 @@ pub struct ConversationView {
     pub title: String,
     pub model: String,
     pub messages: Vec<MessageView>,
+    /// The system prompt its turns send, and whether it is the
+    /// conversation's own (else the user's default from Settings).
+    pub system_prompt: Option<String>,
+    pub own_system_prompt: bool,
 }
 
 /// What the chat page needs to offer: models this user may pick, and whether

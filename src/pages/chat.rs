@@ -12,6 +12,7 @@ use crate::{
             composer::Composer,
             message::{usage_title, AssistantMessage, ReplyUsage, StoredMessage},
             sidebar::Sidebar,
+            system_prompt::SystemPromptBox,
         },
         guards::RequireUser,
     },
@@ -402,10 +403,19 @@ fn ChatView() -> impl IntoView {
                                 }
                                 .into_any();
                             }
+                            let prompt_box = history.get().and_then(Result::ok).flatten().map(|c| view! {
+                                <SystemPromptBox
+                                    conversation_id=c.id
+                                    prompt=c.system_prompt
+                                    own=c.own_system_prompt
+                                    on_saved=Callback::new(move |()| history.refetch())
+                                />
+                            });
                             let can_regenerate = !sending.get()
                                 && live.get().is_none()
                                 && messages.last().is_some_and(|m| m.role == "assistant");
                             view! {
+                                {prompt_box}
                                 {messages
                                     .into_iter()
                                     .map(|message| view! { <StoredMessage message on_edit can_edit /> })

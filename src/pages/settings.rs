@@ -4,7 +4,8 @@ use leptos_meta::Title;
 use crate::components::{
     api_key_section::ApiKeySection, auth_state::use_auth, guards::RequireUser,
     key_caps_section::KeyCapsSection, password_section::PasswordSection,
-    tokens_section::TokensSection, usage_section::UsageSection,
+    system_prompt_section::SystemPromptSection, tokens_section::TokensSection,
+    usage_section::UsageSection,
 };
 
 #[component]
@@ -20,6 +21,7 @@ pub fn SettingsPage() -> impl IntoView {
                 <ApiKeySection />
                 <KeyCapsSection />
                 <UsageSection />
+                <SystemPromptSection />
                 <TokensSection />
                 <PasswordSection />
             </div>

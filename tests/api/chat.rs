@@ -385,6 +385,7 @@ async fn a_saved_key_pays_and_a_rejected_one_never_falls_back(db: TestDb) {
 }
 
 db_tests!(
+    the_default_system_prompt_and_a_conversations_own_are_sent,
     editing_an_earlier_message_replaces_it_and_what_followed,
     a_message_streams_a_reply_that_is_stored,
     follow_up_messages_send_the_whole_history,
@@ -467,4 +468,88 @@ async fn editing_an_earlier_message_replaces_it_and_what_followed(db: TestDb) {
         2
     );
     assert_eq!(mock.received_on("/v1/messages").await.len(), 3);
+}
+
+async fn the_default_system_prompt_and_a_conversations_own_are_sent(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &[]).await;
+    let last_system = || async {
+        mock.received_on("/v1/messages").await.last().unwrap()["body"]["system"].clone()
+    };
+    let first = send(&app, None, "no prompt yet").await;
+    let id = first.conversation_id();
+    assert_eq!(
+        last_system().await,
+        serde_json::Value::Null,
+        "none by default"
+    );
+
+    let saved = app
+        .call(
+            "account/save_system_prompt",
+            &[("system_prompt", "  Answer in French.  ")],
+        )
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    send(&app, Some(id), "hello").await;
+    assert_eq!(last_system().await, "Answer in French.");
+    let view = conversation(&app, id).await;
+    assert_eq!(view["system_prompt"], "Answer in French.");
+    assert_eq!(view["own_system_prompt"], false);
+
+    let own = app
+        .call(
+            "chat/system_prompt",
+            &[
+                ("id", &id.to_string()),
+                ("system_prompt", "Answer in verse."),
+            ],
+        )
+        .await;
+    assert_eq!(own.status(), StatusCode::OK);
+    send(&app, Some(id), "hello again").await;
+    assert_eq!(
+        last_system().await,
+        "Answer in verse.",
+        "a conversation's own wins"
+    );
+    assert_eq!(conversation(&app, id).await["own_system_prompt"], true);
+    let new_one = send(&app, None, "elsewhere").await;
+    assert_eq!(new_one.status, 200);
+    assert_eq!(
+        last_system().await,
+        "Answer in French.",
+        "other conversations keep the default"
+    );
+
+    app.call(
+        "chat/system_prompt",
+        &[("id", &id.to_string()), ("system_prompt", "")],
+    )
+    .await;
+    send(&app, Some(id), "back to the default").await;
+    assert_eq!(last_system().await, "Answer in French.");
+
+    // Too long: refused with the rule, nothing changed.
+    let long = "x".repeat(20_001);
+    let refused = app
+        .call("account/save_system_prompt", &[("system_prompt", &long)])
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("at most 20000 characters"));
+    let someone_elses = app
+        .call(
+            "chat/system_prompt",
+            &[("id", "999999"), ("system_prompt", "x")],
+        )
+        .await;
+    assert_eq!(someone_elses.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        conversation(&app, id).await["system_prompt"],
+        "Answer in French."
+    );
 }

@@ -5,3 +5,4 @@ pub mod message;
 pub mod sidebar;
 #[cfg(feature = "hydrate")]
 pub mod stream;
+pub mod system_prompt;

@@ -47,13 +47,14 @@ pub fn upstream_messages(rows: &[MessageRow]) -> Vec<Value> {
 /// previous turn's. Left out below the model's minimum cacheable length,
 /// where it would cache nothing; the length is estimated from the text at
 /// four bytes a token.
-pub fn mark_cache_breakpoint(messages: &mut [Value], model: &str) {
+pub fn mark_cache_breakpoint(messages: &mut [Value], system: Option<&str>, model: &str) {
     let Some(minimum) = crate::model::models::find(model).map(|m| m.min_cacheable_tokens) else {
         return;
     };
     let bytes: usize = messages
         .iter()
         .filter_map(|message| message["content"].as_str())
+        .chain(system)
         .map(str::len)
         .sum();
     if (bytes / 4) < minimum as usize {
@@ -94,12 +95,29 @@ pub fn message_view(row: &MessageRow) -> MessageView {
     }
 }
 
-pub fn conversation_view(conversation: &ConversationRow, rows: &[MessageRow]) -> ConversationView {
+/// The system prompt a conversation's turns send: its own, else the
+/// user's default.
+pub fn effective_system_prompt(
+    conversation: Option<&ConversationRow>,
+    default: Option<String>,
+) -> Option<String> {
+    conversation
+        .and_then(|c| c.system_prompt.clone())
+        .or(default)
+}
+
+pub fn conversation_view(
+    conversation: &ConversationRow,
+    rows: &[MessageRow],
+    default_system_prompt: Option<String>,
+) -> ConversationView {
     ConversationView {
         id: conversation.id,
         title: conversation.title.clone(),
         model: conversation.model.clone(),
         messages: rows.iter().map(message_view).collect(),
+        own_system_prompt: conversation.system_prompt.is_some(),
+        system_prompt: effective_system_prompt(Some(conversation), default_system_prompt),
     }
 }
 
@@ -136,14 +154,14 @@ mod tests {
     fn the_newest_user_message_is_the_breakpoint_once_the_prompt_is_long_enough() {
         let long = "x".repeat(4 * 4_096);
         let mut short = vec![json!({ "role": "user", "content": "hi" })];
-        mark_cache_breakpoint(&mut short, "claude-haiku-4-5");
+        mark_cache_breakpoint(&mut short, None, "claude-haiku-4-5");
         assert_eq!(short[0]["content"], "hi", "below Haiku's 4,096 tokens");
         let mut messages = vec![
             json!({ "role": "user", "content": long }),
             json!({ "role": "assistant", "content": "ok" }),
             json!({ "role": "user", "content": "more" }),
         ];
-        mark_cache_breakpoint(&mut messages, "claude-haiku-4-5");
+        mark_cache_breakpoint(&mut messages, None, "claude-haiku-4-5");
         assert_eq!(
             messages[0]["content"].as_str().map(str::len),
             Some(long.len())
@@ -159,7 +177,7 @@ mod tests {
             .count();
         assert_eq!(breakpoints, 1, "one breakpoint, of the four allowed");
         let mut unknown = vec![json!({ "role": "user", "content": long })];
-        mark_cache_breakpoint(&mut unknown, "some-other-model");
+        mark_cache_breakpoint(&mut unknown, None, "some-other-model");
         assert!(
             unknown[0]["content"].is_string(),
             "no minimum known, no breakpoint"

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{
-    history::{mark_cache_breakpoint, title_from, upstream_messages},
+    history::{effective_system_prompt, mark_cache_breakpoint, title_from, upstream_messages},
     relay::{drain, relay},
 };
 use crate::{
@@ -110,13 +110,18 @@ pub async fn start_turn(
         ));
     }
     let max_tokens = routed.chat_max_tokens();
+    let system = effective_system_prompt(
+        existing.as_ref(),
+        crate::server::db::users::system_prompt(&state.db, user.id).await?,
+    );
     // Before anything is stored or sent: the worst case must fit the plan's
     // limits (platform key) or the user's caps (own key).
     let messages: Vec<_> = texts
         .iter()
         .map(|text| json!({ "role": "user", "content": text }))
         .collect();
-    let input_tokens = estimate::request_input_tokens(&json!({ "messages": messages }));
+    let input_tokens =
+        estimate::request_input_tokens(&json!({ "system": system, "messages": messages }));
     let admission = Admission {
         routed: routed.clone(),
         origin: CallOrigin {
@@ -154,13 +159,16 @@ pub async fn start_turn(
     call.attach_to_message(conversation.id, assistant_id);
 
     let mut history = history;
-    mark_cache_breakpoint(&mut history, &request.model);
-    let body = json!({
+    mark_cache_breakpoint(&mut history, system.as_deref(), &request.model);
+    let mut body = json!({
         "model": request.model,
         "max_tokens": max_tokens,
         "stream": true,
         "messages": history,
     });
+    if let Some(system) = system {
+        body["system"] = json!(system);
+    }
     let started = ChatEvent::Started {
         conversation_id: conversation.id,
         title: conversation.title.clone(),

@@ -12,6 +12,8 @@ pub struct ConversationRow {
     pub title: String,
     pub model: String,
     pub updated_at: i64,
+    /// This conversation's own system prompt (else the user's default).
+    pub system_prompt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +68,7 @@ fn conversation(row: &sqlx::any::AnyRow) -> Result<ConversationRow, sqlx::Error>
         title: row.try_get("title")?,
         model: row.try_get("model")?,
         updated_at: row.try_get("updated_at")?,
+        system_prompt: row.try_get("system_prompt")?,
     })
 }
 
@@ -96,7 +99,7 @@ pub async fn create(
     let now = now_ms();
     let row = sqlx::query(
         "INSERT INTO conversations (user_id, title, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         RETURNING id, user_id, title, model, updated_at",
+         RETURNING id, user_id, title, model, updated_at, system_prompt",
     )
     .bind(user_id)
     .bind(title)
@@ -113,7 +116,7 @@ pub async fn find_owned(
     user_id: i64,
     id: i64,
 ) -> Result<Option<ConversationRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, user_id, title, model, updated_at FROM conversations WHERE id = $1 AND user_id = $2")
+    let row = sqlx::query("SELECT id, user_id, title, model, updated_at, system_prompt FROM conversations WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
         .fetch_optional(db)
@@ -128,7 +131,7 @@ pub async fn list_for_user(
     limit: i64,
 ) -> Result<Vec<ConversationRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, user_id, title, model, updated_at FROM conversations WHERE user_id = $1 \
+        "SELECT id, user_id, title, model, updated_at, system_prompt FROM conversations WHERE user_id = $1 \
          ORDER BY updated_at DESC, id DESC LIMIT $2",
     )
     .bind(user_id)
@@ -145,6 +148,23 @@ pub async fn rename(db: &Db, user_id: i64, id: i64, title: &str) -> Result<bool,
         .bind(user_id)
         .execute(db)
         .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets (or with `None` clears) a conversation's own system prompt.
+pub async fn set_system_prompt(
+    db: &Db,
+    user_id: i64,
+    id: i64,
+    prompt: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE conversations SET system_prompt = $1 WHERE id = $2 AND user_id = $3")
+            .bind(prompt)
+            .bind(id)
+            .bind(user_id)
+            .execute(db)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -158,6 +158,25 @@ async fn update_keeping_an_admin(db: &Db, sql: &str, id: i64) -> Result<bool, sq
     Ok(done.rows_affected() == 1)
 }
 
+/// The user's default system prompt.
+pub async fn system_prompt(db: &Db, id: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT system_prompt FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .map(Option::flatten)
+}
+
+/// Sets (or with `None` clears) the user's default system prompt.
+pub async fn set_system_prompt(db: &Db, id: i64, prompt: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET system_prompt = $1 WHERE id = $2")
+        .bind(prompt)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 pub async fn update_password_hash(db: &Db, id: i64, hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
