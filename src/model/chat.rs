@@ -20,6 +20,29 @@ pub struct ChatRequest {
     pub edit_message_id: Option<i64>,
 }
 
+/// What a finished reply used, cost, and saved by prompt caching.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyUsage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micro_usd: i64,
+    /// Prompt tokens read from Anthropic's cache, and what that saved.
+    pub cache_read_tokens: i64,
+    pub saved_micro_usd: i64,
+}
+
+impl ReplyUsage {
+    pub fn of(message: &MessageView) -> Self {
+        Self {
+            input_tokens: message.input_tokens,
+            output_tokens: message.output_tokens,
+            cost_micro_usd: message.cost_micro_usd,
+            cache_read_tokens: message.cache_read_tokens,
+            saved_micro_usd: message.saved_micro_usd,
+        }
+    }
+}
+
 /// The longest system prompt accepted, in characters.
 pub const MAX_SYSTEM_PROMPT_CHARS: usize = 20_000;
 

@@ -10,7 +10,7 @@ use crate::{
     components::{
         chat::{
             composer::Composer,
-            message::{usage_title, AssistantMessage, ReplyUsage, StoredMessage},
+            message::{usage_title, AssistantMessage, StoredMessage},
             sidebar::Sidebar,
             system_prompt::SystemPromptBox,
         },
@@ -18,7 +18,7 @@ use crate::{
     },
     error::AppError,
     model::{
-        chat::{ChatEvent, ChatRequest, MessageView},
+        chat::{ChatEvent, ChatRequest, MessageView, ReplyUsage},
         SiteInfo,
     },
 };

@@ -129,21 +129,31 @@ async fn run(ops: &[Op], db: TestDb) {
     app.stop().await;
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// Few cases: each starts servers and makes real calls.
+fn config() -> ProptestConfig {
+    ProptestConfig {
         cases: 6,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+/// Runs `ops` on `db` on a runtime of its own (proptest bodies are sync).
+fn run_on(ops: &[Op], db: TestDb) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(ops, db));
+}
+
+proptest! {
+    #![proptest_config(config())]
 
     #[test]
     fn random_calls_hang_ups_cuts_and_restarts_keep_the_books(ops in prop::collection::vec(op(), 1..8)) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(run(&ops, TestDb::Sqlite));
+        run_on(&ops, TestDb::Sqlite);
     }
 }
 
@@ -151,20 +161,11 @@ mod on_postgres {
     use super::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 6,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(config())]
 
         #[test]
         fn random_calls_hang_ups_cuts_and_restarts_keep_the_books(ops in prop::collection::vec(op(), 1..8)) {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(run(&ops, TestDb::postgres()));
+            run_on(&ops, TestDb::postgres());
         }
     }
 }

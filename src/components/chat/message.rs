@@ -4,7 +4,10 @@ use leptos::prelude::*;
 
 use crate::{
     markdown,
-    model::{chat::MessageView, models},
+    model::{
+        chat::{MessageView, ReplyUsage},
+        models,
+    },
 };
 
 /// "$0.0012" from micro-USD ("-$0.0012" below zero: a saving that was a
@@ -12,28 +15,6 @@ use crate::{
 pub fn format_usd(micro: i64) -> String {
     let sign = if micro < 0 { "-" } else { "" };
     format!("{sign}${:.4}", micro.unsigned_abs() as f64 / 1_000_000.0)
-}
-
-/// What a reply used, as its hover tells it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplyUsage {
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cost_micro_usd: i64,
-    pub cache_read_tokens: i64,
-    pub saved_micro_usd: i64,
-}
-
-impl ReplyUsage {
-    pub fn of(message: &MessageView) -> Self {
-        Self {
-            input_tokens: message.input_tokens,
-            output_tokens: message.output_tokens,
-            cost_micro_usd: message.cost_micro_usd,
-            cache_read_tokens: message.cache_read_tokens,
-            saved_micro_usd: message.saved_micro_usd,
-        }
-    }
 }
 
 /// Hover text with the tokens and cost of a reply, and what prompt

@@ -120,8 +120,11 @@ pub async fn start_turn(
         .iter()
         .map(|text| json!({ "role": "user", "content": text }))
         .collect();
-    let input_tokens =
-        estimate::request_input_tokens(&json!({ "system": system, "messages": messages }));
+    let mut prompt = json!({ "messages": messages });
+    if let Some(system) = &system {
+        prompt["system"] = json!(system);
+    }
+    let input_tokens = estimate::request_input_tokens(&prompt);
     let admission = Admission {
         routed: routed.clone(),
         origin: CallOrigin {

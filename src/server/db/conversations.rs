@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{now_ms, Db};
+pub use crate::model::chat::ReplyUsage;
 
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
@@ -31,16 +32,6 @@ pub struct MessageRow {
     pub cache_read_tokens: i64,
     pub saved_micro_usd: i64,
     pub created_at: i64,
-}
-
-/// What a finished reply used, cost, and saved by prompt caching.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplyUsage {
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cost_micro_usd: i64,
-    pub cache_read_tokens: i64,
-    pub saved_micro_usd: i64,
 }
 
 /// How an assistant message ended.
