@@ -32,8 +32,20 @@ pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Res
         )
             .into_response();
     }
+    // Asset names carry no hash yet: a browser must revalidate them (a
+    // 304 when unchanged), or after an upgrade it could pair a new page
+    // with the old wasm, which cannot hydrate it. Pages, and whatever else
+    // did not choose, are per user: never kept by a shared cache.
+    let cache_policy = if req.uri().path().starts_with("/pkg/") {
+        "no-cache"
+    } else {
+        "private, no-cache"
+    };
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(cache_policy));
     let set = |headers: &mut HeaderMap, name, value: &'static str| {
         headers
             .entry(name)

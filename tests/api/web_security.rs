@@ -141,7 +141,32 @@ async fn oversized_bodies_are_refused(db: TestDb) {
     assert_eq!(error["error"]["type"], "request_too_large");
 }
 
+/// Assets are revalidated (a 304 when unchanged), so an upgrade never pairs
+/// a new page with an old wasm; pages stay out of shared caches.
+async fn assets_are_revalidated_and_pages_kept_private(db: TestDb) {
+    let app = spawn_app(db).await;
+    let page = app.get("/login").await;
+    assert_eq!(page.headers()[header::CACHE_CONTROL], "private, no-cache");
+    let css = app.get("/pkg/keyward.css").await;
+    assert_eq!(
+        css.status(),
+        StatusCode::OK,
+        "the site must be built first (make test builds it)"
+    );
+    assert_eq!(css.headers()[header::CACHE_CONTROL], "no-cache");
+    let modified = css.headers()[header::LAST_MODIFIED].clone();
+    let again = app
+        .client
+        .get(app.url("/pkg/keyward.css"))
+        .header(header::IF_MODIFIED_SINCE, modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+}
+
 db_tests!(
+    assets_are_revalidated_and_pages_kept_private,
     cross_origin_posts_are_rejected,
     pages_carry_security_headers_and_a_nonce_csp,
     json_endpoints_get_a_locked_down_csp,
