@@ -1,4 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
+import { MOCK_KEYS } from '../playwright.config';
 import { gotoHydrated, signUp, uniqueEmail } from './helpers';
 
 async function send(page: Page, text: string) {
@@ -175,4 +176,35 @@ test('a default system prompt from Settings, and a conversation of its own, show
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await page.locator('details.system-prompt summary').click();
   await expect(page.locator('details.system-prompt')).toContainText('Answer in haiku.');
+});
+
+test('thinking first: refused with the reason on the free plan, shown collapsed on your own key', async ({ page }) => {
+  await signUp(page, uniqueEmail('think'));
+  await gotoHydrated(page, '/chat');
+  await page.getByLabel('Think first').check();
+  await expect(page.getByLabel('Thinking budget')).toBeVisible();
+  await send(page, 'think about it');
+  await expect(page.getByRole('alert')).toContainText('tokens your plan allows');
+  await expect(page.getByLabel('Message')).toHaveValue('think about it');
+
+  await gotoHydrated(page, '/settings');
+  await page.getByLabel('Anthropic API key').fill(MOCK_KEYS.user);
+  await page.getByRole('button', { name: 'Save key' }).click();
+  await expect(page.getByTestId('masked-key')).toBeVisible();
+
+  await gotoHydrated(page, '/chat');
+  await page.getByLabel('Think first').check();
+  await send(page, 'think about it');
+  const reply = replies(page).last();
+  await expect(reply).toHaveAttribute('data-status', 'complete');
+  const thinking = reply.locator('details.thinking');
+  await expect(thinking.locator('summary')).toHaveText('Thinking');
+  await expect(thinking).not.toHaveAttribute('open', '');
+  await thinking.locator('summary').click();
+  await expect(thinking).toContainText('Let me think');
+  await expect(reply.locator('.markdown')).not.toContainText('Let me think');
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(replies(page).last().locator('details.thinking summary')).toHaveText('Thinking');
 });

@@ -18,7 +18,13 @@ pub struct ChatRequest {
     /// are deleted (their ledger rows stay) and a new reply follows.
     #[serde(default)]
     pub edit_message_id: Option<i64>,
+    /// Extended thinking, with this many tokens of budget (at least 1,024).
+    #[serde(default)]
+    pub thinking_budget: Option<i64>,
 }
+
+/// The smallest thinking budget Anthropic accepts.
+pub const MIN_THINKING_BUDGET: i64 = 1_024;
 
 /// What a finished reply used, cost, and saved by prompt caching.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +78,10 @@ pub enum ChatEvent {
     Delta {
         text: String,
     },
+    /// A piece of the reply's extended thinking.
+    Thinking {
+        text: String,
+    },
     /// The reply ended: `complete`, `stopped` or `error` (with a message).
     Finished {
         status: String,
@@ -108,6 +118,8 @@ pub struct MessageView {
     /// Prompt tokens read from Anthropic's cache, and what that saved.
     pub cache_read_tokens: i64,
     pub saved_micro_usd: i64,
+    /// The reply's extended thinking, if it thought first.
+    pub thinking: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,6 +55,7 @@ struct LiveReply {
     error: RwSignal<Option<String>>,
     title: RwSignal<String>,
     usage: RwSignal<ReplyUsage>,
+    thinking: RwSignal<String>,
 }
 
 impl LiveReply {
@@ -68,6 +69,7 @@ impl LiveReply {
             error: RwSignal::new(None),
             title: RwSignal::new(String::new()),
             usage: RwSignal::new(ReplyUsage::default()),
+            thinking: RwSignal::new(String::new()),
         }
     }
 
@@ -86,6 +88,7 @@ impl LiveReply {
             cost_micro_usd: usage.cost_micro_usd,
             cache_read_tokens: usage.cache_read_tokens,
             saved_micro_usd: usage.saved_micro_usd,
+            thinking: Some(self.thinking.get_untracked()).filter(|t| !t.is_empty()),
         }
     }
 
@@ -100,6 +103,7 @@ impl LiveReply {
                 self.paid_by.set(Some(paid_by.clone()));
             }
             ChatEvent::Delta { text } => self.content.update(|c| c.push_str(text)),
+            ChatEvent::Thinking { text } => self.thinking.update(|t| t.push_str(text)),
             ChatEvent::Finished {
                 status,
                 error,
@@ -157,6 +161,9 @@ fn ChatView() -> impl IntoView {
     let local = RwSignal::new(None::<Vec<MessageView>>);
     let live = RwSignal::new(None::<LiveReply>);
     let draft = RwSignal::new(String::new());
+    // Extended thinking for the next turns, and its budget in tokens.
+    let think = RwSignal::new(false);
+    let thinking_budget = RwSignal::new(4_096_i64);
     let model = RwSignal::new(String::new());
     let sending = RwSignal::new(false);
     let page_error = RwSignal::new(None::<String>);
@@ -240,6 +247,9 @@ fn ChatView() -> impl IntoView {
             model: chosen_model.clone(),
             regenerate,
             edit_message_id: edited,
+            thinking_budget: think
+                .get_untracked()
+                .then_some(thinking_budget.get_untracked()),
         };
         let before = local
             .get_untracked()
@@ -270,6 +280,7 @@ fn ChatView() -> impl IntoView {
                 cost_micro_usd: 0,
                 cache_read_tokens: 0,
                 saved_micro_usd: 0,
+                thinking: None,
             });
         }
         local.set(Some(shown));
@@ -432,6 +443,7 @@ fn ChatView() -> impl IntoView {
                     {move || live.get().map(|reply| view! {
                         <AssistantMessage
                             content=reply.content
+                            thinking=reply.thinking
                             status=reply.status
                             error=reply.error
                             paid_by=reply.paid_by.get()
@@ -445,6 +457,8 @@ fn ChatView() -> impl IntoView {
                     model
                     models
                     sending
+                    think
+                    thinking_budget
                     on_send=Callback::new(move |()| send.run(Turn::New))
                     on_stop=Callback::new(move |()| stop())
                 />

@@ -385,6 +385,8 @@ async fn a_saved_key_pays_and_a_rejected_one_never_falls_back(db: TestDb) {
 }
 
 db_tests!(
+    thinking_streams_apart_is_stored_and_billed_as_output,
+    thinking_that_cannot_fit_the_free_plan_is_refused_with_the_reason,
     the_default_system_prompt_and_a_conversations_own_are_sent,
     editing_an_earlier_message_replaces_it_and_what_followed,
     a_message_streams_a_reply_that_is_stored,
@@ -552,4 +554,88 @@ async fn the_default_system_prompt_and_a_conversations_own_are_sent(db: TestDb) 
         conversation(&app, id).await["system_prompt"],
         "Answer in French."
     );
+}
+
+async fn thinking_streams_apart_is_stored_and_billed_as_output(db: TestDb) {
+    let mock = mock_with_platform_key();
+    // The free plan's replies are long enough for a small budget here.
+    let app = chat_app(db, &mock, &["--max-tokens", "4096"]).await;
+    let think = |budget: i64, conversation: Option<i64>| {
+        json!({ "conversation_id": conversation, "text": "think about it", "model": "claude-haiku-4-5",
+                "thinking_budget": budget })
+    };
+
+    // Free plan: the budget shrinks under the plan's clamp (never a 400
+    // from Anthropic), and the thinking streams apart from the text.
+    let turn = send_with(&app, &app.client, think(8_192, None)).await;
+    assert_eq!(turn.status, 200, "{:?}", turn.events);
+    let thinking: String = turn
+        .events
+        .iter()
+        .filter(|e| e["type"] == "thinking")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(thinking.starts_with("Let me think"), "{thinking}");
+    assert!(
+        !turn.text().contains("Let me think"),
+        "not in the reply text"
+    );
+    let sent = mock.received_on("/v1/messages").await;
+    let body = &sent.last().unwrap()["body"];
+    assert_eq!(body["thinking"]["budget_tokens"], 4_095);
+    assert_eq!(body["max_tokens"], 4_096);
+
+    // Stored with the reply, and billed as output with it.
+    let view = conversation(&app, turn.conversation_id()).await;
+    let reply = view["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(reply["thinking"], thinking.as_str());
+    let output: i64 =
+        sqlx::query_scalar("SELECT output_tokens FROM usage_ledger ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let thinking_pieces = thinking.split_inclusive(' ').count() as i64;
+    assert!(
+        output > thinking_pieces,
+        "{output} output tokens include {thinking_pieces} of thinking"
+    );
+
+    // A budget under Anthropic's minimum is refused before any call.
+    let calls = mock.received_on("/v1/messages").await.len();
+    let small = send_with(&app, &app.client, think(512, Some(turn.conversation_id()))).await;
+    assert_eq!(small.status, 400);
+    assert_eq!(mock.received_on("/v1/messages").await.len(), calls);
+}
+
+async fn thinking_that_cannot_fit_the_free_plan_is_refused_with_the_reason(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &[]).await;
+    let refused = send_with(
+        &app,
+        &app.client,
+        json!({ "conversation_id": null, "text": "think", "model": "claude-haiku-4-5", "thinking_budget": 2_048 }),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.events[0]
+            .to_string()
+            .contains("1024 tokens your plan allows"),
+        "{:?}",
+        refused.events
+    );
+    assert!(mock.received_on("/v1/messages").await.is_empty());
+
+    // On the user's own key the reply grows to hold the budget.
+    app.call("keys/save", &[("api_key", VALID_KEY)]).await;
+    let turn = send_with(
+        &app,
+        &app.client,
+        json!({ "conversation_id": null, "text": "think", "model": "claude-haiku-4-5", "thinking_budget": 16_384 }),
+    )
+    .await;
+    assert_eq!(turn.status, 200, "{:?}", turn.events);
+    let body = mock.received_on("/v1/messages").await.last().unwrap()["body"].clone();
+    assert_eq!(body["thinking"]["budget_tokens"], 16_384);
+    assert!(body["max_tokens"].as_i64().unwrap() > 16_384);
 }

@@ -395,6 +395,12 @@ async fn messages(
     let mut reply = Reply::new(model, max_tokens, total, answer_for(&body));
     reply.cached = state.cache.split(&key, &body, total);
     reply.web_searches = declares_web_search(&body).into();
+    if body["thinking"]["type"] == "enabled" {
+        reply.thinking = replies::pieces(replies::THINKING)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    }
     let response = if body["stream"].as_bool().unwrap_or(false) {
         let delay = if fault == Some(Fault::Slow) {
             Duration::from_millis(200)
@@ -418,6 +424,9 @@ struct Reply {
     stop_reason: &'static str,
     /// Searches reported in `usage.server_tool_use`.
     web_searches: u64,
+    /// Extended thinking (when the request turns it on), before the answer;
+    /// one piece counts as one output token.
+    thinking: Vec<String>,
 }
 
 /// Whether the request offers Anthropic's web search tool.
@@ -457,6 +466,7 @@ impl Reply {
             content,
             stop_reason,
             web_searches: 0,
+            thinking: Vec::new(),
         }
     }
 
@@ -475,10 +485,11 @@ impl Reply {
     }
 
     fn output_tokens(&self) -> u64 {
-        match &self.content {
+        let answer = match &self.content {
             ReplyContent::Text(pieces) => pieces.len() as u64,
             ReplyContent::ToolUse { .. } => 12,
-        }
+        };
+        answer + self.thinking.len() as u64
     }
 
     fn usage(&self, output_tokens: u64) -> Value {
@@ -492,12 +503,16 @@ impl Reply {
     }
 
     fn content_json(&self) -> Value {
-        match &self.content {
-            ReplyContent::Text(pieces) => json!([{ "type": "text", "text": pieces.concat() }]),
+        let answer = match &self.content {
+            ReplyContent::Text(pieces) => json!({ "type": "text", "text": pieces.concat() }),
             ReplyContent::ToolUse { name } => {
-                json!([{ "type": "tool_use", "id": "toolu_mock_01", "name": name, "input": { "query": "keyward" } }])
+                json!({ "type": "tool_use", "id": "toolu_mock_01", "name": name, "input": { "query": "keyward" } })
             }
+        };
+        if self.thinking.is_empty() {
+            return json!([answer]);
         }
+        json!([{ "type": "thinking", "thinking": self.thinking.concat(), "signature": THINKING_SIGNATURE }, answer])
     }
 
     fn message_json(&self) -> Value {
@@ -519,6 +534,9 @@ fn sse(event: &str, data: &Value) -> Bytes {
 }
 
 /// The SSE events of a reply, in Anthropic's order.
+/// What the mock puts where Anthropic puts a thinking block's signature.
+const THINKING_SIGNATURE: &str = "mock-thinking-signature";
+
 fn events(reply: &Reply) -> Vec<Bytes> {
     let mut start = reply.message_json();
     start["content"] = json!([]);
@@ -531,21 +549,33 @@ fn events(reply: &Reply) -> Vec<Bytes> {
         ),
         sse("ping", &json!({ "type": "ping" })),
     ];
+    let index = usize::from(!reply.thinking.is_empty());
+    if index == 1 {
+        out.push(sse("content_block_start", &json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "thinking", "thinking": "" } })));
+        for piece in &reply.thinking {
+            out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "thinking_delta", "thinking": piece } })));
+        }
+        out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "signature_delta", "signature": THINKING_SIGNATURE } })));
+        out.push(sse(
+            "content_block_stop",
+            &json!({ "type": "content_block_stop", "index": 0 }),
+        ));
+    }
     match &reply.content {
         ReplyContent::Text(pieces) => {
-            out.push(sse("content_block_start", &json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } })));
+            out.push(sse("content_block_start", &json!({ "type": "content_block_start", "index": index, "content_block": { "type": "text", "text": "" } })));
             for piece in pieces {
-                out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": piece } })));
+                out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": index, "delta": { "type": "text_delta", "text": piece } })));
             }
         }
         ReplyContent::ToolUse { name } => {
-            out.push(sse("content_block_start", &json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "tool_use", "id": "toolu_mock_01", "name": name, "input": {} } })));
-            out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "input_json_delta", "partial_json": "{\"query\": \"keyward\"}" } })));
+            out.push(sse("content_block_start", &json!({ "type": "content_block_start", "index": index, "content_block": { "type": "tool_use", "id": "toolu_mock_01", "name": name, "input": {} } })));
+            out.push(sse("content_block_delta", &json!({ "type": "content_block_delta", "index": index, "delta": { "type": "input_json_delta", "partial_json": "{\"query\": \"keyward\"}" } })));
         }
     }
     out.push(sse(
         "content_block_stop",
-        &json!({ "type": "content_block_stop", "index": 0 }),
+        &json!({ "type": "content_block_stop", "index": index }),
     ));
     out.push(sse(
         "message_delta",

@@ -1,4 +1,5 @@
-//! The message box: Enter sends, Shift+Enter adds a line; model picker; Send/Stop.
+//! The message box: Enter sends, Shift+Enter adds a line; model picker;
+//! extended thinking and its budget; Send/Stop.
 
 use leptos::{ev, html, prelude::*};
 
@@ -8,6 +9,9 @@ pub fn Composer(
     model: RwSignal<String>,
     #[prop(into)] models: Signal<Vec<(String, String)>>,
     #[prop(into)] sending: Signal<bool>,
+    /// Whether the next turns think first, and with how many tokens.
+    think: RwSignal<bool>,
+    thinking_budget: RwSignal<i64>,
     on_send: Callback<()>,
     on_stop: Callback<()>,
 ) -> impl IntoView {
@@ -71,6 +75,38 @@ pub fn Composer(
                         }}
                     </select>
                 </label>
+                <label class="think-toggle">
+                    <input
+                        type="checkbox"
+                        name="think"
+                        prop:checked=move || think.get()
+                        on:change=move |event| think.set(event_target_checked(&event))
+                        disabled=move || sending.get()
+                    />
+                    <span>"Think first"</span>
+                </label>
+                <Show when=move || think.get()>
+                    <label class="model-picker">
+                        <span>"Thinking budget"</span>
+                        <select
+                            name="thinking_budget"
+                            on:change=move |event| {
+                                if let Ok(budget) = event_target_value(&event).parse() {
+                                    thinking_budget.set(budget);
+                                }
+                            }
+                            prop:value=move || thinking_budget.get().to_string()
+                            disabled=move || sending.get()
+                        >
+                            {[(1_024_i64, "1K tokens"), (4_096, "4K tokens"), (16_384, "16K tokens")]
+                                .into_iter()
+                                .map(|(budget, label)| view! {
+                                    <option value=budget.to_string() selected=move || thinking_budget.get() == budget>{label}</option>
+                                })
+                                .collect_view()}
+                        </select>
+                    </label>
+                </Show>
                 <Show
                     when=move || sending.get()
                     fallback=move || {

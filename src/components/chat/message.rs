@@ -116,6 +116,9 @@ pub fn UserMessage(
 #[component]
 pub fn AssistantMessage(
     #[prop(into)] content: Signal<String>,
+    /// Extended thinking, shown collapsed above the reply.
+    #[prop(into)]
+    thinking: Signal<String>,
     #[prop(into)] status: Signal<String>,
     #[prop(into)] error: Signal<Option<String>>,
     paid_by: Option<String>,
@@ -138,6 +141,12 @@ pub fn AssistantMessage(
                     <span class="badge badge-muted">"stopped"</span>
                 </Show>
             </div>
+            <Show when=move || thinking.with(|t| !t.is_empty())>
+                <details class="thinking">
+                    <summary>{move || if streaming() && content.with(String::is_empty) { "Thinking…" } else { "Thinking" }}</summary>
+                    <p class="thinking-text">{move || thinking.get()}</p>
+                </details>
+            </Show>
             <div class="msg-body markdown" inner_html=html></div>
             <Show when=move || streaming() && content.with(String::is_empty)>
                 <p class="typing" aria-live="polite">"Claude is replying…"</p>
@@ -163,6 +172,7 @@ pub fn StoredMessage(
     view! {
         <AssistantMessage
             content=message.content
+            thinking=message.thinking.unwrap_or_default()
             status=message.status
             error=message.error
             paid_by=message.paid_by

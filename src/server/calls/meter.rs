@@ -31,6 +31,8 @@ pub enum Seen<'a> {
     Nothing,
     /// A text delta, for a relay that shows text (the chat page).
     Text(Cow<'a, str>),
+    /// A delta of extended thinking, shown apart from the text.
+    Thinking(Cow<'a, str>),
     /// `message_stop`: the answer is complete.
     Stop,
     /// An `error` event: the answer ends here.
@@ -70,8 +72,9 @@ impl Observed {
                         for part in [&delta.text, &delta.thinking, &delta.partial_json] {
                             self.relayed.add(part.as_deref().unwrap_or(""));
                         }
-                        match (delta.kind.as_deref(), delta.text) {
-                            (Some("text_delta"), Some(text)) => Seen::Text(text),
+                        match (delta.kind.as_deref(), delta.text, delta.thinking) {
+                            (Some("text_delta"), Some(text), _) => Seen::Text(text),
+                            (Some("thinking_delta"), _, Some(thinking)) => Seen::Thinking(thinking),
                             _ => Seen::Nothing,
                         }
                     }
@@ -164,6 +167,7 @@ mod tests {
     fn observe(observed: &mut Observed, event: &str, data: &str) -> String {
         match observed.observe_event(event, data, Instant::now()) {
             Seen::Text(text) => text.into_owned(),
+            Seen::Thinking(thinking) => format!("<thinking {thinking}>"),
             Seen::Stop => "<stop>".into(),
             Seen::Failed(err) => format!("<{}>", err.label()),
             Seen::Nothing => String::new(),
@@ -190,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_of_delta_counts_as_relayed_output_and_only_text_is_shown() {
+    fn every_kind_of_delta_counts_as_relayed_output_and_text_and_thinking_are_told_apart() {
         let mut observed = Observed::default();
         let text = observe(
             &mut observed,
@@ -204,7 +208,7 @@ mod tests {
             "content_block_delta",
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
         );
-        assert_eq!(thinking, "");
+        assert_eq!(thinking, "<thinking hmm>");
         observe(
             &mut observed,
             "content_block_delta",

@@ -92,6 +92,7 @@ pub fn message_view(row: &MessageRow) -> MessageView {
         cost_micro_usd: row.cost_micro_usd,
         cache_read_tokens: row.cache_read_tokens,
         saved_micro_usd: row.saved_micro_usd,
+        thinking: row.thinking.clone(),
     }
 }
 
@@ -139,6 +140,7 @@ mod tests {
             cost_micro_usd: 0,
             cache_read_tokens: 0,
             saved_micro_usd: 0,
+            thinking: None,
             created_at: 0,
         }
     }

@@ -33,6 +33,7 @@ pub(super) async fn relay(
     tx: &mpsc::Sender<ChatEvent>,
     call: &mut Call,
     text: &mut String,
+    thinking: &mut String,
     rest: &mut Option<RestOfBody>,
 ) -> CallEnd {
     let mut chunks = response.bytes_stream();
@@ -49,7 +50,12 @@ pub(super) async fn relay(
         let mut ended = None;
         parser.feed(&bytes, |event, data| {
             match call.observed.observe_event(event, data, started_at) {
-                Seen::Text(delta) => deltas.push(delta.into_owned()),
+                Seen::Text(delta) => deltas.push(ChatEvent::Delta {
+                    text: delta.into_owned(),
+                }),
+                Seen::Thinking(delta) => deltas.push(ChatEvent::Thinking {
+                    text: delta.into_owned(),
+                }),
                 Seen::Stop => ended = Some(CallEnd::Complete),
                 Seen::Failed(err) => ended = Some(CallEnd::Failed(err)),
                 Seen::Nothing => {}
@@ -61,8 +67,12 @@ pub(super) async fn relay(
             }
         });
         for delta in deltas {
-            text.push_str(&delta);
-            if tx.send(ChatEvent::Delta { text: delta }).await.is_err() {
+            match &delta {
+                ChatEvent::Thinking { text: piece } => thinking.push_str(piece),
+                ChatEvent::Delta { text: piece } => text.push_str(piece),
+                _ => {}
+            }
+            if tx.send(delta).await.is_err() {
                 return CallEnd::Stopped;
             }
         }

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     error::AppError,
-    model::chat::{ChatEvent, ChatRequest},
+    model::chat::{ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
     server::{
         accounting::{CallEnd, CallOrigin},
         anthropic::{ForwardedHeaders, API_VERSION},
@@ -34,6 +34,41 @@ use crate::{
         state::AppState,
     },
 };
+
+/// `max_tokens` for the turn, and the thinking budget if it thinks first.
+/// Thinking is part of the reply's output, so `max_tokens` must exceed the
+/// budget: on a user's key it grows to leave the usual room for the
+/// answer; on the platform key the plan's clamp stands and the budget
+/// shrinks below it, down to Anthropic's minimum, under which thinking
+/// does not fit the plan (said, never a 400 from upstream).
+fn fit_thinking(
+    budget: Option<i64>,
+    routed: &routing::RoutedKey,
+) -> Result<(i64, Option<i64>), AppError> {
+    let max_tokens = routed.chat_max_tokens();
+    let Some(budget) = budget else {
+        return Ok((max_tokens, None));
+    };
+    if budget < MIN_THINKING_BUDGET {
+        return Err(AppError::Validation(format!(
+            "A thinking budget is at least {MIN_THINKING_BUDGET} tokens."
+        )));
+    }
+    if routed.plan.is_none() {
+        return Ok((
+            max_tokens.max(budget.saturating_add(max_tokens)),
+            Some(budget),
+        ));
+    }
+    let fitted = budget.min(max_tokens - 1);
+    if fitted < MIN_THINKING_BUDGET {
+        return Err(AppError::Validation(format!(
+            "Thinking needs replies longer than the {max_tokens} tokens your plan allows. \
+             Turn thinking off, or add your own Anthropic key in Settings."
+        )));
+    }
+    Ok((max_tokens, Some(fitted)))
+}
 
 /// Longest message keyward accepts from the chat page.
 const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -109,7 +144,7 @@ pub async fn start_turn(
             "There is no message to reply to.".into(),
         ));
     }
-    let max_tokens = routed.chat_max_tokens();
+    let (max_tokens, thinking) = fit_thinking(request.thinking_budget, &routed)?;
     let system = effective_system_prompt(
         existing.as_ref(),
         crate::server::db::users::system_prompt(&state.db, user.id).await?,
@@ -171,6 +206,9 @@ pub async fn start_turn(
     });
     if let Some(system) = system {
         body["system"] = json!(system);
+    }
+    if let Some(budget) = thinking {
+        body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
     }
     let started = ChatEvent::Started {
         conversation_id: conversation.id,
@@ -266,6 +304,7 @@ async fn prepare_rows(
             cost_micro_usd: 0,
             cache_read_tokens: 0,
             saved_micro_usd: 0,
+            thinking: None,
             created_at: 0,
         });
         Some(id)
@@ -301,6 +340,7 @@ struct UpstreamCall {
 impl UpstreamCall {
     async fn run(mut self, body: Bytes, tx: mpsc::Sender<ChatEvent>) {
         let mut text = String::new();
+        let mut thinking = String::new();
         let forwarded = ForwardedHeaders {
             version: http::HeaderValue::from_static(API_VERSION),
             beta: None,
@@ -322,12 +362,13 @@ impl UpstreamCall {
                             .get("request-id")
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
-                        relay(response, &tx, &mut self.call, &mut text, &mut rest).await
+                        relay(response, &tx, &mut self.call, &mut text, &mut thinking, &mut rest)
+                            .await
                     }
                 }
             } => end,
         };
-        self.finish(end, text, &tx).await;
+        self.finish(end, text, thinking, &tx).await;
         // After the reply is recorded: the body's last bytes, so the
         // connection goes back to the pool.
         if let Some(rest) = rest {
@@ -335,7 +376,13 @@ impl UpstreamCall {
         }
     }
 
-    async fn finish(self, end: CallEnd, text: String, tx: &mpsc::Sender<ChatEvent>) {
+    async fn finish(
+        self,
+        end: CallEnd,
+        text: String,
+        thinking: String,
+        tx: &mpsc::Sender<ChatEvent>,
+    ) {
         let UpstreamCall {
             state,
             call,
@@ -367,6 +414,7 @@ impl UpstreamCall {
             &text,
             status,
             error.as_deref(),
+            (!thinking.is_empty()).then_some(thinking.as_str()),
             usage,
         )
         .await;

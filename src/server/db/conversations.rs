@@ -31,6 +31,7 @@ pub struct MessageRow {
     pub cost_micro_usd: i64,
     pub cache_read_tokens: i64,
     pub saved_micro_usd: i64,
+    pub thinking: Option<String>,
     pub created_at: i64,
 }
 
@@ -77,6 +78,7 @@ fn message(row: &sqlx::any::AnyRow) -> Result<MessageRow, sqlx::Error> {
         cost_micro_usd: row.try_get("cost_micro_usd")?,
         cache_read_tokens: row.try_get("cache_read_tokens")?,
         saved_micro_usd: row.try_get("saved_micro_usd")?,
+        thinking: row.try_get("thinking")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -180,7 +182,7 @@ pub async fn touch(db: &Db, id: i64, model: &str) -> Result<(), sqlx::Error> {
 
 const MESSAGE_COLUMNS: &str =
     "id, role, content, model, status, error, paid_by, input_tokens, output_tokens, cost_micro_usd, \
-     cache_read_tokens, saved_micro_usd, created_at";
+     cache_read_tokens, saved_micro_usd, thinking, created_at";
 
 pub async fn messages(db: &Db, conversation_id: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql =
@@ -234,12 +236,13 @@ pub async fn finish_assistant_message(
     content: &str,
     status: MessageStatus,
     error: Option<&str>,
+    thinking: Option<&str>,
     usage: ReplyUsage,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE messages SET content = $1, status = $2, error = $3, input_tokens = $4, \
-         output_tokens = $5, cost_micro_usd = $6, cache_read_tokens = $7, saved_micro_usd = $8 \
-         WHERE id = $9",
+         output_tokens = $5, cost_micro_usd = $6, cache_read_tokens = $7, saved_micro_usd = $8, \
+         thinking = $9 WHERE id = $10",
     )
     .bind(content)
     .bind(status.as_str())
@@ -249,6 +252,7 @@ pub async fn finish_assistant_message(
     .bind(usage.cost_micro_usd)
     .bind(usage.cache_read_tokens)
     .bind(usage.saved_micro_usd)
+    .bind(thinking)
     .bind(id)
     .execute(db)
     .await
