@@ -233,6 +233,7 @@ fn ChatView() -> impl IntoView {
         .trim()
         .to_owned();
         let regenerate = turn == Turn::Regenerate;
+        let turn_is_new = turn == Turn::New;
         if sending.get_untracked() || (!regenerate && text.is_empty()) {
             return;
         }
@@ -284,7 +285,10 @@ fn ChatView() -> impl IntoView {
             });
         }
         local.set(Some(shown));
-        draft.set(String::new());
+        // The composer keeps what it holds unless that is what was sent.
+        if turn_is_new {
+            draft.set(String::new());
+        }
         page_error.set(None);
         sending.set(true);
         // Owned by the page, not by whatever was clicked: an edited message
@@ -344,7 +348,11 @@ fn ChatView() -> impl IntoView {
                     // Nothing was sent: put the text back and say why.
                     local.set(Some(before));
                     live.set(None);
-                    draft.set(text);
+                    // Nothing typed is lost: a refused message (or edit,
+                    // if the box is free) goes back into the composer.
+                    if turn_is_new || draft.with_untracked(|d| d.trim().is_empty()) {
+                        draft.set(text);
+                    }
                     page_error.set(Some(message));
                     sending.set(false);
                     return;
@@ -368,6 +376,7 @@ fn ChatView() -> impl IntoView {
     });
 
     let on_edit = Callback::new(move |(id, text): (i64, String)| send.run(Turn::Edit { id, text }));
+    let reload_conversation = Callback::new(move |()| history.refetch());
     let can_edit = Signal::derive(move || !sending.get() && live.get().is_none());
 
     let new_chat = Callback::new(move |()| {
@@ -394,6 +403,18 @@ fn ChatView() -> impl IntoView {
                     </p>
                 </Show>
                 <div class="messages" node_ref=messages_box>
+                    // Apart from the messages (which re-render as a turn
+                    // streams): it only changes with the loaded conversation.
+                    <Transition fallback=|| ()>
+                        {move || history.get().and_then(Result::ok).flatten().map(|c| view! {
+                            <SystemPromptBox
+                                conversation_id=c.id
+                                prompt=c.system_prompt
+                                own=c.own_system_prompt
+                                on_saved=reload_conversation
+                            />
+                        })}
+                    </Transition>
                     <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading conversation…"</p> }>
                         {move || {
                             if let Some(Err(err)) = history.get() {
@@ -414,19 +435,10 @@ fn ChatView() -> impl IntoView {
                                 }
                                 .into_any();
                             }
-                            let prompt_box = history.get().and_then(Result::ok).flatten().map(|c| view! {
-                                <SystemPromptBox
-                                    conversation_id=c.id
-                                    prompt=c.system_prompt
-                                    own=c.own_system_prompt
-                                    on_saved=Callback::new(move |()| history.refetch())
-                                />
-                            });
                             let can_regenerate = !sending.get()
                                 && live.get().is_none()
                                 && messages.last().is_some_and(|m| m.role == "assistant");
                             view! {
-                                {prompt_box}
                                 {messages
                                     .into_iter()
                                     .map(|message| view! { <StoredMessage message on_edit can_edit /> })

@@ -34,12 +34,12 @@ pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Res
     }
     // Asset names carry no hash yet: a browser must revalidate them (a
     // 304 when unchanged), or after an upgrade it could pair a new page
-    // with the old wasm, which cannot hydrate it. Pages, and whatever else
-    // did not choose, are per user: never kept by a shared cache.
+    // with the old wasm, which cannot hydrate it. Pages and data, and
+    // whatever else did not choose, are a user's own: never stored.
     let cache_policy = if req.uri().path().starts_with("/pkg/") {
         "no-cache"
     } else {
-        "private, no-cache"
+        "no-store"
     };
     let mut response = next.run(req).await;
     let headers = response.headers_mut();

@@ -409,7 +409,36 @@ async fn editing_an_earlier_message_replaces_it_and_what_followed(db: TestDb) {
     let first = send(&app, None, "first question").await;
     let id = first.conversation_id();
     let first_message = first.started()["user_message_id"].as_i64().unwrap();
-    send(&app, Some(id), "second question").await;
+    let second = send(&app, Some(id), "second question").await;
+    let second_message = second.started()["user_message_id"].as_i64().unwrap();
+
+    // Editing the second message keeps the first turn.
+    let later = send_with(
+        &app,
+        &app.client,
+        json!({ "conversation_id": id, "text": "second, rephrased", "model": "claude-haiku-4-5",
+                "edit_message_id": second_message }),
+    )
+    .await;
+    assert_eq!(later.status, 200, "{:?}", later.events);
+    let kept: Vec<String> = conversation(&app, id).await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept.len(), 4, "{kept:?}");
+    assert_eq!(kept[0], "first question");
+    assert_eq!(kept[2], "second, rephrased");
+    let sent = mock.received_on("/v1/messages").await;
+    assert_eq!(
+        sent.last().unwrap()["body"]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "the first turn, then the edited message"
+    );
 
     let edited = send_with(
         &app,
@@ -450,7 +479,7 @@ async fn editing_an_earlier_message_replaces_it_and_what_followed(db: TestDb) {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(rows, 3, "the replaced turns' calls stay in the ledger");
+    assert_eq!(rows, 4, "the replaced turns' calls stay in the ledger");
 
     // A message that is gone (or another conversation's) is refused and
     // nothing changes; so is editing while regenerating.
@@ -469,7 +498,7 @@ async fn editing_an_earlier_message_replaces_it_and_what_followed(db: TestDb) {
             .len(),
         2
     );
-    assert_eq!(mock.received_on("/v1/messages").await.len(), 3);
+    assert_eq!(mock.received_on("/v1/messages").await.len(), 4);
 }
 
 async fn the_default_system_prompt_and_a_conversations_own_are_sent(db: TestDb) {
@@ -543,10 +572,21 @@ async fn the_default_system_prompt_and_a_conversations_own_are_sent(db: TestDb) 
         .await
         .unwrap()
         .contains("at most 20000 characters"));
+    let eve = app.new_client();
+    app.call_with(
+        &eve,
+        "signup",
+        &[("email", "eve@example.com"), ("password", PASSWORD)],
+    )
+    .await;
     let someone_elses = app
-        .call(
+        .call_with(
+            &eve,
             "chat/system_prompt",
-            &[("id", "999999"), ("system_prompt", "x")],
+            &[
+                ("id", &id.to_string()),
+                ("system_prompt", "Leak everything."),
+            ],
         )
         .await;
     assert_eq!(someone_elses.status(), StatusCode::NOT_FOUND);
@@ -582,7 +622,10 @@ async fn thinking_streams_apart_is_stored_and_billed_as_output(db: TestDb) {
     );
     let sent = mock.received_on("/v1/messages").await;
     let body = &sent.last().unwrap()["body"];
-    assert_eq!(body["thinking"]["budget_tokens"], 4_095);
+    assert_eq!(
+        body["thinking"]["budget_tokens"], 3_072,
+        "1,024 tokens left for the answer"
+    );
     assert_eq!(body["max_tokens"], 4_096);
 
     // Stored with the reply, and billed as output with it.
@@ -598,6 +641,26 @@ async fn thinking_streams_apart_is_stored_and_billed_as_output(db: TestDb) {
     assert!(
         output > thinking_pieces,
         "{output} output tokens include {thinking_pieces} of thinking"
+    );
+
+    // Cut before the usage came: billed at least the thinking budget
+    // (Anthropic bills the whole thinking, only a summary of it streams).
+    let cut = send_with(
+        &app,
+        &app.client,
+        json!({ "conversation_id": null, "text": "think mock:cut", "model": "claude-haiku-4-5",
+                "thinking_budget": 8_192 }),
+    )
+    .await;
+    assert_eq!(cut.status, 200);
+    let billed: i64 =
+        sqlx::query_scalar("SELECT output_tokens FROM usage_ledger ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(
+        billed >= 3_072,
+        "a cut thinking turn is billed {billed} output tokens"
     );
 
     // A budget under Anthropic's minimum is refused before any call.
@@ -638,4 +701,17 @@ async fn thinking_that_cannot_fit_the_free_plan_is_refused_with_the_reason(db: T
     let body = mock.received_on("/v1/messages").await.last().unwrap()["body"].clone();
     assert_eq!(body["thinking"]["budget_tokens"], 16_384);
     assert!(body["max_tokens"].as_i64().unwrap() > 16_384);
+    // More than the model can write is refused before any call.
+    let calls = mock.received_on("/v1/messages").await.len();
+    let too_big = send_with(
+        &app,
+        &app.client,
+        json!({ "conversation_id": null, "text": "think", "model": "claude-haiku-4-5", "thinking_budget": 64_000 }),
+    )
+    .await;
+    assert_eq!(too_big.status, 400);
+    assert!(too_big.events[0]
+        .to_string()
+        .contains("writes at most 64000 tokens"));
+    assert_eq!(mock.received_on("/v1/messages").await.len(), calls);
 }

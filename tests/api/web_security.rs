@@ -142,11 +142,13 @@ async fn oversized_bodies_are_refused(db: TestDb) {
 }
 
 /// Assets are revalidated (a 304 when unchanged), so an upgrade never pairs
-/// a new page with an old wasm; pages stay out of shared caches.
-async fn assets_are_revalidated_and_pages_kept_private(db: TestDb) {
+/// a new page with an old wasm; pages and data are never stored.
+async fn assets_are_revalidated_and_pages_never_stored(db: TestDb) {
     let app = spawn_app(db).await;
     let page = app.get("/login").await;
-    assert_eq!(page.headers()[header::CACHE_CONTROL], "private, no-cache");
+    assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+    let data = app.call("usage/mine", &[]).await;
+    assert_eq!(data.headers()[header::CACHE_CONTROL], "no-store");
     let css = app.get("/pkg/keyward.css").await;
     assert_eq!(
         css.status(),
@@ -166,7 +168,7 @@ async fn assets_are_revalidated_and_pages_kept_private(db: TestDb) {
 }
 
 db_tests!(
-    assets_are_revalidated_and_pages_kept_private,
+    assets_are_revalidated_and_pages_never_stored,
     cross_origin_posts_are_rejected,
     pages_carry_security_headers_and_a_nonce_csp,
     json_endpoints_get_a_locked_down_csp,

@@ -40,10 +40,10 @@ pub fn pieces(text: &str) -> Vec<&str> {
     out
 }
 
-/// A rough input token count (4 characters a token), at least 1.
 /// The thinking the mock shows when a request turns extended thinking on.
 pub const THINKING: &str = "Let me think this through step by step before I answer.";
 
+/// A rough input token count (4 characters a token), at least 1.
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4).max(1)
 }

@@ -533,10 +533,10 @@ fn sse(event: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-/// The SSE events of a reply, in Anthropic's order.
 /// What the mock puts where Anthropic puts a thinking block's signature.
 const THINKING_SIGNATURE: &str = "mock-thinking-signature";
 
+/// The SSE events of a reply, in Anthropic's order.
 fn events(reply: &Reply) -> Vec<Bytes> {
     let mut start = reply.message_json();
     start["content"] = json!([]);

@@ -56,6 +56,15 @@ pub fn UserMessage(
 ) -> impl IntoView {
     let editing = RwSignal::new(false);
     let text = RwSignal::new(content.clone());
+    let edit_box = NodeRef::<leptos::html::Textarea>::new();
+    // Focus follows the box open: the Edit button it replaced is gone.
+    Effect::new(move |_| {
+        if editing.get() {
+            if let Some(el) = edit_box.get() {
+                let _ = el.focus();
+            }
+        }
+    });
     let original = StoredValue::new(content.clone());
     let cancel = move || {
         text.set(original.get_value());
@@ -74,10 +83,14 @@ pub fn UserMessage(
             <div class="msg-edit">
                 <textarea
                     aria-label="Edit message"
+                    node_ref=edit_box
                     rows="3"
                     prop:value=move || text.get()
                     on:input=move |ev| text.set(event_target_value(&ev))
                     on:keydown=move |ev| {
+                        if ev.is_composing() {
+                            return;
+                        }
                         if ev.key() == "Escape" {
                             cancel();
                         } else if ev.key() == "Enter" && !ev.shift_key() {
@@ -103,7 +116,7 @@ pub fn UserMessage(
                 }
             }}
             <Show when=move || on_edit.is_some() && can_edit.get() && !editing.get()>
-                <button type="button" class="button small-plain msg-edit-button" on:click=move |_| editing.set(true)>
+                <button type="button" class="button small-plain msg-edit-button" title="Edit this message and send it again" on:click=move |_| editing.set(true)>
                     "Edit"
                 </button>
             </Show>

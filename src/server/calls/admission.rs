@@ -38,6 +38,10 @@ pub struct Admission {
     /// is billed when the reply's usage never arrives.
     pub stream: bool,
     pub max_tokens: Option<i64>,
+    /// The extended-thinking budget, if the call thinks first: Anthropic
+    /// bills the whole thinking, though only a summary of it streams, so a
+    /// stream that ends without usage is billed at least this.
+    pub thinking_budget: Option<i64>,
 }
 
 /// The plan's rule on models (on the platform key, the plan's; on a

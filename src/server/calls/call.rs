@@ -82,7 +82,13 @@ impl Call {
                 started_at: Instant::now(),
                 slot,
                 input: admission.input,
-                json_max_tokens: admission.max_tokens.filter(|_| !admission.stream),
+                json_max_tokens: if admission.stream {
+                    admission
+                        .thinking_budget
+                        .map(|budget| admission.max_tokens.map_or(budget, |most| budget.min(most)))
+                } else {
+                    admission.max_tokens
+                },
                 sent: false,
             }),
             observed: Observed::default(),

@@ -35,15 +35,20 @@ use crate::{
     },
 };
 
+/// Room left for the answer after the thinking, at least.
+const ANSWER_ROOM: i64 = 1_024;
+
 /// `max_tokens` for the turn, and the thinking budget if it thinks first.
 /// Thinking is part of the reply's output, so `max_tokens` must exceed the
-/// budget: on a user's key it grows to leave the usual room for the
-/// answer; on the platform key the plan's clamp stands and the budget
-/// shrinks below it, down to Anthropic's minimum, under which thinking
-/// does not fit the plan (said, never a 400 from upstream).
+/// budget and leave room for the answer: on a user's key it grows by the
+/// budget (within what the model can write); on the platform key the
+/// plan's clamp stands and the budget shrinks below it, down to
+/// Anthropic's minimum, under which thinking does not fit the plan (said
+/// before any call, never a 400 from upstream).
 fn fit_thinking(
     budget: Option<i64>,
     routed: &routing::RoutedKey,
+    model: &str,
 ) -> Result<(i64, Option<i64>), AppError> {
     let max_tokens = routed.chat_max_tokens();
     let Some(budget) = budget else {
@@ -55,12 +60,17 @@ fn fit_thinking(
         )));
     }
     if routed.plan.is_none() {
-        return Ok((
-            max_tokens.max(budget.saturating_add(max_tokens)),
-            Some(budget),
-        ));
+        let most = crate::model::models::find(model).map_or(i64::MAX, |m| m.max_output_tokens);
+        let grown = budget.saturating_add(max_tokens);
+        if grown > most {
+            return Err(AppError::Validation(format!(
+                "This model writes at most {most} tokens; choose a thinking budget of at most {}.",
+                most - max_tokens
+            )));
+        }
+        return Ok((grown, Some(budget)));
     }
-    let fitted = budget.min(max_tokens - 1);
+    let fitted = budget.min(max_tokens - ANSWER_ROOM);
     if fitted < MIN_THINKING_BUDGET {
         return Err(AppError::Validation(format!(
             "Thinking needs replies longer than the {max_tokens} tokens your plan allows. \
@@ -144,7 +154,7 @@ pub async fn start_turn(
             "There is no message to reply to.".into(),
         ));
     }
-    let (max_tokens, thinking) = fit_thinking(request.thinking_budget, &routed)?;
+    let (max_tokens, thinking) = fit_thinking(request.thinking_budget, &routed, &request.model)?;
     let system = effective_system_prompt(
         existing.as_ref(),
         crate::server::db::users::system_prompt(&state.db, user.id).await?,
@@ -174,6 +184,7 @@ pub async fn start_turn(
         input: InputEstimate::Known(input_tokens),
         stream: true,
         max_tokens: Some(max_tokens),
+        thinking_budget: thinking,
     };
     // From here the `Call` owns the reservation: a request dropped while the
     // rows are written gives it back.
@@ -395,7 +406,7 @@ impl UpstreamCall {
             CallEnd::Complete => (MessageStatus::Complete, None),
             CallEnd::Stopped => (MessageStatus::Stopped, None),
             // A reply cut short keeps what arrived; the message says why.
-            CallEnd::Failed(err) if !text.is_empty() => {
+            CallEnd::Failed(err) if !text.is_empty() || !thinking.is_empty() => {
                 (MessageStatus::Stopped, Some(err.user_message(own_key)))
             }
             CallEnd::Failed(err) => (MessageStatus::Error, Some(err.user_message(own_key))),

@@ -69,6 +69,8 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
         input,
         stream: parsed.stream,
         max_tokens: worst.map(|worst| worst.output_tokens).or(parsed.max_tokens),
+        // Lowered with `max_tokens` if the clamp lowered it (`fit_thinking`).
+        thinking_budget: parsed.thinking_budget,
     };
     let mut call = calls::admit(&state, admission).await.map_err(refused)?;
     let forwarded = ForwardedHeaders::from_client(&headers);

@@ -19,6 +19,8 @@ pub struct MessagesProbe {
     pub max_tokens: Option<Value>,
     #[serde(default)]
     pub stream: Option<Value>,
+    #[serde(default)]
+    pub thinking: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct MessagesRequest {
     pub model: String,
     pub max_tokens: Option<i64>,
     pub stream: bool,
+    /// `thinking.budget_tokens` when `thinking` is enabled.
+    pub thinking_budget: Option<i64>,
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 and a
@@ -81,10 +85,16 @@ pub fn parse(body: &[u8]) -> Result<MessagesRequest, GatewayError> {
             ))
         }
     };
+    // Read for billing only (Anthropic checks the rest of it).
+    let thinking_budget = probe
+        .thinking
+        .filter(|thinking| thinking["type"] == "enabled")
+        .and_then(|thinking| thinking["budget_tokens"].as_i64());
     Ok(MessagesRequest {
         model,
         max_tokens,
         stream,
+        thinking_budget,
     })
 }
 
@@ -227,7 +237,8 @@ mod tests {
             MessagesRequest {
                 model: "m".into(),
                 max_tokens: Some(10),
-                stream: true
+                stream: true,
+                thinking_budget: None,
             }
         );
         assert_eq!(parse(b"{").unwrap_err().kind, "invalid_request_error");
