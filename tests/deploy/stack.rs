@@ -413,26 +413,16 @@ impl Database {
             app: format!("{unique}_app"),
         };
         database.drop_all();
-        let out = Command::new("psql")
-            .arg(&database.admin_url)
-            .args(["-X", "-q", "-v"])
-            .arg(format!("database={}", database.name))
-            .arg("-v")
-            .arg(format!("owner={}", database.owner))
-            .arg("-v")
-            .arg(format!("app={}", database.app))
-            .arg("-v")
-            .arg(format!("owner_password={ROLE_PASSWORD}"))
-            .arg("-v")
-            .arg(format!("app_password={ROLE_PASSWORD}"))
-            .arg("-f")
-            .arg(repo_file("deploy/postgres/setup.sql"))
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "deploy/postgres/setup.sql: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_script(
+            &database.admin_url,
+            "deploy/postgres/setup.sql",
+            &[
+                ("database", &database.name),
+                ("owner", &database.owner),
+                ("app", &database.app),
+                ("owner_password", ROLE_PASSWORD),
+                ("app_password", ROLE_PASSWORD),
+            ],
         );
         database
     }
@@ -446,18 +436,10 @@ impl Database {
             "keyward migrate as the owner role: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = Command::new("psql")
-            .arg(self.owner_url())
-            .args(["-X", "-q", "-v"])
-            .arg(format!("app={}", self.app))
-            .arg("-f")
-            .arg(repo_file("deploy/postgres/after-migrate.sql"))
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "deploy/postgres/after-migrate.sql: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_script(
+            &self.owner_url(),
+            "deploy/postgres/after-migrate.sql",
+            &[("app", &self.app)],
         );
     }
 
@@ -495,6 +477,26 @@ impl Drop for Database {
     fn drop(&mut self) {
         self.drop_all();
     }
+}
+
+/// Runs one of the shipped SQL scripts with psql, as the README says to,
+/// with `variables` set (`-v name=value`).
+fn run_script(url: &str, script: &str, variables: &[(&str, &str)]) {
+    let mut psql = Command::new("psql");
+    psql.arg(url).args(["-X", "-q"]);
+    for (name, value) in variables {
+        psql.arg("-v").arg(format!("{name}={value}"));
+    }
+    let out = psql
+        .arg("-f")
+        .arg(repo_file(script))
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn server_address(url: &str) -> SocketAddr {
