@@ -152,8 +152,7 @@ impl Stack {
     /// 10 s: rows are written in batches, a moment after their calls end.
     pub async fn ledger_rows_reach(&self, email: &str, expected: usize) -> usize {
         let db = self.owner_db().await;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let count = || async {
             let rows: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM usage_ledger l JOIN users u ON u.id = l.user_id WHERE u.email = $1",
             )
@@ -161,20 +160,15 @@ impl Stack {
             .fetch_one(&db)
             .await
             .unwrap();
-            if rows as usize >= expected || Instant::now() > deadline {
-                // A moment more, so a row written twice would show.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let rows: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM usage_ledger l JOIN users u ON u.id = l.user_id WHERE u.email = $1",
-                )
-                .bind(email)
-                .fetch_one(&db)
-                .await
-                .unwrap();
-                return rows as usize;
-            }
+            rows as usize
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count().await < expected && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // A moment more, so a row written twice would show.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        count().await
     }
 }
 
