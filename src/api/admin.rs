@@ -143,6 +143,7 @@ pub async fn save_plan(
     #[server(default)] models: Vec<String>,
     max_tokens: String,
     #[server(default)] allows_server_tools: Option<String>,
+    #[server(default)] prompt_caching: String,
 ) -> Result<PlanView, AppError> {
     use super::context::{request_context, with_status};
     use crate::server::admin::plans::{self, PlanForm};
@@ -160,6 +161,7 @@ pub async fn save_plan(
                 models,
                 max_tokens,
                 allows_server_tools: allows_server_tools.is_some(),
+                prompt_caching,
             };
             plans::save(&ctx.state, admin, &form, &ctx.ip).await
         }

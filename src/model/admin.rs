@@ -45,6 +45,9 @@ pub struct DayPoint {
     pub user_requests: i64,
     pub platform_cost: i64,
     pub user_cost: i64,
+    /// What prompt caching saved that day, both keys (negative on a day
+    /// that only wrote the cache).
+    pub saved_by_caching: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +112,7 @@ pub struct PlanView {
     pub max_tokens: i64,
     /// Anthropic's server tools (web search, code execution, …) on the platform key.
     pub allows_server_tools: bool,
+    pub prompt_caching: super::caching::PromptCaching,
     pub users: i64,
 }
 

@@ -26,6 +26,14 @@ pub struct ChatRequest {
 /// The smallest thinking budget Anthropic accepts.
 pub const MIN_THINKING_BUDGET: i64 = 1_024;
 
+/// The budgets the composer offers, and the one it starts on.
+pub const THINKING_BUDGETS: [(i64, &str); 3] = [
+    (1_024, "1K tokens"),
+    (4_096, "4K tokens"),
+    (16_384, "16K tokens"),
+];
+pub const DEFAULT_THINKING_BUDGET: i64 = 4_096;
+
 /// What a finished reply used, cost, and saved by prompt caching.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyUsage {
@@ -132,6 +140,9 @@ pub struct ConversationView {
     /// conversation's own (else the user's default from Settings).
     pub system_prompt: Option<String>,
     pub own_system_prompt: bool,
+    /// Extended thinking as the conversation's last turn asked: its
+    /// budget, `None` for off. The composer starts from it.
+    pub thinking_budget: Option<i64>,
 }
 
 /// What the chat page needs to offer: models this user may pick, and whether

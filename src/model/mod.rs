@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod admin;
+pub mod caching;
 pub mod caps;
 pub mod chat;
 pub mod models;

@@ -8,7 +8,7 @@ use crate::{
     api::admin::{list_users, load_dashboard},
     components::{
         admin::{
-            charts::{DayMetric, StackedDays, TopModels},
+            charts::{DayMetric, SavedDays, StackedDays, TopModels},
             nav::AdminNav,
             period::{use_period, PeriodPicker},
         },
@@ -88,7 +88,8 @@ fn DashboardBody(data: Dashboard) -> impl IntoView {
             </dl>
             <div class="charts">
                 <StackedDays title="Cost per day" days=data.days.clone() metric=DayMetric::Cost />
-                <StackedDays title="Requests per day" days=data.days metric=DayMetric::Requests />
+                <StackedDays title="Requests per day" days=data.days.clone() metric=DayMetric::Requests />
+                <SavedDays days=data.days />
                 <TopModels models=data.models />
             </div>
         </section>

@@ -10,7 +10,7 @@ use crate::{
         alert::{action_error, ErrorAlert},
         guards::RequireAdmin,
     },
-    model::{admin::PlanView, models::MODELS},
+    model::{admin::PlanView, caching::PromptCaching, models::MODELS},
 };
 
 #[component]
@@ -66,6 +66,7 @@ fn PlanForm(plan: Option<PlanView>, save: ServerAction<SavePlan>) -> impl IntoVi
     );
     let models: Vec<String> = plan.as_ref().map(|p| p.models.clone()).unwrap_or_default();
     let label = title.clone();
+    let caching = plan.as_ref().map(|p| p.prompt_caching).unwrap_or_default();
     view! {
         <ActionForm action=save attr:class="plan-form" attr:aria-label=label>
             <fieldset>
@@ -82,7 +83,17 @@ fn PlanForm(plan: Option<PlanView>, save: ServerAction<SavePlan>) -> impl IntoVi
                     <input id=field("tpd") name="tokens_per_day" inputmode="numeric" value=limit_text(plan.as_ref().and_then(|p| p.tokens_per_day)) />
                     <label for=field("max")>"max_tokens clamp"</label>
                     <input id=field("max") name="max_tokens" inputmode="numeric" required value=plan.as_ref().map_or_else(|| "1024".to_owned(), |p| p.max_tokens.to_string()) />
+                    <label for=field("cache")>"Prompt caching"</label>
+                    <select id=field("cache") name="prompt_caching" aria-describedby=field("cache-hint")>
+                        {PromptCaching::ALL.into_iter().map(|choice| view! {
+                            <option value=choice.as_str() selected=caching == choice>{choice.label()}</option>
+                        }).collect_view()}
+                    </select>
                 </div>
+                <p class="hint" id=field("cache-hint")>
+                    "Chat turns cache the conversation so far; the next turn reads it at a tenth of the input price. "
+                    "One hour pays off when people come back to a conversation after more than five minutes."
+                </p>
                 <p class="hint">"Models on the platform key:"</p>
                 <div class="model-choices">
                     {MODELS.iter().map(|m| {

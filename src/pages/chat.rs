@@ -18,7 +18,7 @@ use crate::{
     },
     error::AppError,
     model::{
-        chat::{ChatEvent, ChatRequest, MessageView, ReplyUsage},
+        chat::{ChatEvent, ChatRequest, MessageView, ReplyUsage, DEFAULT_THINKING_BUDGET},
         SiteInfo,
     },
 };
@@ -152,8 +152,15 @@ fn ChatView() -> impl IntoView {
     let options = Resource::new(|| (), |_| get_chat_options());
     // The loaded history, mirrored for event handlers (which must not read the resource).
     let loaded = RwSignal::new(None::<Vec<MessageView>>);
+    // Extended thinking is per conversation: the composer starts from what
+    // its last turn asked (a new chat starts without).
+    let think = RwSignal::new(false);
+    let thinking_budget = RwSignal::new(DEFAULT_THINKING_BUDGET);
     Effect::new(move |_| {
         if let Some(Ok(conversation)) = history.get() {
+            let budget = conversation.as_ref().and_then(|c| c.thinking_budget);
+            think.set(budget.is_some());
+            thinking_budget.set(budget.unwrap_or(DEFAULT_THINKING_BUDGET));
             loaded.set(conversation.map(|c| c.messages));
         }
     });
@@ -161,9 +168,6 @@ fn ChatView() -> impl IntoView {
     let local = RwSignal::new(None::<Vec<MessageView>>);
     let live = RwSignal::new(None::<LiveReply>);
     let draft = RwSignal::new(String::new());
-    // Extended thinking for the next turns, and its budget in tokens.
-    let think = RwSignal::new(false);
-    let thinking_budget = RwSignal::new(4_096_i64);
     let model = RwSignal::new(String::new());
     let sending = RwSignal::new(false);
     let page_error = RwSignal::new(None::<String>);

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::{
     chat_helpers::{chat_app, conversation, mock_with_platform_key, send},
     db_tests,
-    helpers::TestDb,
+    helpers::{TestApp, TestDb},
 };
 
 /// Haiku's prices in hundredths of a micro-dollar per token: input,
@@ -16,6 +16,74 @@ const INPUT: i64 = 100;
 const CACHE_WRITE: i64 = 125;
 const CACHE_READ: i64 = 10;
 const OUTPUT: i64 = 500;
+/// A one-hour cache write: twice the input price.
+const CACHE_WRITE_1H: i64 = 200;
+
+/// A ledger row's input, cache writes, cache reads, output and cost.
+type Billed = (i64, i64, i64, i64, i64);
+
+/// Above Haiku 4.5's 4,096-token minimum from the first turn on.
+fn long_opening(topic: &str) -> String {
+    format!(
+        "Here is a long document about {topic}. {}",
+        "lorem ipsum ".repeat(1_600)
+    )
+}
+
+/// Five turns of one conversation; its id and the calls' ledger rows.
+async fn five_turns(app: &TestApp, opening: &str) -> (i64, Vec<Billed>) {
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM usage_ledger")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let first = send(app, None, opening).await;
+    assert_eq!(first.status, 200, "{:?}", first.events);
+    let id = first.conversation_id();
+    for turn in 2..=5 {
+        let reply = send(app, Some(id), &format!("Question number {turn}?")).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.events);
+    }
+    let rows = sqlx::query_as(
+        "SELECT input_tokens, cache_creation_tokens, cache_read_tokens, output_tokens, cost_micro_usd \
+         FROM usage_ledger WHERE id > $1 ORDER BY id",
+    )
+    .bind(before)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    (id, rows)
+}
+
+/// Sets the free plan's prompt caching (`5m`, `1h` or `off`) as an admin
+/// would, its limits out of the way.
+async fn set_free_plan_caching(app: &TestApp, caching: &str) {
+    let plans: Value = app.call("admin/plans", &[]).await.json().await.unwrap();
+    let free = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|plan| plan["name"] == "free")
+        .unwrap();
+    let id = free["id"].to_string();
+    let saved = app
+        .call(
+            "admin/save_plan",
+            &[
+                ("id", id.as_str()),
+                ("name", "free"),
+                ("requests_per_minute", ""),
+                ("requests_per_day", ""),
+                ("tokens_per_day", ""),
+                ("models[]", "claude-haiku-4-5"),
+                ("max_tokens", "1024"),
+                ("prompt_caching", caching),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 200, "{:?}", saved.text().await);
+    let saved: Value = saved.json().await.unwrap();
+    assert_eq!(saved["prompt_caching"], caching);
+}
 
 fn rounded(centi: i64) -> i64 {
     (centi + 50) / 100
@@ -24,18 +92,8 @@ fn rounded(centi: i64) -> i64 {
 async fn a_five_turn_conversation_reads_its_earlier_turns_from_the_cache(db: TestDb) {
     let mock = mock_with_platform_key();
     let app = chat_app(db, &mock, &[]).await;
-    // Above Haiku 4.5's 4,096-token minimum from the first turn on.
-    let opening = format!(
-        "Here is a long document to discuss. {}",
-        "lorem ipsum ".repeat(1_600)
-    );
-    let first = send(&app, None, &opening).await;
-    assert_eq!(first.status, 200, "{:?}", first.events);
-    let id = first.conversation_id();
-    for turn in 2..=5 {
-        let reply = send(&app, Some(id), &format!("Question number {turn}?")).await;
-        assert_eq!(reply.status, 200, "{:?}", reply.events);
-    }
+    let opening = long_opening("caching");
+    let (id, rows) = five_turns(&app, &opening).await;
 
     // Every turn marked exactly one breakpoint, on its newest message.
     let sent = mock.received_on("/v1/messages").await;
@@ -51,13 +109,6 @@ async fn a_five_turn_conversation_reads_its_earlier_turns_from_the_cache(db: Tes
         assert_eq!(newest["content"][0]["cache_control"]["type"], "ephemeral");
     }
 
-    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT input_tokens, cache_creation_tokens, cache_read_tokens, output_tokens, cost_micro_usd \
-         FROM usage_ledger ORDER BY id",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
     assert_eq!(rows.len(), 5);
     let (_, written, read, _, _) = rows[0];
     assert!(
@@ -126,6 +177,23 @@ async fn a_five_turn_conversation_reads_its_earlier_turns_from_the_cache(db: Tes
         .await
         .unwrap();
     assert_eq!(dashboard["totals"]["saved_by_caching"], saved_in_all);
+    let today = dashboard["days"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        today["saved_by_caching"], saved_in_all,
+        "the per-day series"
+    );
+    let page = app.get("/admin").await.text().await.unwrap();
+    let day = today["day"].as_str().unwrap();
+    let shown = format!(
+        r#"data-day="{day}" data-saved-usd="{:.6}""#,
+        saved_in_all as f64 / 1e6
+    );
+    assert!(page.contains(&shown), "the chart's bar for today: {shown}");
     let csv = app
         .get("/admin/export.csv?days=7")
         .await
@@ -145,6 +213,55 @@ async fn a_five_turn_conversation_reads_its_earlier_turns_from_the_cache(db: Tes
         (in_csv * 1e6 - saved_in_all as f64).abs() < 0.5,
         "{in_csv} in the CSV, {saved_in_all} µ$"
     );
+
+    // The same conversation with caching off (the plan's switch) sends no
+    // breakpoint, reads nothing from the cache, and costs more by exactly
+    // what was shown as saved.
+    set_free_plan_caching(&app, "off").await;
+    let (_, uncached) = five_turns(&app, &opening).await;
+    let sent = mock.received_on("/v1/messages").await;
+    assert!(sent[5..]
+        .iter()
+        .all(|request| !request["body"].to_string().contains("cache_control")));
+    let total = |rows: &[Billed]| rows.iter().map(|row| row.4).sum::<i64>();
+    assert!(uncached.iter().all(|row| row.1 == 0 && row.2 == 0));
+    assert_eq!(
+        total(&uncached) - total(&rows),
+        saved_in_all,
+        "uncached {uncached:?}, cached {rows:?}"
+    );
 }
 
-db_tests!(a_five_turn_conversation_reads_its_earlier_turns_from_the_cache);
+async fn an_hour_long_cache_is_asked_for_and_billed_at_twice_the_input_price(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let app = chat_app(db, &mock, &[]).await;
+    set_free_plan_caching(&app, "1h").await;
+    let (_, rows) = five_turns(&app, &long_opening("a long lunch")).await;
+    for request in mock.received_on("/v1/messages").await {
+        let newest = request["body"]["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(newest["content"][0]["cache_control"]["ttl"], "1h");
+    }
+    let (input, written, read, output, cost) = rows[0];
+    assert!(written > 4_096 && read == 0, "{rows:?}");
+    assert_eq!(
+        cost,
+        rounded(input * INPUT + written * CACHE_WRITE_1H + output * OUTPUT),
+        "an hour-long write costs twice the input price"
+    );
+    let (input, written, read, output, cost) = rows[1];
+    assert!(read > 4_096, "the next turn reads it: {rows:?}");
+    assert_eq!(
+        cost,
+        rounded(input * INPUT + written * CACHE_WRITE_1H + read * CACHE_READ + output * OUTPUT)
+    );
+}
+
+db_tests!(
+    a_five_turn_conversation_reads_its_earlier_turns_from_the_cache,
+    an_hour_long_cache_is_asked_for_and_billed_at_twice_the_input_price
+);

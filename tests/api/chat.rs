@@ -1,7 +1,7 @@
 //! Chat over HTTP against the mock upstream.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     chat_helpers::{
@@ -632,6 +632,10 @@ async fn thinking_streams_apart_is_stored_and_billed_as_output(db: TestDb) {
     let view = conversation(&app, turn.conversation_id()).await;
     let reply = view["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(reply["thinking"], thinking.as_str());
+    assert_eq!(
+        view["thinking_budget"], 8_192,
+        "the conversation keeps its thinking setting for the page to restore"
+    );
     let output: i64 =
         sqlx::query_scalar("SELECT output_tokens FROM usage_ledger ORDER BY id DESC LIMIT 1")
             .fetch_one(&app.db)
@@ -668,6 +672,17 @@ async fn thinking_streams_apart_is_stored_and_billed_as_output(db: TestDb) {
     let small = send_with(&app, &app.client, think(512, Some(turn.conversation_id()))).await;
     assert_eq!(small.status, 400);
     assert_eq!(mock.received_on("/v1/messages").await.len(), calls);
+    let view = conversation(&app, turn.conversation_id()).await;
+    assert_eq!(
+        view["thinking_budget"], 8_192,
+        "a refused turn changes nothing"
+    );
+
+    // A turn without thinking turns it off for the conversation.
+    let plain = send(&app, Some(turn.conversation_id()), "no thinking now").await;
+    assert_eq!(plain.status, 200);
+    let view = conversation(&app, turn.conversation_id()).await;
+    assert_eq!(view["thinking_budget"], Value::Null);
 }
 
 async fn thinking_that_cannot_fit_the_free_plan_is_refused_with_the_reason(db: TestDb) {

@@ -28,4 +28,5 @@ mod ops;
 mod sdk;
 mod server_tools;
 mod shutdown;
+mod turn_writes;
 mod web_security;

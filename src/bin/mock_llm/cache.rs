@@ -2,12 +2,13 @@
 //! it. A request's prompt is a sequence of blocks (the system prompt's,
 //! then each message's content). The prefix up to a block carrying
 //! `cache_control` is written to the cache, per API key and model, for
-//! five minutes from its last use, if it is at least the model's minimum
-//! length. A later request whose prompt starts with a cached prefix (looked
+//! five minutes (or an hour, with `"ttl": "1h"`) from its last use, if it
+//! is at least the model's minimum length. A later request whose prompt starts with a cached prefix (looked
 //! up at the last breakpoint and the 20 block boundaries before it, as
 //! Anthropic does) reads it: usage reports the prefix read as
 //! `cache_read_input_tokens`, the rest of the prefix up to the breakpoint
-//! as `cache_creation_input_tokens`, and what follows as `input_tokens`.
+//! as `cache_creation_input_tokens` (split by lifetime in `cache_creation`),
+//! and what follows as `input_tokens`.
 //! More than four breakpoints is refused, as Anthropic refuses it.
 
 use std::{
@@ -21,7 +22,8 @@ use serde_json::Value;
 
 use crate::{replies::estimate_tokens, server::collect_text};
 
-const TTL: Duration = Duration::from_secs(5 * 60);
+const FIVE_MINUTES: Duration = Duration::from_secs(5 * 60);
+const ONE_HOUR: Duration = Duration::from_secs(60 * 60);
 /// Block boundaries before a breakpoint where a cached prefix is found.
 const LOOKBACK_BLOCKS: usize = 20;
 pub const MAX_BREAKPOINTS: usize = 4;
@@ -30,13 +32,17 @@ pub const MAX_BREAKPOINTS: usize = 4;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
     pub input: u64,
+    /// Written, whatever the lifetime (Anthropic's `cache_creation_input_tokens`).
     pub cache_creation: u64,
+    /// The part of `cache_creation` written for an hour.
+    pub cache_creation_1h: u64,
     pub cache_read: u64,
 }
 
 #[derive(Clone, Default)]
 pub struct PromptCache {
-    entries: Arc<Mutex<HashMap<(String, u64), Instant>>>,
+    /// (key, prefix hash) → (expiry, lifetime).
+    entries: Arc<Mutex<HashMap<(String, u64), (Instant, Duration)>>>,
 }
 
 impl PromptCache {
@@ -44,7 +50,7 @@ impl PromptCache {
     /// asks to. `total` is the whole prompt's token count.
     pub fn split(&self, key: &str, body: &Value, total: u64) -> Split {
         let blocks = blocks(body);
-        let Some(last_breakpoint) = blocks.iter().rposition(|block| block.breakpoint) else {
+        let Some(last_breakpoint) = blocks.iter().rposition(|block| block.ttl.is_some()) else {
             return Split {
                 input: total,
                 ..Split::default()
@@ -64,26 +70,31 @@ impl PromptCache {
         }
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, expires| *expires > now);
+        entries.retain(|_, (expires, _)| *expires > now);
         let read = prefixes
             .iter()
             .rev()
             .take(LOOKBACK_BLOCKS + 1)
             .find(|(hash, _)| entries.contains_key(&(key.to_owned(), *hash)))
             .copied();
+        // A read starts the entry's lifetime again.
         if let Some((hash, _)) = read {
-            entries.insert((key.to_owned(), hash), now + TTL);
+            if let Some((expires, ttl)) = entries.get_mut(&(key.to_owned(), hash)) {
+                *expires = now + *ttl;
+            }
         }
         let read_tokens = read.map_or(0, |(_, tokens)| tokens);
         let (prefix_hash, prefix_tokens) = prefixes[last_breakpoint];
+        let ttl = blocks[last_breakpoint].ttl.unwrap_or(FIVE_MINUTES);
         let mut written = 0;
         if prefix_tokens >= minimum_cacheable(model) && prefix_tokens > read_tokens {
-            entries.insert((key.to_owned(), prefix_hash), now + TTL);
+            entries.insert((key.to_owned(), prefix_hash), (now + ttl, ttl));
             written = prefix_tokens - read_tokens;
         }
         Split {
             input: total.saturating_sub(read_tokens + written),
             cache_creation: written,
+            cache_creation_1h: if ttl == ONE_HOUR { written } else { 0 },
             cache_read: read_tokens,
         }
     }
@@ -103,12 +114,16 @@ fn minimum_cacheable(model: &str) -> u64 {
 
 /// How many `cache_control` breakpoints `body` carries.
 pub fn breakpoints(body: &Value) -> usize {
-    blocks(body).iter().filter(|block| block.breakpoint).count()
+    blocks(body)
+        .iter()
+        .filter(|block| block.ttl.is_some())
+        .count()
 }
 
 struct Block {
     text: String,
-    breakpoint: bool,
+    /// A breakpoint's lifetime; `None` for a block without `cache_control`.
+    ttl: Option<Duration>,
 }
 
 fn blocks(body: &Value) -> Vec<Block> {
@@ -124,7 +139,7 @@ fn push_blocks(content: &Value, blocks: &mut Vec<Block>) {
     match content {
         Value::String(text) => blocks.push(Block {
             text: text.clone(),
-            breakpoint: false,
+            ttl: None,
         }),
         Value::Array(items) => {
             for item in items {
@@ -132,7 +147,13 @@ fn push_blocks(content: &Value, blocks: &mut Vec<Block>) {
                 collect_text(item, &mut text);
                 blocks.push(Block {
                     text,
-                    breakpoint: item.get("cache_control").is_some(),
+                    ttl: item.get("cache_control").map(|control| {
+                        if control["ttl"] == "1h" {
+                            ONE_HOUR
+                        } else {
+                            FIVE_MINUTES
+                        }
+                    }),
                 });
             }
         }
@@ -174,6 +195,7 @@ mod tests {
             Split {
                 input: 0,
                 cache_creation: 5000,
+                cache_creation_1h: 0,
                 cache_read: 0
             }
         );
@@ -184,6 +206,7 @@ mod tests {
             Split {
                 input: 0,
                 cache_creation: 2,
+                cache_creation_1h: 0,
                 cache_read: 5000
             }
         );
@@ -199,6 +222,21 @@ mod tests {
             0,
             "per model"
         );
+    }
+
+    #[test]
+    fn an_hour_long_write_is_reported_apart() {
+        let cache = PromptCache::default();
+        let long = "x".repeat(4 * 5000);
+        let mut first = turn(&[&long]);
+        first["messages"][0]["content"][0]["cache_control"]["ttl"] = json!("1h");
+        let split = cache.split("k", &first, 5000);
+        assert_eq!(
+            (split.cache_creation, split.cache_creation_1h),
+            (5000, 5000)
+        );
+        let second = turn(&[&long, "yyyy", "zzzz"]);
+        assert_eq!(cache.split("k", &second, 5002).cache_read, 5000);
     }
 
     #[test]

@@ -497,6 +497,10 @@ impl Reply {
             "input_tokens": self.cached.input,
             "output_tokens": output_tokens,
             "cache_creation_input_tokens": self.cached.cache_creation,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cached.cache_creation - self.cached.cache_creation_1h,
+                "ephemeral_1h_input_tokens": self.cached.cache_creation_1h,
+            },
             "cache_read_input_tokens": self.cached.cache_read,
             "server_tool_use": { "web_search_requests": self.web_searches },
         })

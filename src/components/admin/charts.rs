@@ -100,6 +100,75 @@ pub fn StackedDays(title: &'static str, days: Vec<DayPoint>, metric: DayMetric) 
     }
 }
 
+/// What caching saved per day. A day that only wrote the cache (it costs a
+/// quarter more than plain input) saved less than nothing: its bar hangs
+/// below the line.
+#[component]
+pub fn SavedDays(days: Vec<DayPoint>) -> impl IntoView {
+    let most = days
+        .iter()
+        .map(|d| d.saved_by_caching.unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let below = days.iter().any(|d| d.saved_by_caching < 0);
+    let plot_height = HEIGHT - BOTTOM;
+    // The zero line: at the bottom, or in the middle when a day is negative.
+    let zero = if below {
+        plot_height / 2.0
+    } else {
+        plot_height
+    };
+    let slot = (WIDTH - LEFT) / days.len().max(1) as f64;
+    let bar = (slot * 0.7).max(1.0);
+    let label_every = (days.len() / 8).max(1);
+    let usd = |micro: i64| {
+        let amount = format_usd_amount(micro.abs());
+        if micro < 0 {
+            format!("−{amount}")
+        } else {
+            amount
+        }
+    };
+    let bars = days
+        .iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let saved = day.saved_by_caching;
+            let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
+            // Above and below the line there is `zero` of room either way.
+            let height = saved.unsigned_abs() as f64 / most * zero;
+            let top = if saved < 0 { zero } else { zero - height };
+            let label = (i % label_every == 0).then(|| {
+                view! {
+                    <text x=format!("{:.1}", x + bar / 2.0) y=format!("{:.1}", HEIGHT - 6.0) class="axis" text-anchor="middle">
+                        {day.day[5..].to_owned()}
+                    </text>
+                }
+            });
+            view! {
+                <g data-day=day.day.clone() data-saved-usd=format!("{:.6}", saved as f64 / 1e6)>
+                    <title>{format!("{}: saved {}", day.day, usd(saved))}</title>
+                    <rect class="saved" x=format!("{x:.1}") y=format!("{top:.1}") width=format!("{bar:.1}") height=format!("{height:.1}") />
+                    {label}
+                </g>
+            }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart">
+            <figcaption>"Saved by caching per day"</figcaption>
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label="Saved by caching per day" preserveAspectRatio="none">
+                <line class="grid" x1=LEFT y1=format!("{zero:.1}") x2=WIDTH y2=format!("{zero:.1}") />
+                <text x=LEFT - 6.0 y="12" class="axis" text-anchor="end">{usd(most as i64)}</text>
+                <text x=LEFT - 6.0 y=format!("{zero:.1}") class="axis" text-anchor="end">"0"</text>
+                {bars}
+            </svg>
+            <p class="legend"><span class="swatch saved"></span>"both keys, against the same calls uncached"</p>
+        </figure>
+    }
+}
+
 /// Requests per model, as horizontal bars.
 #[component]
 pub fn TopModels(models: Vec<ModelPoint>) -> impl IntoView {

@@ -3,6 +3,8 @@
 
 use leptos::{ev, html, prelude::*};
 
+use crate::model::chat::THINKING_BUDGETS;
+
 #[component]
 pub fn Composer(
     draft: RwSignal<String>,
@@ -98,7 +100,7 @@ pub fn Composer(
                             prop:value=move || thinking_budget.get().to_string()
                             disabled=move || sending.get()
                         >
-                            {[(1_024_i64, "1K tokens"), (4_096, "4K tokens"), (16_384, "16K tokens")]
+                            {THINKING_BUDGETS
                                 .into_iter()
                                 .map(|(budget, label)| view! {
                                     <option value=budget.to_string() selected=move || thinking_budget.get() == budget>{label}</option>

@@ -42,6 +42,7 @@ fn fill_days(range: &DayRange, days: Vec<DayPoint>) -> Vec<DayPoint> {
                 user_requests: 0,
                 platform_cost: 0,
                 user_cost: 0,
+                saved_by_caching: 0,
             },
         };
         out.push(point);

@@ -3,7 +3,7 @@
 
 use crate::{
     error::AppError,
-    model::{admin::PlanView, models},
+    model::{admin::PlanView, caching::PromptCaching, models},
     server::{
         db::{
             self,
@@ -27,6 +27,8 @@ pub struct PlanForm {
     pub max_tokens: String,
     /// The checkbox: present (any value) when ticked.
     pub allows_server_tools: bool,
+    /// `5m`, `1h` or `off`; empty keeps the default (five minutes).
+    pub prompt_caching: String,
 }
 
 fn limit(field: &str, text: &str) -> Result<Option<i64>, AppError> {
@@ -85,6 +87,11 @@ pub fn validate(form: &PlanForm) -> Result<Plan, AppError> {
         .ok_or_else(|| {
             AppError::Validation("The max_tokens clamp must be between 1 and 128000.".into())
         })?;
+    let prompt_caching = match form.prompt_caching.trim() {
+        "" => PromptCaching::default(),
+        text => PromptCaching::parse(text)
+            .ok_or_else(|| AppError::Validation("Prompt caching is 5m, 1h or off.".into()))?,
+    };
     Ok(Plan {
         id: form.id.unwrap_or(0),
         name,
@@ -94,6 +101,7 @@ pub fn validate(form: &PlanForm) -> Result<Plan, AppError> {
         models: chosen,
         max_tokens,
         allows_server_tools: form.allows_server_tools,
+        prompt_caching,
     })
 }
 
@@ -107,6 +115,7 @@ pub fn view(plan: Plan, users: i64) -> PlanView {
         models: plan.models,
         max_tokens: plan.max_tokens,
         allows_server_tools: plan.allows_server_tools,
+        prompt_caching: plan.prompt_caching,
         users,
     }
 }
@@ -146,7 +155,7 @@ pub async fn save(
         })?;
     state.principals.invalidate();
     let detail = format!(
-        "{}: {}/min, {}/day, {} tokens/day, models {}, max_tokens {}, server tools {}",
+        "{}: {}/min, {}/day, {} tokens/day, models {}, max_tokens {}, server tools {}, prompt caching {}",
         saved.name,
         shown(saved.requests_per_minute),
         shown(saved.requests_per_day),
@@ -157,7 +166,8 @@ pub async fn save(
             "allowed"
         } else {
             "refused"
-        }
+        },
+        saved.prompt_caching.as_str()
     );
     let entry = AuditEntry {
         actor_user_id: Some(admin.id),
@@ -194,6 +204,17 @@ mod tests {
         assert_eq!(plan.requests_per_day, Some(500));
         assert_eq!(plan.requests_per_minute, None, "empty = unlimited");
         assert_eq!(plan.models.len(), 2);
+        assert_eq!(
+            plan.prompt_caching,
+            PromptCaching::FiveMinutes,
+            "empty = default"
+        );
+        let hour = validate(&PlanForm {
+            prompt_caching: "1h".into(),
+            ..form()
+        })
+        .unwrap();
+        assert_eq!(hour.prompt_caching, PromptCaching::OneHour);
     }
 
     #[test]
@@ -208,5 +229,6 @@ mod tests {
         assert!(bad(|f| f.models = vec!["gpt-4".into()]).contains("Unknown model"));
         assert!(bad(|f| f.max_tokens = "0".into()).contains("max_tokens"));
         assert!(bad(|f| f.requests_per_day = "-1".into()).contains("Requests per day"));
+        assert!(bad(|f| f.prompt_caching = "2h".into()).contains("Prompt caching"));
     }
 }

@@ -4,7 +4,10 @@
 use serde_json::{json, Value};
 
 use crate::{
-    model::chat::{ConversationView, MessageView},
+    model::{
+        caching::PromptCaching,
+        chat::{ConversationView, MessageView},
+    },
     server::db::conversations::{ConversationRow, MessageRow},
 };
 
@@ -46,8 +49,17 @@ pub fn upstream_messages(rows: &[MessageRow]) -> Vec<Value> {
 /// for cached prefixes at the earlier block boundaries, which finds the
 /// previous turn's. Left out below the model's minimum cacheable length,
 /// where it would cache nothing; the length is estimated from the text at
-/// four bytes a token.
-pub fn mark_cache_breakpoint(messages: &mut [Value], system: Option<&str>, model: &str) {
+/// four bytes a token. The plan's caching setting gives the lifetime (or
+/// turns caching off).
+pub fn mark_cache_breakpoint(
+    messages: &mut [Value],
+    system: Option<&str>,
+    model: &str,
+    caching: PromptCaching,
+) {
+    let Some(cache_control) = caching.cache_control() else {
+        return;
+    };
     let Some(minimum) = crate::model::models::find(model).map(|m| m.min_cacheable_tokens) else {
         return;
     };
@@ -69,7 +81,7 @@ pub fn mark_cache_breakpoint(messages: &mut [Value], system: Option<&str>, model
     last_user["content"] = json!([{
         "type": "text",
         "text": text,
-        "cache_control": { "type": "ephemeral" },
+        "cache_control": cache_control,
     }]);
 }
 
@@ -119,6 +131,7 @@ pub fn conversation_view(
         messages: rows.iter().map(message_view).collect(),
         own_system_prompt: conversation.system_prompt.is_some(),
         system_prompt: effective_system_prompt(Some(conversation), default_system_prompt),
+        thinking_budget: conversation.thinking_budget,
     }
 }
 
@@ -156,14 +169,14 @@ mod tests {
     fn the_newest_user_message_is_the_breakpoint_once_the_prompt_is_long_enough() {
         let long = "x".repeat(4 * 4_096);
         let mut short = vec![json!({ "role": "user", "content": "hi" })];
-        mark_cache_breakpoint(&mut short, None, "claude-haiku-4-5");
+        mark_cache_breakpoint(&mut short, None, "claude-haiku-4-5", FIVE);
         assert_eq!(short[0]["content"], "hi", "below Haiku's 4,096 tokens");
         let mut messages = vec![
             json!({ "role": "user", "content": long }),
             json!({ "role": "assistant", "content": "ok" }),
             json!({ "role": "user", "content": "more" }),
         ];
-        mark_cache_breakpoint(&mut messages, None, "claude-haiku-4-5");
+        mark_cache_breakpoint(&mut messages, None, "claude-haiku-4-5", FIVE);
         assert_eq!(
             messages[0]["content"].as_str().map(str::len),
             Some(long.len())
@@ -179,11 +192,25 @@ mod tests {
             .count();
         assert_eq!(breakpoints, 1, "one breakpoint, of the four allowed");
         let mut unknown = vec![json!({ "role": "user", "content": long })];
-        mark_cache_breakpoint(&mut unknown, None, "some-other-model");
+        mark_cache_breakpoint(&mut unknown, None, "some-other-model", FIVE);
         assert!(
             unknown[0]["content"].is_string(),
             "no minimum known, no breakpoint"
         );
+    }
+
+    const FIVE: PromptCaching = PromptCaching::FiveMinutes;
+
+    #[test]
+    fn the_plan_sets_the_lifetime_or_turns_caching_off() {
+        let long = "x".repeat(4 * 4_096);
+        let turn = || vec![json!({ "role": "user", "content": long })];
+        let mut hour = turn();
+        mark_cache_breakpoint(&mut hour, None, "claude-haiku-4-5", PromptCaching::OneHour);
+        assert_eq!(hour[0]["content"][0]["cache_control"]["ttl"], "1h");
+        let mut off = turn();
+        mark_cache_breakpoint(&mut off, None, "claude-haiku-4-5", PromptCaching::Off);
+        assert_eq!(off, turn(), "off sends the history as it is");
     }
 
     #[test]

@@ -20,7 +20,10 @@ use super::{
 };
 use crate::{
     error::AppError,
-    model::chat::{ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
+    model::{
+        caching::PromptCaching,
+        chat::{ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
+    },
     server::{
         accounting::{CallEnd, CallOrigin},
         anthropic::{ForwardedHeaders, API_VERSION},
@@ -208,7 +211,13 @@ pub async fn start_turn(
     call.attach_to_message(conversation.id, assistant_id);
 
     let mut history = history;
-    mark_cache_breakpoint(&mut history, system.as_deref(), &request.model);
+    // The plan's setting on the platform key; a user's own key caches for
+    // five minutes (what Anthropic's clients default to).
+    let caching = routed
+        .plan
+        .as_ref()
+        .map_or(PromptCaching::default(), |plan| plan.prompt_caching);
+    mark_cache_breakpoint(&mut history, system.as_deref(), &request.model, caching);
     let mut body = json!({
         "model": request.model,
         "max_tokens": max_tokens,
@@ -271,7 +280,9 @@ struct PreparedTurn {
 }
 
 /// Creates the conversation if needed, stores the user's message (or drops the
-/// reply being regenerated) and a reply placeholder that records who pays.
+/// reply being regenerated, or the edited message and what followed it) and
+/// a reply placeholder that records who pays — in one transaction, so a
+/// failure part-way leaves the conversation as it was.
 async fn prepare_rows(
     state: &AppState,
     user: &UserRow,
@@ -282,26 +293,25 @@ async fn prepare_rows(
     mut rows: Vec<MessageRow>,
     paid_by: &str,
 ) -> Result<PreparedTurn, AppError> {
+    let mut tx = state.db.begin().await?;
     let mut conversation = match existing {
         Some(conversation) => conversation,
-        None => {
-            conversations::create(&state.db, user.id, &title_from(text), &request.model).await?
-        }
+        None => conversations::create(&mut *tx, user.id, &title_from(text), &request.model).await?,
     };
     let user_message_id = if request.regenerate {
-        conversations::delete_trailing_assistant_messages(&state.db, conversation.id).await?;
+        conversations::delete_trailing_assistant_messages(&mut *tx, conversation.id).await?;
         None
     } else {
         if let Some(edited) = request.edit_message_id {
-            conversations::delete_from(&state.db, conversation.id, edited).await?;
+            conversations::delete_from(&mut *tx, conversation.id, edited).await?;
             // The title came from the first message: it follows its edit.
             if rows.is_empty() {
                 conversation.title = title_from(text);
-                conversations::rename(&state.db, user.id, conversation.id, &conversation.title)
+                conversations::rename(&mut *tx, user.id, conversation.id, &conversation.title)
                     .await?;
             }
         }
-        let id = conversations::insert_user_message(&state.db, conversation.id, text).await?;
+        let id = conversations::insert_user_message(&mut *tx, conversation.id, text).await?;
         rows.push(MessageRow {
             id,
             role: "user".into(),
@@ -320,15 +330,22 @@ async fn prepare_rows(
         });
         Some(id)
     };
-    conversations::touch(&state.db, conversation.id, &request.model).await?;
-    let history = upstream_messages(&rows);
+    conversations::touch(
+        &mut *tx,
+        conversation.id,
+        &request.model,
+        request.thinking_budget,
+    )
+    .await?;
     let assistant_id = conversations::insert_assistant_placeholder(
-        &state.db,
+        &mut *tx,
         conversation.id,
         &request.model,
         paid_by,
     )
     .await?;
+    tx.commit().await?;
+    let history = upstream_messages(&rows);
     Ok(PreparedTurn {
         conversation,
         user_message_id,

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Db};
+use super::{now_ms, Db, Exec};
 pub use crate::model::chat::ReplyUsage;
 
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct ConversationRow {
     pub updated_at: i64,
     /// This conversation's own system prompt (else the user's default).
     pub system_prompt: Option<String>,
+    /// Extended thinking's budget as its last turn asked (`None` = off).
+    pub thinking_budget: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,9 @@ impl MessageStatus {
     }
 }
 
+const CONVERSATION_COLUMNS: &str =
+    "id, user_id, title, model, updated_at, system_prompt, thinking_budget";
+
 fn conversation(row: &sqlx::any::AnyRow) -> Result<ConversationRow, sqlx::Error> {
     Ok(ConversationRow {
         id: row.try_get("id")?,
@@ -61,6 +66,7 @@ fn conversation(row: &sqlx::any::AnyRow) -> Result<ConversationRow, sqlx::Error>
         model: row.try_get("model")?,
         updated_at: row.try_get("updated_at")?,
         system_prompt: row.try_get("system_prompt")?,
+        thinking_budget: row.try_get("thinking_budget")?,
     })
 }
 
@@ -84,22 +90,23 @@ fn message(row: &sqlx::any::AnyRow) -> Result<MessageRow, sqlx::Error> {
 }
 
 pub async fn create(
-    db: &Db,
+    db: impl Exec<'_>,
     user_id: i64,
     title: &str,
     model: &str,
 ) -> Result<ConversationRow, sqlx::Error> {
     let now = now_ms();
-    let row = sqlx::query(
+    let sql = format!(
         "INSERT INTO conversations (user_id, title, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         RETURNING id, user_id, title, model, updated_at, system_prompt",
-    )
-    .bind(user_id)
-    .bind(title)
-    .bind(model)
-    .bind(now)
-    .fetch_one(db)
-    .await?;
+         RETURNING {CONVERSATION_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(title)
+        .bind(model)
+        .bind(now)
+        .fetch_one(db)
+        .await?;
     conversation(&row)
 }
 
@@ -109,7 +116,9 @@ pub async fn find_owned(
     user_id: i64,
     id: i64,
 ) -> Result<Option<ConversationRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, user_id, title, model, updated_at, system_prompt FROM conversations WHERE id = $1 AND user_id = $2")
+    let sql =
+        format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND user_id = $2");
+    let row = sqlx::query(&sql)
         .bind(id)
         .bind(user_id)
         .fetch_optional(db)
@@ -123,18 +132,24 @@ pub async fn list_for_user(
     user_id: i64,
     limit: i64,
 ) -> Result<Vec<ConversationRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, user_id, title, model, updated_at, system_prompt FROM conversations WHERE user_id = $1 \
-         ORDER BY updated_at DESC, id DESC LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+    let sql = format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE user_id = $1 \
+         ORDER BY updated_at DESC, id DESC LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
     rows.iter().map(conversation).collect()
 }
 
-pub async fn rename(db: &Db, user_id: i64, id: i64, title: &str) -> Result<bool, sqlx::Error> {
+pub async fn rename(
+    db: impl Exec<'_>,
+    user_id: i64,
+    id: i64,
+    title: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("UPDATE conversations SET title = $1 WHERE id = $2 AND user_id = $3")
         .bind(title)
         .bind(id)
@@ -170,14 +185,24 @@ pub async fn delete(db: &Db, user_id: i64, id: i64) -> Result<bool, sqlx::Error>
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn touch(db: &Db, id: i64, model: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE conversations SET updated_at = $1, model = $2 WHERE id = $3")
-        .bind(now_ms())
-        .bind(model)
-        .bind(id)
-        .execute(db)
-        .await
-        .map(|_| ())
+/// A turn starts: the conversation moves to the top of the list and keeps
+/// the turn's model and thinking setting for the next one.
+pub async fn touch(
+    db: impl Exec<'_>,
+    id: i64,
+    model: &str,
+    thinking_budget: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE conversations SET updated_at = $1, model = $2, thinking_budget = $3 WHERE id = $4",
+    )
+    .bind(now_ms())
+    .bind(model)
+    .bind(thinking_budget)
+    .bind(id)
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -195,7 +220,7 @@ pub async fn messages(db: &Db, conversation_id: i64) -> Result<Vec<MessageRow>, 
 }
 
 pub async fn insert_user_message(
-    db: &Db,
+    db: impl Exec<'_>,
     conversation_id: i64,
     content: &str,
 ) -> Result<i64, sqlx::Error> {
@@ -212,7 +237,7 @@ pub async fn insert_user_message(
 
 /// Starts an assistant reply in state `streaming`, recording who pays.
 pub async fn insert_assistant_placeholder(
-    db: &Db,
+    db: impl Exec<'_>,
     conversation_id: i64,
     model: &str,
     paid_by: &str,
@@ -262,7 +287,7 @@ pub async fn finish_assistant_message(
 /// For "Edit": removes `message_id` and every message after it. The calls
 /// those replies made stay in the ledger.
 pub async fn delete_from(
-    db: &Db,
+    db: impl Exec<'_>,
     conversation_id: i64,
     message_id: i64,
 ) -> Result<u64, sqlx::Error> {
@@ -276,7 +301,7 @@ pub async fn delete_from(
 
 /// For "Regenerate": removes the assistant replies after the last user message.
 pub async fn delete_trailing_assistant_messages(
-    db: &Db,
+    db: impl Exec<'_>,
     conversation_id: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(

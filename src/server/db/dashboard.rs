@@ -73,6 +73,7 @@ pub async fn per_day(db: &Db, range: &DayRange) -> Result<Vec<DayPoint>, sqlx::E
                 user_requests: row.try_get("user_requests")?,
                 platform_cost: row.try_get("platform_cost")?,
                 user_cost: row.try_get("user_cost")?,
+                saved_by_caching: row.try_get("saved")?,
             })
         })
         .collect()

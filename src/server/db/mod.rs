@@ -30,6 +30,11 @@ use sqlx::{
 
 pub type Db = AnyPool;
 
+/// What a query runs on: the pool, or a transaction (`&mut *tx`), so one
+/// function serves a lone write and a step of a larger one.
+pub trait Exec<'e>: Executor<'e, Database = sqlx::Any> {}
+impl<'e, T: Executor<'e, Database = sqlx::Any>> Exec<'e> for T {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

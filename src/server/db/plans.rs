@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{now_ms, Db};
-use crate::server::config::FreePlanOverrides;
+use crate::{model::caching::PromptCaching, server::config::FreePlanOverrides};
 
 pub const FREE: &str = "free";
 
@@ -19,6 +19,8 @@ pub struct Plan {
     pub max_tokens: i64,
     /// Anthropic's server tools (billed per use) allowed on the platform key.
     pub allows_server_tools: bool,
+    /// How its chat turns on the platform key use the prompt cache.
+    pub prompt_caching: PromptCaching,
 }
 
 /// Free plan defaults when the environment says nothing.
@@ -29,10 +31,11 @@ pub const DEFAULT_MODELS: &str = "claude-haiku-4-5";
 pub const DEFAULT_MAX_TOKENS: i64 = 1024;
 
 const COLUMNS: &str = "id, name, requests_per_minute, requests_per_day, tokens_per_day, models, \
-     max_tokens, allows_server_tools";
+     max_tokens, allows_server_tools, prompt_caching";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
     let models: String = row.try_get("models")?;
+    let caching: String = row.try_get("prompt_caching")?;
     Ok(Plan {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -47,6 +50,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
             .collect(),
         max_tokens: row.try_get("max_tokens")?,
         allows_server_tools: row.try_get::<i64, _>("allows_server_tools")? != 0,
+        // Written only from the enum; anything else reads as the default.
+        prompt_caching: PromptCaching::parse(&caching).unwrap_or_default(),
     })
 }
 
@@ -138,7 +143,8 @@ pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
     let row = if plan.id == 0 {
         let sql = format!(
             "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, \
-             allows_server_tools, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+             allows_server_tools, prompt_caching, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {COLUMNS}"
         );
         sqlx::query(&sql)
             .bind(&plan.name)
@@ -148,13 +154,15 @@ pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
             .bind(&models)
             .bind(plan.max_tokens)
             .bind(i64::from(plan.allows_server_tools))
+            .bind(plan.prompt_caching.as_str())
             .bind(now_ms())
             .fetch_one(db)
             .await?
     } else {
         let sql = format!(
             "UPDATE plans SET name = $1, requests_per_minute = $2, requests_per_day = $3, tokens_per_day = $4, \
-             models = $5, max_tokens = $6, allows_server_tools = $7 WHERE id = $8 RETURNING {COLUMNS}"
+             models = $5, max_tokens = $6, allows_server_tools = $7, prompt_caching = $8 WHERE id = $9 \
+             RETURNING {COLUMNS}"
         );
         sqlx::query(&sql)
             .bind(&plan.name)
@@ -164,6 +172,7 @@ pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
             .bind(&models)
             .bind(plan.max_tokens)
             .bind(i64::from(plan.allows_server_tools))
+            .bind(plan.prompt_caching.as_str())
             .bind(plan.id)
             .fetch_one(db)
             .await?
