@@ -204,7 +204,20 @@ test('thinking first: refused with the reason on the free plan, shown collapsed 
   await expect(thinking).toContainText('Let me think');
   await expect(reply.locator('.markdown')).not.toContainText('Let me think');
 
+  await page.getByLabel('Thinking budget').selectOption({ label: '16K tokens' });
+  await send(page, 'think harder');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+
+  // The toggle belongs to the conversation: it comes back with it, and a
+  // new chat starts without.
   await page.reload();
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(replies(page).last().locator('details.thinking summary')).toHaveText('Thinking');
+  await expect(page.getByLabel('Think first')).toBeChecked();
+  await expect(page.getByLabel('Thinking budget')).toHaveValue('16384');
+  const conversation = page.url();
+  await page.getByRole('button', { name: 'New chat' }).click();
+  await expect(page.getByLabel('Think first')).not.toBeChecked();
+  await gotoHydrated(page, new URL(conversation).pathname);
+  await expect(page.getByLabel('Think first')).toBeChecked();
 });

@@ -400,6 +400,14 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         "keyward_platform_calls_admitted_from_leases_total {}\n",
         state.ledger.admitted_from_leases()
     ));
+    text.push_str(
+        "# HELP keyward_platform_leases_taken_ahead_total Leases taken for a busy user's next 100 ms before it began.\n\
+         # TYPE keyward_platform_leases_taken_ahead_total counter\n",
+    );
+    text.push_str(&format!(
+        "keyward_platform_leases_taken_ahead_total {}\n",
+        state.ledger.leases_taken_ahead()
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -104,6 +104,7 @@ async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
         now_ms,
         tokens: 10,
         limits,
+        ahead: false,
     };
     // Three asks in one batch, a second either side of midnight: two fit
     // the minute, whatever their days.
@@ -153,6 +154,7 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
                 now_ms: now,
                 tokens: 10,
                 limits,
+                ahead: false,
             })
             .collect()
     };
@@ -251,9 +253,60 @@ async fn a_busy_users_burst_is_admitted_from_leases_and_the_books_balance(db: Te
     assert!(from_leases > 0, "no call was admitted from a lease: {text}");
 }
 
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} is listed: {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// A user busy across many 100 ms edges gets each next lease ahead of the
+/// edge, up to their day's limit and never past it: exactly the limit is
+/// admitted, and the books balance.
+async fn leases_taken_ahead_stop_exactly_at_the_limit(db: TestDb) {
+    let mock = mock_with_platform_key();
+    let limits = [
+        "--requests-per-day",
+        "300",
+        "--requests-per-minute",
+        "100000",
+    ];
+    let app = chat_app(db, &mock, &limits).await;
+    let token = create_token(&app, "busy").await;
+    let request = body("claude-haiku-4-5", 20, "hi");
+    // Sixteen callers, each calling again as soon as answered, until the
+    // limit refuses them: a steady stream across many edges.
+    let callers = (0..16).map(|_| async {
+        let (mut admitted, mut refused) = (0, 0);
+        while refused < 3 {
+            match post(&app, &token, "/v1/messages", &request)
+                .await
+                .status()
+                .as_u16()
+            {
+                200 => admitted += 1,
+                429 => refused += 1,
+                other => panic!("status {other}"),
+            }
+        }
+        admitted
+    });
+    let admitted: i64 = join_all(callers).await.into_iter().sum();
+    assert_eq!(admitted, 300, "exactly the day's limit");
+    let books = balanced_books(&app.db).await;
+    assert_eq!(books.requests, 300, "{books:?}");
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metric(&text, "keyward_platform_leases_taken_ahead_total") > 0,
+        "a steady stream of calls took leases ahead: {text}"
+    );
+}
+
 db_tests!(
     a_lease_left_by_a_dead_instance_comes_back_after_its_expiry,
     a_busy_users_burst_is_admitted_from_leases_and_the_books_balance,
+    leases_taken_ahead_stop_exactly_at_the_limit,
     two_instances_sharing_a_limit_of_fifty_admit_exactly_fifty_of_two_hundred,
     the_minute_window_ends_between_59_9_and_60_1_seconds,
     a_batch_across_midnight_keeps_one_minute_window_per_user,

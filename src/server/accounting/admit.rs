@@ -174,6 +174,35 @@ pub(super) async fn answer(
     Vec::new()
 }
 
+/// Takes the next bucket's lease ahead for busy users whose lease nears
+/// its end (`Leases::renewals_due`). Returns what leases taken but not
+/// kept hold, for the writer to give back. A batch that fails changes
+/// nothing: those users' calls ask the database as they would have.
+pub(super) async fn take_ahead(
+    conn: &mut WriterConnection,
+    ledger: &LedgerWriter,
+    now_ms: i64,
+    tag: Tag<'_>,
+) -> Vec<Unused> {
+    let leases = ledger.leases();
+    let due = leases.renewals_due(now_ms);
+    if due.is_empty() || conn.is_down() {
+        return Vec::new();
+    }
+    let headroom: HashMap<i64, Headroom> = due
+        .iter()
+        .map(|(ask, headroom)| (ask.user_id, *headroom))
+        .collect();
+    let asks: Vec<Ask> = due.into_iter().map(|(ask, _)| ask).collect();
+    match try_reserve(conn, &asks, &headroom, &[], tag).await {
+        Ok(decided) => leases.record_ahead(&asks, decided),
+        Err(err) => {
+            tracing::warn!(error = %err, users = asks.len(), "could not take leases ahead");
+            Vec::new()
+        }
+    }
+}
+
 async fn try_reserve(
     conn: &mut WriterConnection,
     asks: &[Ask],

@@ -13,6 +13,15 @@
 //! 100 ms), sized at twice the burst: a person chatting never holds one,
 //! so their use reads exactly as without leases.
 //!
+//! A user still busy as their lease nears its end gets the next bucket's
+//! ahead of time (`take_ahead`, `RENEW_AHEAD_MS` before the edge): without
+//! it every busy user's lease ends at the same edge, and all their next
+//! calls wait on one batch. A lease taken ahead is counted in the bucket
+//! its calls will be made in, checked against that bucket's window, so the
+//! window stays exact; a window read for a call now counts it too (reads
+//! count every bucket from the window's start on), so a lease ahead can
+//! only make a call now be refused, never admitted past a limit.
+//!
 //! No limit can be overshot: an instance spends only allowance the
 //! database counted for it, and a lease is taken only where twice its size
 //! still fits, so the last of an allowance is decided call by call. An
@@ -27,11 +36,14 @@ use std::{
     },
 };
 
-use crate::server::db::{
-    leases::Unused,
-    rate_window,
-    reserve_many::{Ask, Grant, Headroom},
-    usage::Reservation,
+use crate::server::{
+    clock::utc_day,
+    db::{
+        leases::Unused,
+        rate_window,
+        reserve_many::{Ask, Decided, Grant, Headroom},
+        usage::Reservation,
+    },
 };
 
 /// The most calls one lease may hold beyond its batch.
@@ -42,6 +54,9 @@ const DEMAND_WINDOW_MS: i64 = rate_window::BUCKET_MS;
 /// lease: a person chatting, or anything making fewer calls than this in
 /// 100 ms, never takes one, so their use reads exactly as without leases.
 const MIN_BURST: i64 = 4;
+/// How long before a busy user's lease ends the next bucket's is taken:
+/// time for its batch to commit before the edge.
+pub const RENEW_AHEAD_MS: i64 = 20;
 
 /// The leases this instance holds, one per busy user at most.
 #[derive(Debug, Default)]
@@ -49,11 +64,15 @@ pub struct Leases {
     book: Mutex<Book>,
     /// Calls admitted against a lease so far.
     admitted: AtomicU64,
+    /// Leases taken ahead (and kept) so far.
+    taken_ahead: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Book {
     open: HashMap<i64, Lease>,
+    /// Leases taken ahead for the bucket after the open one's.
+    ahead: HashMap<i64, Lease>,
     /// Each user's calls admitted in their latest demand window.
     demand: HashMap<i64, Demand>,
 }
@@ -63,6 +82,42 @@ struct Lease {
     grant: Grant,
     requests_left: i64,
     tokens_left: i64,
+    /// The worst case per call it was sized for (a lease ahead asks as much).
+    tokens_per_call: i64,
+    /// Whether the next bucket's lease was asked for already.
+    renewal_asked: bool,
+}
+
+impl Lease {
+    fn new(grant: Grant, requests: i64, tokens: i64, tokens_per_call: i64) -> Self {
+        Lease {
+            grant,
+            requests_left: requests,
+            tokens_left: tokens,
+            tokens_per_call,
+            renewal_asked: false,
+        }
+    }
+
+    fn fits(&self, ask: &Ask) -> bool {
+        let grant = &self.grant;
+        ask.day == grant.day
+            && ask.limits == grant.limits
+            && (grant.from_ms..grant.open_until).contains(&ask.now_ms)
+            && self.requests_left >= 1
+            && self.tokens_left >= ask.tokens
+    }
+
+    fn unused(self) -> Unused {
+        Unused {
+            id: self.grant.id,
+            user_id: self.grant.user_id,
+            day: self.grant.day,
+            rate_bucket: self.grant.rate_bucket,
+            requests: self.requests_left,
+            tokens: self.tokens_left,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,25 +146,20 @@ impl Leases {
     /// round trip: the call's share of the lease's row.
     pub fn try_admit(&self, ask: &Ask) -> Option<Reservation> {
         let mut book = self.book();
-        let lease = book.open.get_mut(&ask.user_id)?;
-        let grant = &lease.grant;
-        let fits = ask.day == grant.day
-            && ask.limits == grant.limits
-            && (grant.from_ms..grant.open_until).contains(&ask.now_ms)
-            && lease.requests_left >= 1
-            && lease.tokens_left >= ask.tokens;
-        if !fits {
-            return None;
-        }
+        let Book { open, ahead, .. } = &mut *book;
+        let lease = [open.get_mut(&ask.user_id), ahead.get_mut(&ask.user_id)]
+            .into_iter()
+            .flatten()
+            .find(|lease| lease.fits(ask))?;
         lease.requests_left -= 1;
         lease.tokens_left -= ask.tokens;
         self.admitted.fetch_add(1, Ordering::Relaxed);
         let reservation = Reservation {
-            id: grant.id,
+            id: lease.grant.id,
             user_id: ask.user_id,
-            day: grant.day.clone(),
+            day: lease.grant.day.clone(),
             tokens: ask.tokens,
-            rate_bucket: grant.rate_bucket,
+            rate_bucket: lease.grant.rate_bucket,
         };
         book.note_demand(ask.user_id, 1, ask.now_ms);
         Some(reservation)
@@ -120,49 +170,57 @@ impl Leases {
         self.admitted.load(Ordering::Relaxed)
     }
 
+    /// Leases taken ahead of a bucket's edge so far.
+    pub fn taken_ahead(&self) -> u64 {
+        self.taken_ahead.load(Ordering::Relaxed)
+    }
+
     /// The lease a batch may take for `user_id` beside its asks of at most
     /// `tokens_per_call` each: twice the calls the user made in their
     /// latest demand window, none unless that was a burst.
     pub fn headroom(&self, user_id: i64, tokens_per_call: i64, now_ms: i64) -> Headroom {
-        let book = self.book();
-        let calls = book
-            .demand
-            .get(&user_id)
-            .filter(|demand| now_ms - demand.since_ms < 2 * DEMAND_WINDOW_MS)
-            .map_or(0, |demand| demand.calls);
-        if calls < MIN_BURST {
-            return Headroom::default();
-        }
-        let requests = calls.saturating_mul(2).min(MAX_LEASE_CALLS);
-        Headroom {
-            requests,
-            tokens: requests.saturating_mul(tokens_per_call.max(0)),
-        }
+        headroom_for(&self.book().demand, user_id, tokens_per_call, now_ms)
     }
 
     /// Closes the leases of `users` (their calls need more than is left):
     /// what they did not hand out, for the batch to give back.
     pub fn close_for(&self, users: &BTreeSet<i64>) -> Vec<Unused> {
         let mut book = self.book();
-        users
-            .iter()
-            .filter_map(|user_id| book.close(*user_id))
-            .collect()
+        let mut closed = Vec::new();
+        for user_id in users {
+            closed.extend(book.open.remove(user_id).map(Lease::unused));
+            closed.extend(book.ahead.remove(user_id).map(Lease::unused));
+        }
+        closed
     }
 
-    /// Closes the leases that have ended by `now_ms`.
+    /// Closes the leases that have ended by `now_ms`; a lease taken ahead
+    /// becomes its user's open one.
     pub fn close_ended(&self, now_ms: i64) -> Vec<Unused> {
         let mut book = self.book();
-        let ended: Vec<i64> = book
-            .open
-            .iter()
-            .filter(|(_, lease)| lease.grant.open_until <= now_ms)
-            .map(|(user_id, _)| *user_id)
+        let Book { open, ahead, .. } = &mut *book;
+        let mut closed = Vec::new();
+        for leases in [&mut *open, &mut *ahead] {
+            let ended: Vec<i64> = leases
+                .iter()
+                .filter(|(_, lease)| lease.grant.open_until <= now_ms)
+                .map(|(user_id, _)| *user_id)
+                .collect();
+            for user_id in ended {
+                closed.extend(leases.remove(&user_id).map(Lease::unused));
+            }
+        }
+        let promoted: Vec<i64> = ahead
+            .keys()
+            .filter(|user_id| !open.contains_key(user_id))
+            .copied()
             .collect();
-        ended
-            .into_iter()
-            .filter_map(|user_id| book.close(user_id))
-            .collect()
+        for user_id in promoted {
+            if let Some(lease) = ahead.remove(&user_id) {
+                open.insert(user_id, lease);
+            }
+        }
+        closed
     }
 
     /// Closes every lease (shutdown).
@@ -173,7 +231,90 @@ impl Leases {
     /// When the first open lease ends, if any is open.
     pub fn next_end(&self) -> Option<i64> {
         let book = self.book();
-        book.open.values().map(|lease| lease.grant.open_until).min()
+        book.open
+            .values()
+            .chain(book.ahead.values())
+            .map(|lease| lease.grant.open_until)
+            .min()
+    }
+
+    /// When the first open lease comes within `RENEW_AHEAD_MS` of its end
+    /// without the next bucket's having been asked for.
+    pub fn next_renewal(&self) -> Option<i64> {
+        let book = self.book();
+        book.open
+            .values()
+            .filter(|lease| !lease.renewal_asked)
+            .map(|lease| lease.grant.open_until - RENEW_AHEAD_MS)
+            .min()
+    }
+
+    /// The leases to take ahead at `now_ms`, each with the headroom its
+    /// user's demand earns: one per user whose open lease ends within
+    /// `RENEW_AHEAD_MS` and who is still making calls in a burst. Each
+    /// lease is renewed once at most, and only within its day.
+    pub fn renewals_due(&self, now_ms: i64) -> Vec<(Ask, Headroom)> {
+        let mut book = self.book();
+        let Book {
+            open,
+            ahead,
+            demand,
+        } = &mut *book;
+        let mut due = Vec::new();
+        for (user_id, lease) in open.iter_mut() {
+            let grant = &lease.grant;
+            if lease.renewal_asked || grant.open_until - RENEW_AHEAD_MS > now_ms {
+                continue;
+            }
+            lease.renewal_asked = true;
+            let next_bucket = grant.open_until;
+            let headroom = headroom_for(demand, *user_id, lease.tokens_per_call, now_ms);
+            if headroom == Headroom::default()
+                || ahead.contains_key(user_id)
+                || utc_day(next_bucket) != grant.day
+            {
+                continue;
+            }
+            let ask = Ask {
+                user_id: *user_id,
+                day: grant.day.clone(),
+                now_ms: next_bucket,
+                tokens: lease.tokens_per_call,
+                limits: grant.limits,
+                ahead: true,
+            };
+            due.push((ask, headroom));
+        }
+        due
+    }
+
+    /// Records the leases a batch took ahead for `asks` (`renewals_due`'s).
+    /// One that got no headroom (its user is near a limit, where each call
+    /// is decided alone) is not kept: what it holds is returned.
+    pub fn record_ahead(&self, asks: &[Ask], decided: Decided) -> Vec<Unused> {
+        let mut book = self.book();
+        let mut grants: HashMap<i64, Grant> = decided
+            .grants
+            .into_iter()
+            .map(|grant| (grant.id, grant))
+            .collect();
+        let mut returned = Vec::new();
+        for (ask, answer) in asks.iter().zip(decided.answers) {
+            let Some(grant) = answer.ok().and_then(|reserved| grants.remove(&reserved.id)) else {
+                continue;
+            };
+            // The ask's own call is the lease's too.
+            let requests = grant.headroom.requests + 1;
+            let tokens = grant.headroom.tokens.saturating_add(ask.tokens);
+            let lease = Lease::new(grant, requests, tokens, ask.tokens);
+            if lease.grant.headroom.requests == 0 || book.ahead.contains_key(&ask.user_id) {
+                returned.push(lease.unused());
+            } else {
+                book.ahead.insert(ask.user_id, lease);
+                self.taken_ahead.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        returned
     }
 
     /// Records a batch's decisions: the leases it granted, and how many
@@ -184,11 +325,9 @@ impl Leases {
             book.note_demand(*user_id, *calls, now_ms);
         }
         for grant in grants {
-            let lease = Lease {
-                requests_left: grant.headroom.requests,
-                tokens_left: grant.headroom.tokens,
-                grant,
-            };
+            let Headroom { requests, tokens } = grant.headroom;
+            let per_call = tokens / requests.max(1);
+            let lease = Lease::new(grant, requests, tokens, per_call);
             book.open.insert(lease.grant.user_id, lease);
         }
         book.demand
@@ -213,17 +352,28 @@ impl Book {
             })
             .add(calls, now_ms);
     }
+}
 
-    fn close(&mut self, user_id: i64) -> Option<Unused> {
-        let lease = self.open.remove(&user_id)?;
-        Some(Unused {
-            id: lease.grant.id,
-            user_id,
-            day: lease.grant.day,
-            rate_bucket: lease.grant.rate_bucket,
-            requests: lease.requests_left,
-            tokens: lease.tokens_left,
-        })
+/// The lease `user_id`'s demand earns beside calls of at most
+/// `tokens_per_call`: twice the calls of their latest demand window, none
+/// unless that was a burst.
+fn headroom_for(
+    demand: &HashMap<i64, Demand>,
+    user_id: i64,
+    tokens_per_call: i64,
+    now_ms: i64,
+) -> Headroom {
+    let calls = demand
+        .get(&user_id)
+        .filter(|demand| now_ms - demand.since_ms < 2 * DEMAND_WINDOW_MS)
+        .map_or(0, |demand| demand.calls);
+    if calls < MIN_BURST {
+        return Headroom::default();
+    }
+    let requests = calls.saturating_mul(2).min(MAX_LEASE_CALLS);
+    Headroom {
+        requests,
+        tokens: requests.saturating_mul(tokens_per_call.max(0)),
     }
 }
 
@@ -245,6 +395,7 @@ mod tests {
             now_ms,
             tokens,
             limits: LIMITS,
+            ahead: false,
         }
     }
 
@@ -327,6 +478,116 @@ mod tests {
             Headroom::default(),
             "never busy"
         );
+    }
+
+    #[test]
+    fn a_busy_user_gets_the_next_buckets_lease_ahead_of_the_edge() {
+        let leases = Leases::default();
+        // Busy: five calls in this window; the open lease ends at 1_100.
+        leases.record(vec![grant(4, 400)], &HashMap::from([(7, 5)]), 1_005);
+        assert_eq!(leases.next_renewal(), Some(1_100 - RENEW_AHEAD_MS));
+        assert!(leases.renewals_due(1_079).is_empty(), "not yet");
+        let due = leases.renewals_due(1_080);
+        assert_eq!(due.len(), 1);
+        let (ahead, headroom) = &due[0];
+        assert!(ahead.ahead);
+        assert_eq!(
+            (ahead.now_ms, ahead.tokens),
+            (1_100, 100),
+            "the next bucket, per call"
+        );
+        assert_eq!(
+            *headroom,
+            Headroom {
+                requests: 10,
+                tokens: 1_000
+            }
+        );
+        assert!(leases.renewals_due(1_081).is_empty(), "asked once");
+        assert_eq!(leases.next_renewal(), None);
+
+        // The batch granted it: its own call and the headroom, from 1_100.
+        let next = Grant {
+            id: 43,
+            rate_bucket: 1_100,
+            from_ms: 1_100,
+            open_until: 1_200,
+            headroom: *headroom,
+            ..grant(0, 0)
+        };
+        let reserved = Reservation {
+            id: 43,
+            user_id: 7,
+            day: "2026-12-01".into(),
+            tokens: 100,
+            rate_bucket: 1_100,
+        };
+        let decided = Decided {
+            answers: vec![Ok(reserved)],
+            grants: vec![next],
+        };
+        assert!(leases.record_ahead(&[ahead.clone()], decided).is_empty());
+        assert_eq!(
+            leases.try_admit(&ask(1_090, 100)).unwrap().id,
+            42,
+            "the open one first"
+        );
+        assert_eq!(
+            leases.try_admit(&ask(1_100, 100)).unwrap().id,
+            43,
+            "then the next"
+        );
+        // The edge: the open lease closes, the one ahead takes its place.
+        let closed = leases.close_ended(1_100);
+        assert_eq!(
+            closed
+                .iter()
+                .map(|u| (u.id, u.requests))
+                .collect::<Vec<_>>(),
+            vec![(42, 3)]
+        );
+        assert_eq!(leases.next_end(), Some(1_200));
+        assert_eq!(leases.next_renewal(), Some(1_200 - RENEW_AHEAD_MS));
+        let left = leases.close_all();
+        assert_eq!(
+            (left[0].id, left[0].requests, left[0].tokens),
+            (43, 10, 1_000)
+        );
+    }
+
+    #[test]
+    fn no_lease_is_taken_ahead_for_a_quiet_user_or_kept_near_a_limit() {
+        let leases = Leases::default();
+        leases.record(vec![grant(4, 400)], &HashMap::from([(7, 1)]), 1_005);
+        assert!(leases.renewals_due(1_090).is_empty(), "one call: not busy");
+
+        let leases = Leases::default();
+        leases.record(vec![grant(4, 400)], &HashMap::from([(7, 5)]), 1_005);
+        let (ahead, _) = leases.renewals_due(1_090).remove(0);
+        // Near a limit the batch admits the ask but grants no headroom:
+        // the lone call's allowance goes back rather than sit in a lease.
+        let near_limit = Decided {
+            answers: vec![Ok(Reservation {
+                id: 44,
+                user_id: 7,
+                day: "2026-12-01".into(),
+                tokens: 100,
+                rate_bucket: 1_100,
+            })],
+            grants: vec![Grant {
+                id: 44,
+                rate_bucket: 1_100,
+                from_ms: 1_100,
+                open_until: 1_200,
+                ..grant(0, 0)
+            }],
+        };
+        let returned = leases.record_ahead(&[ahead], near_limit);
+        assert_eq!(
+            (returned[0].id, returned[0].requests, returned[0].tokens),
+            (44, 1, 100)
+        );
+        assert!(leases.try_admit(&ask(1_100, 1)).is_none());
     }
 
     #[test]

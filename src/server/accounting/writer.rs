@@ -188,6 +188,11 @@ impl LedgerWriter {
         self.leases.admitted()
     }
 
+    /// Leases taken ahead of a bucket's edge since start (`/metrics`).
+    pub fn leases_taken_ahead(&self) -> u64 {
+        self.leases.taken_ahead()
+    }
+
     /// When to close leases that ended with no call asking for more: a
     /// while after the first one ends (on the monotonic clock). A busy
     /// user's next call closes their lease sooner, in the batch that grants
@@ -195,6 +200,14 @@ impl LedgerWriter {
     fn first_lease_end(&self) -> Option<tokio::time::Instant> {
         let end = self.leases.next_end()?;
         let in_ms = (end - self.clock.now_ms()).clamp(0, 60_000) + LEASE_CLOSE_DELAY_MS;
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms as u64))
+    }
+
+    /// When to take the next bucket's lease for a busy user ahead of their
+    /// open lease's end (see `leases`).
+    fn first_renewal(&self) -> Option<tokio::time::Instant> {
+        let due = self.leases.next_renewal()?;
+        let in_ms = (due - self.clock.now_ms()).clamp(0, 60_000);
         Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms as u64))
     }
 
@@ -294,6 +307,15 @@ async fn run(
                 last_commit = Some(tokio::time::Instant::now());
                 unreturned = return_unused(&mut conn, unreturned).await;
                 settle_next(&mut conn, &mut finished).await;
+                continue;
+            }
+            () = sleep_until(writer.first_renewal()) => {
+                let now_ms = writer.clock.now_ms();
+                let kept_back = admit::take_ahead(&mut conn, &writer, now_ms, instance.tag()).await;
+                if !kept_back.is_empty() {
+                    unreturned.extend(kept_back);
+                    last_commit.get_or_insert_with(tokio::time::Instant::now);
+                }
                 continue;
             }
             () = sleep_until(writer.first_lease_end()) => {

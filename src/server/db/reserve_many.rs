@@ -32,6 +32,10 @@ pub struct Ask {
     /// Its worst case: estimated input and the `max_tokens` going upstream.
     pub tokens: i64,
     pub limits: Limits,
+    /// Not a call but a lease taken ahead, for the calls its user will make
+    /// in `now_ms`'s bucket (which has not begun): its row is a lease
+    /// whatever headroom it gets, so what no call takes comes back.
+    pub ahead: bool,
 }
 
 /// Allowance a batch may take for a user beyond what their asks need: a
@@ -129,6 +133,7 @@ pub async fn reserve_many(
         // One row per bucket the user's admitted asks fall in: a row
         // gives its calls back to one bucket.
         let mut per_bucket: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+        let mut ahead_buckets = BTreeSet::new();
         for ((&i, ask), decision) in indices.iter().zip(&group).zip(decided) {
             if let Err(refusal) = decision {
                 answers[i] = Some(Err(Declined {
@@ -139,6 +144,9 @@ pub async fn reserve_many(
                 continue;
             }
             let rate_bucket = rate_window::bucket_of(ask.now_ms);
+            if ask.ahead {
+                ahead_buckets.insert(rate_bucket);
+            }
             let (id, requests, tokens) = per_bucket
                 .entry(rate_bucket)
                 .or_insert_with(|| (reservations::new_id(), 0, 0));
@@ -157,7 +165,15 @@ pub async fn reserve_many(
             .zip(per_bucket.last_key_value().map(|(bucket, _)| *bucket));
         for (rate_bucket, (id, mut requests, mut tokens)) in per_bucket {
             let mut open_until = None;
-            if let Some((headroom, _)) = lease.filter(|(_, latest)| *latest == rate_bucket) {
+            let leased = lease
+                .filter(|(_, latest)| *latest == rate_bucket)
+                .map(|(headroom, _)| headroom)
+                .or_else(|| {
+                    ahead_buckets
+                        .contains(&rate_bucket)
+                        .then_some(Headroom::default())
+                });
+            if let Some(headroom) = leased {
                 requests += headroom.requests;
                 tokens = tokens.saturating_add(headroom.tokens);
                 window.add_calls(rate_bucket, headroom.requests);
@@ -493,6 +509,7 @@ mod tests {
             now_ms: 1_000_000,
             tokens,
             limits,
+            ahead: false,
         }
     }
 
