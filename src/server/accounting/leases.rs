@@ -382,6 +382,9 @@ mod tests {
     use super::*;
     use crate::server::db::usage::Limits;
 
+    /// The day of the tests' times (milliseconds after the epoch).
+    const DAY: &str = "1970-01-01";
+
     const LIMITS: Limits = Limits {
         requests_per_minute: Some(100),
         requests_per_day: None,
@@ -391,7 +394,7 @@ mod tests {
     fn ask(now_ms: i64, tokens: i64) -> Ask {
         Ask {
             user_id: 7,
-            day: "2026-12-01".into(),
+            day: DAY.into(),
             now_ms,
             tokens,
             limits: LIMITS,
@@ -403,7 +406,7 @@ mod tests {
         Grant {
             id: 42,
             user_id: 7,
-            day: "2026-12-01".into(),
+            day: DAY.into(),
             rate_bucket: 1_000,
             from_ms: 1_005,
             open_until: 1_100,
@@ -442,7 +445,7 @@ mod tests {
             vec![Unused {
                 id: 42,
                 user_id: 7,
-                day: "2026-12-01".into(),
+                day: DAY.into(),
                 rate_bucket: 1_000,
                 requests: 0,
                 tokens: 0,
@@ -518,7 +521,7 @@ mod tests {
         let reserved = Reservation {
             id: 43,
             user_id: 7,
-            day: "2026-12-01".into(),
+            day: DAY.into(),
             tokens: 100,
             rate_bucket: 1_100,
         };
@@ -570,7 +573,7 @@ mod tests {
             answers: vec![Ok(Reservation {
                 id: 44,
                 user_id: 7,
-                day: "2026-12-01".into(),
+                day: DAY.into(),
                 tokens: 100,
                 rate_bucket: 1_100,
             })],
