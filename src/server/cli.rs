@@ -71,21 +71,6 @@ pub async fn set_disabled(config: &Config, email: &str, disabled: bool) -> Resul
     let db = open_database(config).await?;
     let user = user_by_email(&db, email).await?;
     auth::set_user_disabled(&db, user.id, disabled).await?;
-    let action = if disabled {
-        AuditAction::UserDisabled
-    } else {
-        AuditAction::UserEnabled
-    };
-    audit::append(
-        &db,
-        action,
-        AuditEntry {
-            subject_user_id: Some(user.id),
-            detail: "cli",
-            ..Default::default()
-        },
-    )
-    .await?;
     println!(
         "{} {}",
         if disabled { "disabled" } else { "enabled" },

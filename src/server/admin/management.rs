@@ -23,7 +23,7 @@ async fn target(state: &AppState, user_id: i64) -> Result<UserRow, AppError> {
 }
 
 async fn audit_change(
-    state: &AppState,
+    db: impl db::Exec<'_>,
     action: AuditAction,
     admin: &UserRow,
     subject: i64,
@@ -36,7 +36,7 @@ async fn audit_change(
         detail,
         ip: Some(ip),
     };
-    Ok(audit::append(&state.db, action, entry).await?)
+    Ok(audit::append(db, action, entry).await?)
 }
 
 pub async fn set_plan(
@@ -50,17 +50,13 @@ pub async fn set_plan(
     let plan = db::plans::by_id(&state.db, plan_id)
         .await?
         .ok_or_else(|| AppError::Validation("That plan does not exist.".into()))?;
-    db::users::set_plan(&state.db, user.id, plan.id).await?;
+    let mut tx = state.db.begin().await?;
+    db::users::set_plan(&mut *tx, user.id, plan.id).await?;
+    let action = AuditAction::PlanChanged;
+    audit_change(&mut *tx, action, admin, user.id, &plan.name, ip).await?;
+    tx.commit().await?;
     state.principals.invalidate();
-    audit_change(
-        state,
-        AuditAction::PlanChanged,
-        admin,
-        user.id,
-        &plan.name,
-        ip,
-    )
-    .await
+    Ok(())
 }
 
 pub async fn set_role(
@@ -71,7 +67,8 @@ pub async fn set_role(
     ip: &str,
 ) -> Result<(), AppError> {
     let user = target(state, user_id).await?;
-    let changed = db::users::set_role_keeping_an_admin(&state.db, user.id, make_admin).await?;
+    let mut tx = state.db.begin().await?;
+    let changed = db::users::set_role_keeping_an_admin(&mut tx, user.id, make_admin).await?;
     if !changed {
         return Err(AppError::Validation(LAST_ADMIN.into()));
     }
@@ -79,11 +76,21 @@ pub async fn set_role(
     // existing sessions end (they sign in again), so no session id that
     // was issued, or seen, before the change carries the new role.
     if user.id != admin.id {
-        db::sessions::delete_all_for_user(&state.db, user.id, None).await?;
+        db::sessions::delete_all_for_user(&mut *tx, user.id, None).await?;
     }
-    state.principals.invalidate();
     let detail = if make_admin { "admin" } else { "user" };
-    audit_change(state, AuditAction::RoleChanged, admin, user.id, detail, ip).await
+    audit_change(
+        &mut *tx,
+        AuditAction::RoleChanged,
+        admin,
+        user.id,
+        detail,
+        ip,
+    )
+    .await?;
+    tx.commit().await?;
+    state.principals.invalidate();
+    Ok(())
 }
 
 /// Disabling ends the user's sessions and blocks their gateway tokens at once.
@@ -100,20 +107,25 @@ pub async fn set_disabled(
             "You cannot disable your own account.".into(),
         ));
     }
-    let changed = db::users::set_disabled_keeping_an_admin(&state.db, user.id, disabled).await?;
+    let mut tx = state.db.begin().await?;
+    let changed = db::users::set_disabled_keeping_an_admin(&mut tx, user.id, disabled).await?;
     if !changed {
         return Err(AppError::Validation(LAST_ADMIN.into()));
     }
     if disabled {
-        db::sessions::delete_all_for_user(&state.db, user.id, None).await?;
-        // Their chats and gateway streams stop now, not at their end.
-        state.cuts.cut_user(user.id);
+        db::sessions::delete_all_for_user(&mut *tx, user.id, None).await?;
     }
-    state.principals.invalidate();
     let action = if disabled {
         AuditAction::UserDisabled
     } else {
         AuditAction::UserEnabled
     };
-    audit_change(state, action, admin, user.id, "admin", ip).await
+    audit_change(&mut *tx, action, admin, user.id, "admin", ip).await?;
+    tx.commit().await?;
+    state.principals.invalidate();
+    if disabled {
+        // Their chats and gateway streams stop now, not at their end.
+        state.cuts.cut_user(user.id);
+    }
+    Ok(())
 }

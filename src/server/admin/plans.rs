@@ -145,7 +145,8 @@ pub async fn save(
             ));
         }
     }
-    let saved = db::plans::save(&state.db, &plan)
+    let mut tx = state.db.begin().await?;
+    let saved = db::plans::save(&mut *tx, &plan)
         .await
         .map_err(|err| match &err {
             sqlx::Error::Database(e) if e.is_unique_violation() => {
@@ -153,7 +154,6 @@ pub async fn save(
             }
             _ => AppError::from(err),
         })?;
-    state.principals.invalidate();
     let detail = format!(
         "{}: {}/min, {}/day, {} tokens/day, models {}, max_tokens {}, server tools {}, prompt caching {}",
         saved.name,
@@ -175,7 +175,9 @@ pub async fn save(
         detail: &detail,
         ip: Some(ip),
     };
-    audit::append(&state.db, AuditAction::PlanSaved, entry).await?;
+    audit::append(&mut *tx, AuditAction::PlanSaved, entry).await?;
+    tx.commit().await?;
+    state.principals.invalidate();
     Ok(view(saved, 0))
 }
 

@@ -218,12 +218,27 @@ pub async fn change_password(
     Ok(())
 }
 
-/// Disables or re-enables an account. Disabling ends every session at once.
+/// Disables or re-enables an account (an operator at the command line),
+/// with its audit row, in one transaction. Disabling ends every session
+/// at once.
 pub async fn set_user_disabled(db: &Db, user_id: i64, disabled: bool) -> Result<bool, AppError> {
-    let changed = users::set_disabled(db, user_id, disabled).await?;
+    let mut tx = db.begin().await?;
+    let changed = users::set_disabled(&mut *tx, user_id, disabled).await?;
     if changed && disabled {
-        db::sessions::delete_all_for_user(db, user_id, None).await?;
+        db::sessions::delete_all_for_user(&mut *tx, user_id, None).await?;
     }
+    let action = if disabled {
+        AuditAction::UserDisabled
+    } else {
+        AuditAction::UserEnabled
+    };
+    let entry = AuditEntry {
+        subject_user_id: Some(user_id),
+        detail: "cli",
+        ..Default::default()
+    };
+    audit::append(&mut *tx, action, entry).await?;
+    tx.commit().await?;
     Ok(changed)
 }
 

@@ -37,7 +37,7 @@ pub enum InsertError {
 }
 
 pub async fn insert(
-    db: &Db,
+    db: impl super::Exec<'_>,
     user_id: i64,
     name: &str,
     prefix: &str,
@@ -101,7 +101,7 @@ pub async fn find_live_by_hash(
 /// Revokes a live token. With `owner`, only if that user owns it (a user
 /// revoking their own); without, any token (admins). Returns the revoked row.
 pub async fn revoke(
-    db: &Db,
+    db: impl super::Exec<'_>,
     token_id: i64,
     owner: Option<i64>,
 ) -> Result<Option<TokenRow>, sqlx::Error> {
@@ -120,7 +120,7 @@ pub async fn revoke(
 
 /// Revokes a user's live token by name (the operator CLI).
 pub async fn revoke_by_name(
-    db: &Db,
+    db: impl super::Exec<'_>,
     user_id: i64,
     name: &str,
 ) -> Result<Option<TokenRow>, sqlx::Error> {

@@ -105,7 +105,7 @@ impl<'a> AuditEntry<'a> {
 }
 
 pub async fn append(
-    db: &Db,
+    db: impl super::Exec<'_>,
     action: AuditAction,
     entry: AuditEntry<'_>,
 ) -> Result<(), sqlx::Error> {

@@ -56,8 +56,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
 }
 
 /// Creates the free plan from the environment (or defaults) on a new
-/// database; on later starts, values set in the environment win.
+/// database; on later starts, values set in the environment win. One
+/// transaction: an instance never sees the plan half overridden.
 pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, sqlx::Error> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
@@ -69,7 +71,7 @@ pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, 
     .bind(env.models.clone().unwrap_or_else(|| DEFAULT_MODELS.to_owned()))
     .bind(env.max_tokens.map(i64::from).unwrap_or(DEFAULT_MAX_TOKENS))
     .bind(now_ms())
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
     let overrides: [(&str, Option<i64>); 4] = [
         (
@@ -85,7 +87,7 @@ pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, 
             sqlx::query(&format!("UPDATE plans SET {column} = $1 WHERE name = $2"))
                 .bind(value)
                 .bind(FREE)
-                .execute(db)
+                .execute(&mut *tx)
                 .await?;
         }
     }
@@ -93,13 +95,17 @@ pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, 
         sqlx::query("UPDATE plans SET models = $1 WHERE name = $2")
             .bind(models)
             .bind(FREE)
-            .execute(db)
+            .execute(&mut *tx)
             .await?;
     }
-    by_name(db, FREE).await?.ok_or(sqlx::Error::RowNotFound)
+    let plan = by_name(&mut *tx, FREE)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    tx.commit().await?;
+    Ok(plan)
 }
 
-pub async fn by_name(db: &Db, name: &str) -> Result<Option<Plan>, sqlx::Error> {
+pub async fn by_name(db: impl super::Exec<'_>, name: &str) -> Result<Option<Plan>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM plans WHERE name = $1");
     let row = sqlx::query(&sql).bind(name).fetch_optional(db).await?;
     row.as_ref().map(from_row).transpose()
@@ -138,7 +144,7 @@ pub async fn list_with_user_counts(db: &Db) -> Result<Vec<(Plan, i64)>, sqlx::Er
 }
 
 /// Creates (`plan.id == 0`) or updates a plan. Errors on a duplicate name.
-pub async fn save(db: &Db, plan: &Plan) -> Result<Plan, sqlx::Error> {
+pub async fn save(db: impl super::Exec<'_>, plan: &Plan) -> Result<Plan, sqlx::Error> {
     let models = plan.models.join(",");
     let row = if plan.id == 0 {
         let sql = format!(

@@ -114,7 +114,7 @@ impl SessionStore for DbSessionStore {
 
 /// Ends every session of `user_id`, optionally keeping one (the caller's own).
 pub async fn delete_all_for_user(
-    db: &Db,
+    db: impl super::Exec<'_>,
     user_id: i64,
     keep: Option<&Id>,
 ) -> Result<u64, sqlx::Error> {

@@ -50,13 +50,18 @@ pub async fn find(db: &Db, user_id: i64, provider: &str) -> Result<Option<Stored
 /// Stores a key, replacing the user's previous one for this provider (a new
 /// key starts healthy and unused). Returns true when a key was replaced.
 pub async fn upsert(
-    db: &Db,
+    conn: &mut sqlx::AnyConnection,
     user_id: i64,
     provider: &str,
     sealed: &SealedKey,
     last4: &str,
 ) -> Result<bool, sqlx::Error> {
-    let existed = find(db, user_id, provider).await?.is_some();
+    let existed: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM user_api_keys WHERE user_id = $1 AND provider = $2")
+            .bind(user_id)
+            .bind(provider)
+            .fetch_optional(&mut *conn)
+            .await?;
     sqlx::query(
         "INSERT INTO user_api_keys \
              (user_id, provider, ciphertext, nonce, master_key_id, last4, created_at, last_used_at, rejected_at) \
@@ -73,12 +78,16 @@ pub async fn upsert(
     .bind(&sealed.master_key_id)
     .bind(last4)
     .bind(now_ms())
-    .execute(db)
+    .execute(&mut *conn)
     .await?;
-    Ok(existed)
+    Ok(existed.is_some())
 }
 
-pub async fn delete(db: &Db, user_id: i64, provider: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete(
+    db: impl super::Exec<'_>,
+    user_id: i64,
+    provider: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM user_api_keys WHERE user_id = $1 AND provider = $2")
         .bind(user_id)
         .bind(provider)

@@ -148,13 +148,15 @@ async fn serialise_admin_changes(conn: &mut sqlx::AnyConnection) -> Result<(), s
     Ok(())
 }
 
-/// Runs `sql` (an UPDATE of user `id`) after the admin-changes lock;
-/// whether it changed the row.
-async fn update_keeping_an_admin(db: &Db, sql: &str, id: i64) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    serialise_admin_changes(&mut tx).await?;
+/// Runs `sql` (an UPDATE of user `id`) after the admin-changes lock, in
+/// the caller's transaction; whether it changed the row.
+async fn update_keeping_an_admin(
+    tx: &mut sqlx::AnyConnection,
+    sql: &str,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    serialise_admin_changes(tx).await?;
     let done = sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -186,7 +188,11 @@ pub async fn update_password_hash(db: &Db, id: i64, hash: &str) -> Result<(), sq
         .map(|_| ())
 }
 
-pub async fn set_disabled(db: &Db, id: i64, disabled: bool) -> Result<bool, sqlx::Error> {
+pub async fn set_disabled(
+    db: impl super::Exec<'_>,
+    id: i64,
+    disabled: bool,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
         .bind(i64::from(disabled))
         .bind(id)
@@ -202,7 +208,11 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
     rows.iter().map(from_row).collect()
 }
 
-pub async fn set_fallback_to_free(db: &Db, id: i64, on: bool) -> Result<(), sqlx::Error> {
+pub async fn set_fallback_to_free(
+    db: impl super::Exec<'_>,
+    id: i64,
+    on: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET fallback_to_free = $1 WHERE id = $2")
         .bind(i64::from(on))
         .bind(id)
@@ -211,7 +221,11 @@ pub async fn set_fallback_to_free(db: &Db, id: i64, on: bool) -> Result<(), sqlx
         .map(|_| ())
 }
 
-pub async fn set_own_key_caps(db: &Db, id: i64, caps: OwnKeyCaps) -> Result<(), sqlx::Error> {
+pub async fn set_own_key_caps(
+    db: impl super::Exec<'_>,
+    id: i64,
+    caps: OwnKeyCaps,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET own_key_tokens_per_day = $1, own_key_micro_usd_per_day = $2 WHERE id = $3",
     )
@@ -223,7 +237,7 @@ pub async fn set_own_key_caps(db: &Db, id: i64, caps: OwnKeyCaps) -> Result<(), 
     .map(|_| ())
 }
 
-pub async fn set_plan(db: &Db, id: i64, plan_id: i64) -> Result<(), sqlx::Error> {
+pub async fn set_plan(db: impl super::Exec<'_>, id: i64, plan_id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET plan_id = $1 WHERE id = $2")
         .bind(plan_id)
         .bind(id)
@@ -237,8 +251,13 @@ const ANOTHER_ADMIN: &str =
     "(SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id <> $1) > 0";
 
 /// Sets the role, unless that would leave no enabled admin. Returns false
-/// when refused. The check and the change are one statement.
-pub async fn set_role_keeping_an_admin(db: &Db, id: i64, admin: bool) -> Result<bool, sqlx::Error> {
+/// when refused. The check and the change are one statement; run it in a
+/// transaction (`tx`), which holds the admin-changes lock to its end.
+pub async fn set_role_keeping_an_admin(
+    tx: &mut sqlx::AnyConnection,
+    id: i64,
+    admin: bool,
+) -> Result<bool, sqlx::Error> {
     let sql = if admin {
         "UPDATE users SET role = 'admin' WHERE id = $1".to_owned()
     } else {
@@ -246,12 +265,13 @@ pub async fn set_role_keeping_an_admin(db: &Db, id: i64, admin: bool) -> Result<
             "UPDATE users SET role = 'user' WHERE id = $1 AND (role <> 'admin' OR {ANOTHER_ADMIN})"
         )
     };
-    update_keeping_an_admin(db, &sql, id).await
+    update_keeping_an_admin(tx, &sql, id).await
 }
 
-/// Disables or enables, unless that would leave no enabled admin.
+/// Disables or enables, unless that would leave no enabled admin (in a
+/// transaction, as above).
 pub async fn set_disabled_keeping_an_admin(
-    db: &Db,
+    tx: &mut sqlx::AnyConnection,
     id: i64,
     disabled: bool,
 ) -> Result<bool, sqlx::Error> {
@@ -262,5 +282,5 @@ pub async fn set_disabled_keeping_an_admin(
     } else {
         "UPDATE users SET disabled = 0 WHERE id = $1".to_owned()
     };
-    update_keeping_an_admin(db, &sql, id).await
+    update_keeping_an_admin(tx, &sql, id).await
 }

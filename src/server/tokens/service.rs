@@ -66,7 +66,8 @@ pub async fn create_token(
     }
     let (token, shown) = new_token();
     let hash = hex(&hash_token(&token));
-    let row = api_tokens::insert(db, user.id, name, &shown, &hash)
+    let mut tx = db.begin().await?;
+    let row = api_tokens::insert(&mut *tx, user.id, name, &shown, &hash)
         .await
         .map_err(|err| match err {
             InsertError::NameTaken => AppError::Validation(format!(
@@ -81,7 +82,8 @@ pub async fn create_token(
         detail: &detail,
         ip,
     };
-    audit::append(db, AuditAction::TokenIssued, entry).await?;
+    audit::append(&mut *tx, AuditAction::TokenIssued, entry).await?;
+    tx.commit().await?;
     tracing::info!(
         user_id = user.id,
         token_id = row.id,
@@ -103,16 +105,20 @@ pub async fn revoke_token(
     ip: &str,
 ) -> Result<(), AppError> {
     let owner = (!actor.is_admin()).then_some(actor.id);
-    let revoked = api_tokens::revoke(&state.db, token_id, owner)
+    let mut tx = state.db.begin().await?;
+    let revoked = api_tokens::revoke(&mut *tx, token_id, owner)
         .await?
         .ok_or(AppError::NotFound)?;
+    audit_revocation(&mut tx, Some(actor.id), &revoked, Some(ip)).await?;
+    tx.commit().await?;
     state.principals.invalidate();
-    audit_revocation(&state.db, Some(actor.id), &revoked, Some(ip)).await
+    Ok(())
 }
 
 /// The operator CLI: revokes `user`'s live token called `name`.
 pub async fn revoke_token_by_name(db: &Db, user: &UserRow, name: &str) -> Result<(), AppError> {
-    let revoked = api_tokens::revoke_by_name(db, user.id, name.trim())
+    let mut tx = db.begin().await?;
+    let revoked = api_tokens::revoke_by_name(&mut *tx, user.id, name.trim())
         .await?
         .ok_or_else(|| {
             AppError::Validation(format!(
@@ -120,12 +126,13 @@ pub async fn revoke_token_by_name(db: &Db, user: &UserRow, name: &str) -> Result
                 user.email
             ))
         })?;
+    audit_revocation(&mut tx, None, &revoked, None).await?;
     // Instances serving the gateway notice within their cache's lifetime.
-    audit_revocation(db, None, &revoked, None).await
+    Ok(tx.commit().await?)
 }
 
 async fn audit_revocation(
-    db: &Db,
+    tx: &mut sqlx::AnyConnection,
     actor: Option<i64>,
     revoked: &TokenRow,
     ip: Option<&str>,
@@ -137,7 +144,7 @@ async fn audit_revocation(
         detail: &detail,
         ip,
     };
-    audit::append(db, AuditAction::TokenRevoked, entry).await?;
+    audit::append(&mut *tx, AuditAction::TokenRevoked, entry).await?;
     tracing::info!(token_id = revoked.id, "personal token revoked");
     Ok(())
 }

@@ -39,12 +39,14 @@ pub async fn set_caps(
     caps: OwnKeyCaps,
     ip: &str,
 ) -> Result<OwnKeyCapsStatus, AppError> {
-    db::users::set_own_key_caps(&state.db, user.id, caps).await?;
-    // Gateway tokens carry the caps in their cached routing decision.
-    state.principals.invalidate();
+    let mut tx = state.db.begin().await?;
+    db::users::set_own_key_caps(&mut *tx, user.id, caps).await?;
     let detail = describe(caps);
     let entry = AuditEntry::own_account(user.id, ip).with_detail(&detail);
-    audit::append(&state.db, AuditAction::CapsChanged, entry).await?;
+    audit::append(&mut *tx, AuditAction::CapsChanged, entry).await?;
+    tx.commit().await?;
+    // Gateway tokens carry the caps in their cached routing decision.
+    state.principals.invalidate();
     let user = UserRow {
         own_key_caps: caps,
         ..user.clone()

@@ -68,26 +68,30 @@ pub async fn save_key(
 
     let sealed = cipher::seal(&state.keyring.current, owner(user.id), &key);
     let shown = mask(&last4(&key));
-    let replaced = user_keys::upsert(&state.db, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
-    state.principals.invalidate();
+    let mut tx = state.db.begin().await?;
+    let replaced = user_keys::upsert(&mut tx, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
     let action = if replaced {
         AuditAction::KeyReplaced
     } else {
         AuditAction::KeySaved
     };
-    audit::append(&state.db, action, audit_entry(&shown)).await?;
+    audit::append(&mut *tx, action, audit_entry(&shown)).await?;
+    tx.commit().await?;
+    state.principals.invalidate();
     tracing::info!(replaced, master_key_id = %sealed.master_key_id, "user key stored");
     key_status(state, user).await?.ok_or(AppError::Internal)
 }
 
 /// Deletes the user's key row (the ciphertext is gone, not just hidden).
 pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bool, AppError> {
-    let removed = user_keys::delete(&state.db, user.id, ANTHROPIC).await?;
-    state.principals.invalidate();
+    let mut tx = state.db.begin().await?;
+    let removed = user_keys::delete(&mut *tx, user.id, ANTHROPIC).await?;
     if removed {
         let entry = AuditEntry::own_account(user.id, ip);
-        audit::append(&state.db, AuditAction::KeyRemoved, entry).await?;
+        audit::append(&mut *tx, AuditAction::KeyRemoved, entry).await?;
     }
+    tx.commit().await?;
+    state.principals.invalidate();
     Ok(removed)
 }
 
@@ -129,10 +133,12 @@ pub async fn set_fallback(
     on: bool,
     ip: &str,
 ) -> Result<(), AppError> {
-    db::users::set_fallback_to_free(&state.db, user.id, on).await?;
-    state.principals.invalidate();
+    let mut tx = state.db.begin().await?;
+    db::users::set_fallback_to_free(&mut *tx, user.id, on).await?;
     let detail = if on { "on" } else { "off" };
     let entry = AuditEntry::own_account(user.id, ip).with_detail(detail);
-    audit::append(&state.db, AuditAction::FallbackChanged, entry).await?;
+    audit::append(&mut *tx, AuditAction::FallbackChanged, entry).await?;
+    tx.commit().await?;
+    state.principals.invalidate();
     Ok(())
 }
