@@ -46,6 +46,12 @@ impl PromptCaching {
         }
     }
 
+    /// The `anthropic-beta` an hour-long cache was introduced under; sent
+    /// with it (harmless where the feature no longer needs it).
+    pub fn beta(self) -> Option<&'static str> {
+        (self == PromptCaching::OneHour).then_some("extended-cache-ttl-2025-04-11")
+    }
+
     /// The `cache_control` a breakpoint carries; `None` when off.
     pub fn cache_control(self) -> Option<serde_json::Value> {
         match self {

@@ -104,7 +104,7 @@ async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
         now_ms,
         tokens: 10,
         limits,
-        ahead: false,
+        ahead: None,
     };
     // Three asks in one batch, a second either side of midnight: two fit
     // the minute, whatever their days.
@@ -154,7 +154,7 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
                 now_ms: now,
                 tokens: 10,
                 limits,
-                ahead: false,
+                ahead: None,
             })
             .collect()
     };

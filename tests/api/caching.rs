@@ -107,6 +107,7 @@ async fn a_five_turn_conversation_reads_its_earlier_turns_from_the_cache(db: Tes
         );
         let newest = messages.last().unwrap();
         assert_eq!(newest["content"][0]["cache_control"]["type"], "ephemeral");
+        assert!(newest["content"][0]["cache_control"].get("ttl").is_none());
     }
 
     assert_eq!(rows.len(), 5);
@@ -245,6 +246,10 @@ async fn an_hour_long_cache_is_asked_for_and_billed_at_twice_the_input_price(db:
             .unwrap()
             .clone();
         assert_eq!(newest["content"][0]["cache_control"]["ttl"], "1h");
+        assert_eq!(
+            request["anthropic_beta"], "extended-cache-ttl-2025-04-11",
+            "sent with the beta it was introduced under"
+        );
     }
     let (input, written, read, output, cost) = rows[0];
     assert!(written > 4_096 && read == 0, "{rows:?}");

@@ -112,6 +112,20 @@ fn minimum_cacheable(model: &str) -> u64 {
     }
 }
 
+/// A `cache_control.ttl` Anthropic would refuse (it knows `5m` and `1h`).
+pub fn unknown_ttl(body: &Value) -> Option<String> {
+    let system = body["system"].as_array().into_iter().flatten();
+    let messages = body["messages"].as_array().into_iter().flatten();
+    let contents = messages
+        .filter_map(|message| message["content"].as_array())
+        .flatten();
+    system
+        .chain(contents)
+        .filter_map(|block| block["cache_control"].get("ttl"))
+        .find(|ttl| !matches!(ttl.as_str(), Some("5m" | "1h")))
+        .map(Value::to_string)
+}
+
 /// How many `cache_control` breakpoints `body` carries.
 pub fn breakpoints(body: &Value) -> usize {
     blocks(body)
@@ -237,6 +251,16 @@ mod tests {
         );
         let second = turn(&[&long, "yyyy", "zzzz"]);
         assert_eq!(cache.split("k", &second, 5002).cache_read, 5000);
+    }
+
+    #[test]
+    fn a_ttl_other_than_five_minutes_or_an_hour_is_named() {
+        let mut body = turn(&["hello"]);
+        assert_eq!(unknown_ttl(&body), None);
+        body["messages"][0]["content"][0]["cache_control"]["ttl"] = json!("1h");
+        assert_eq!(unknown_ttl(&body), None);
+        body["messages"][0]["content"][0]["cache_control"]["ttl"] = json!("2h");
+        assert_eq!(unknown_ttl(&body).as_deref(), Some("\"2h\""));
     }
 
     #[test]

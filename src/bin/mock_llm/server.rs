@@ -346,6 +346,13 @@ async fn messages(
     if !body["messages"].is_array() {
         return error(400, "invalid_request_error", "messages: field required");
     }
+    if let Some(ttl) = crate::cache::unknown_ttl(&body) {
+        return error(
+            400,
+            "invalid_request_error",
+            &format!("cache_control.ttl: Input should be '5m' or '1h', not {ttl}"),
+        );
+    }
     if crate::cache::breakpoints(&body) > crate::cache::MAX_BREAKPOINTS {
         return error(
             400,

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::sync::oneshot;
 
 use super::{
+    leases::Leases,
     settle::within,
     slots::LedgerSlot,
     writer::{LedgerWriter, WriterConnection},
@@ -197,8 +198,10 @@ pub(super) async fn take_ahead(
     match try_reserve(conn, &asks, &headroom, &[], tag).await {
         Ok(decided) => leases.record_ahead(&asks, decided),
         Err(err) => {
+            // The batch may have committed before its answer was lost:
+            // give back whatever of it the database holds.
             tracing::warn!(error = %err, users = asks.len(), "could not take leases ahead");
-            Vec::new()
+            Leases::ahead_in_full(&asks, &headroom)
         }
     }
 }

@@ -40,7 +40,7 @@ use crate::server::{
     clock::utc_day,
     db::{
         leases::Unused,
-        rate_window,
+        rate_window, reservations,
         reserve_many::{Ask, Decided, Grant, Headroom},
         usage::Reservation,
     },
@@ -281,16 +281,15 @@ impl Leases {
                 now_ms: next_bucket,
                 tokens: lease.tokens_per_call,
                 limits: grant.limits,
-                ahead: true,
+                ahead: Some(reservations::new_id()),
             };
             due.push((ask, headroom));
         }
         due
     }
 
-    /// Records the leases a batch took ahead for `asks` (`renewals_due`'s).
-    /// One that got no headroom (its user is near a limit, where each call
-    /// is decided alone) is not kept: what it holds is returned.
+    /// Records the leases a batch took ahead for `asks` (`renewals_due`'s);
+    /// returns what it took but this book cannot keep, to give back.
     pub fn record_ahead(&self, asks: &[Ask], decided: Decided) -> Vec<Unused> {
         let mut book = self.book();
         let mut grants: HashMap<i64, Grant> = decided
@@ -307,7 +306,7 @@ impl Leases {
             let requests = grant.headroom.requests + 1;
             let tokens = grant.headroom.tokens.saturating_add(ask.tokens);
             let lease = Lease::new(grant, requests, tokens, ask.tokens);
-            if lease.grant.headroom.requests == 0 || book.ahead.contains_key(&ask.user_id) {
+            if book.ahead.contains_key(&ask.user_id) {
                 returned.push(lease.unused());
             } else {
                 book.ahead.insert(ask.user_id, lease);
@@ -332,6 +331,26 @@ impl Leases {
         }
         book.demand
             .retain(|_, demand| now_ms - demand.since_ms < 2 * DEMAND_WINDOW_MS);
+    }
+
+    /// Everything `asks` (`renewals_due`'s) would have taken, had their
+    /// batch committed: for a batch whose answer was lost, to give back.
+    /// Rows that were never written give nothing back.
+    pub fn ahead_in_full(asks: &[Ask], headroom: &HashMap<i64, Headroom>) -> Vec<Unused> {
+        asks.iter()
+            .filter_map(|ask| {
+                let id = ask.ahead?;
+                let spare = headroom.get(&ask.user_id).copied().unwrap_or_default();
+                Some(Unused {
+                    id,
+                    user_id: ask.user_id,
+                    day: ask.day.clone(),
+                    rate_bucket: rate_window::bucket_of(ask.now_ms),
+                    requests: spare.requests + 1,
+                    tokens: spare.tokens.saturating_add(ask.tokens),
+                })
+            })
+            .collect()
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -398,7 +417,7 @@ mod tests {
             now_ms,
             tokens,
             limits: LIMITS,
-            ahead: false,
+            ahead: None,
         }
     }
 
@@ -493,7 +512,7 @@ mod tests {
         let due = leases.renewals_due(1_080);
         assert_eq!(due.len(), 1);
         let (ahead, headroom) = &due[0];
-        assert!(ahead.ahead);
+        let row = ahead.ahead.expect("a lease ahead names its row");
         assert_eq!(
             (ahead.now_ms, ahead.tokens),
             (1_100, 100),
@@ -511,7 +530,7 @@ mod tests {
 
         // The batch granted it: its own call and the headroom, from 1_100.
         let next = Grant {
-            id: 43,
+            id: row,
             rate_bucket: 1_100,
             from_ms: 1_100,
             open_until: 1_200,
@@ -519,7 +538,7 @@ mod tests {
             ..grant(0, 0)
         };
         let reserved = Reservation {
-            id: 43,
+            id: row,
             user_id: 7,
             day: DAY.into(),
             tokens: 100,
@@ -537,7 +556,7 @@ mod tests {
         );
         assert_eq!(
             leases.try_admit(&ask(1_100, 100)).unwrap().id,
-            43,
+            row,
             "then the next"
         );
         // The edge: the open lease closes, the one ahead takes its place.
@@ -554,43 +573,42 @@ mod tests {
         let left = leases.close_all();
         assert_eq!(
             (left[0].id, left[0].requests, left[0].tokens),
-            (43, 10, 1_000)
+            (row, 10, 1_000)
         );
     }
 
     #[test]
-    fn no_lease_is_taken_ahead_for_a_quiet_user_or_kept_near_a_limit() {
+    fn no_lease_is_taken_ahead_for_a_quiet_user_and_a_lost_answer_gives_all_back() {
         let leases = Leases::default();
         leases.record(vec![grant(4, 400)], &HashMap::from([(7, 1)]), 1_005);
         assert!(leases.renewals_due(1_090).is_empty(), "one call: not busy");
 
         let leases = Leases::default();
         leases.record(vec![grant(4, 400)], &HashMap::from([(7, 5)]), 1_005);
-        let (ahead, _) = leases.renewals_due(1_090).remove(0);
-        // Near a limit the batch admits the ask but grants no headroom:
-        // the lone call's allowance goes back rather than sit in a lease.
-        let near_limit = Decided {
-            answers: vec![Ok(Reservation {
-                id: 44,
+        let (ahead, headroom) = leases.renewals_due(1_090).remove(0);
+        // Declined (near a limit): nothing is kept, nothing to give back.
+        let declined = Decided {
+            answers: vec![Err(crate::server::db::reserve_many::Declined {
+                refusal: crate::server::db::usage::Refusal::RequestsPerDay { limit: 10 },
+                others_open_until: None,
+            })],
+            grants: Vec::new(),
+        };
+        assert!(leases.record_ahead(&[ahead.clone()], declined).is_empty());
+        assert!(leases.try_admit(&ask(1_100, 1)).is_none());
+        // A batch whose answer was lost may have taken all of it.
+        let back = Leases::ahead_in_full(&[ahead.clone()], &HashMap::from([(7, headroom)]));
+        assert_eq!(
+            back,
+            vec![Unused {
+                id: ahead.ahead.unwrap(),
                 user_id: 7,
                 day: DAY.into(),
-                tokens: 100,
                 rate_bucket: 1_100,
-            })],
-            grants: vec![Grant {
-                id: 44,
-                rate_bucket: 1_100,
-                from_ms: 1_100,
-                open_until: 1_200,
-                ..grant(0, 0)
-            }],
-        };
-        let returned = leases.record_ahead(&[ahead], near_limit);
-        assert_eq!(
-            (returned[0].id, returned[0].requests, returned[0].tokens),
-            (44, 1, 100)
+                requests: headroom.requests + 1,
+                tokens: headroom.tokens + 100,
+            }]
         );
-        assert!(leases.try_admit(&ask(1_100, 1)).is_none());
     }
 
     #[test]

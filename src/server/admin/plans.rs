@@ -27,7 +27,8 @@ pub struct PlanForm {
     pub max_tokens: String,
     /// The checkbox: present (any value) when ticked.
     pub allows_server_tools: bool,
-    /// `5m`, `1h` or `off`; empty keeps the default (five minutes).
+    /// `5m`, `1h` or `off`; empty keeps what the plan has (five minutes
+    /// for a new one).
     pub prompt_caching: String,
 }
 
@@ -134,11 +135,14 @@ pub async fn save(
     form: &PlanForm,
     ip: &str,
 ) -> Result<PlanView, AppError> {
-    let plan = validate(form)?;
+    let mut plan = validate(form)?;
     if let Some(id) = form.id {
         let existing = db::plans::by_id(&state.db, id)
             .await?
             .ok_or(AppError::NotFound)?;
+        if form.prompt_caching.trim().is_empty() {
+            plan.prompt_caching = existing.prompt_caching;
+        }
         if existing.name == FREE && plan.name != FREE {
             return Err(AppError::Validation(
                 "The free plan keeps its name: new accounts start on it.".into(),

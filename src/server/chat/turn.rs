@@ -243,6 +243,7 @@ pub async fn start_turn(
         call,
         model: request.model,
         assistant_id,
+        beta: caching.beta().map(http::HeaderValue::from_static),
     };
     state
         .tasks
@@ -363,6 +364,8 @@ struct UpstreamCall {
     call: Call,
     model: String,
     assistant_id: i64,
+    /// The `anthropic-beta` the turn's features need, if any.
+    beta: Option<http::HeaderValue>,
 }
 
 impl UpstreamCall {
@@ -371,7 +374,7 @@ impl UpstreamCall {
         let mut thinking = String::new();
         let forwarded = ForwardedHeaders {
             version: http::HeaderValue::from_static(API_VERSION),
-            beta: None,
+            beta: self.beta.take(),
         };
         let cut = self.call.cut();
         let mut rest = None;
@@ -416,6 +419,7 @@ impl UpstreamCall {
             call,
             model,
             assistant_id,
+            beta: _,
         } = self;
         let own_key = call.routed().source == KeySource::User;
         let source = call.routed().source.as_str();

@@ -33,9 +33,11 @@ pub struct Ask {
     pub tokens: i64,
     pub limits: Limits,
     /// Not a call but a lease taken ahead, for the calls its user will make
-    /// in `now_ms`'s bucket (which has not begun): its row is a lease
-    /// whatever headroom it gets, so what no call takes comes back.
-    pub ahead: bool,
+    /// in `now_ms`'s bucket (which has not begun), with the id its row is
+    /// to have (chosen before the batch, so a batch whose answer was lost
+    /// can still be given back). It is taken whole, with its headroom, or
+    /// not at all: near a limit each call is decided alone, when made.
+    pub ahead: Option<i64>,
 }
 
 /// Allowance a batch may take for a user beyond what their asks need: a
@@ -124,6 +126,12 @@ pub async fn reserve_many(
         // Admitted calls join their user's window, across the user's days.
         let window = windows.entry(*user_id).or_default();
         let granted = fits.get(&(*user_id, (*day).to_owned())).copied();
+        if group.iter().any(|ask| ask.ahead.is_some()) && granted.is_none() {
+            for &i in indices {
+                answers[i] = Some(Err(not_taken_ahead(&asks[i])));
+            }
+            continue;
+        }
         let decided = if granted.is_some() {
             group.iter().for_each(|ask| window.add(ask.now_ms));
             vec![Ok(()); group.len()]
@@ -144,12 +152,12 @@ pub async fn reserve_many(
                 continue;
             }
             let rate_bucket = rate_window::bucket_of(ask.now_ms);
-            if ask.ahead {
+            if ask.ahead.is_some() {
                 ahead_buckets.insert(rate_bucket);
             }
             let (id, requests, tokens) = per_bucket
                 .entry(rate_bucket)
-                .or_insert_with(|| (reservations::new_id(), 0, 0));
+                .or_insert_with(|| (ask.ahead.unwrap_or_else(reservations::new_id), 0, 0));
             *requests += 1;
             *tokens = tokens.saturating_add(ask.tokens);
             answers[i] = Some(Ok(Reservation {
@@ -247,6 +255,18 @@ pub async fn reserve_many(
     })
 }
 
+/// The answer to a lease ahead that does not come whole: nothing taken.
+/// No caller hears it (`take_ahead` keeps only what was taken); the limit
+/// named is the day's, the one a lease ahead cannot outlast.
+fn not_taken_ahead(ask: &Ask) -> Declined {
+    Declined {
+        refusal: Refusal::RequestsPerDay {
+            limit: ask.limits.requests_per_day.unwrap_or(0),
+        },
+        others_open_until: None,
+    }
+}
+
 /// Makes sure each (user, day) has its row, a statement for many.
 async fn insert_days(
     conn: &mut sqlx::AnyConnection,
@@ -342,6 +362,7 @@ async fn add_where_all_fit(
             group.iter().filter_map(|ask| limit(&ask.limits)).min()
         };
         let mut spare = headroom.get(user_id).copied().unwrap_or_default();
+        let ahead = group.iter().any(|ask| ask.ahead.is_some());
         let latest = group.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
         let in_window = windows.get(user_id).map_or(0, |w| w.count_at(latest).0);
         if let Some(limit) = strictest(|l| l.requests_per_minute) {
@@ -351,6 +372,10 @@ async fn add_where_all_fit(
             if in_window + calls + 2 * spare.requests > limit {
                 spare = Headroom::default();
             }
+        }
+        if ahead && spare.requests == 0 {
+            // A lease ahead comes with its headroom or not at all.
+            continue;
         }
         let tokens = group
             .iter()
@@ -509,7 +534,7 @@ mod tests {
             now_ms: 1_000_000,
             tokens,
             limits,
-            ahead: false,
+            ahead: None,
         }
     }
 

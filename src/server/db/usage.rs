@@ -68,7 +68,7 @@ pub async fn reserve(
         now_ms,
         tokens,
         limits,
-        ahead: false,
+        ahead: None,
     };
     let mut conn = db.acquire().await?;
     let decided = reserve_many(&mut conn, &[ask], &Default::default(), &[], tag).await?;

@@ -49,19 +49,15 @@ pub async fn find(db: &Db, user_id: i64, provider: &str) -> Result<Option<Stored
 
 /// Stores a key, replacing the user's previous one for this provider (a new
 /// key starts healthy and unused). Returns true when a key was replaced.
+/// Stores the user's key for `provider`, replacing the one they had. A
+/// lone write, so a transaction it opens takes SQLite's write lock first.
 pub async fn upsert(
-    conn: &mut sqlx::AnyConnection,
+    db: impl super::Exec<'_>,
     user_id: i64,
     provider: &str,
     sealed: &SealedKey,
     last4: &str,
-) -> Result<bool, sqlx::Error> {
-    let existed: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM user_api_keys WHERE user_id = $1 AND provider = $2")
-            .bind(user_id)
-            .bind(provider)
-            .fetch_optional(&mut *conn)
-            .await?;
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO user_api_keys \
              (user_id, provider, ciphertext, nonce, master_key_id, last4, created_at, last_used_at, rejected_at) \
@@ -78,9 +74,9 @@ pub async fn upsert(
     .bind(&sealed.master_key_id)
     .bind(last4)
     .bind(now_ms())
-    .execute(&mut *conn)
+    .execute(db)
     .await?;
-    Ok(existed.is_some())
+    Ok(())
 }
 
 pub async fn delete(

@@ -151,12 +151,12 @@ async fn serialise_admin_changes(conn: &mut sqlx::AnyConnection) -> Result<(), s
 /// Runs `sql` (an UPDATE of user `id`) after the admin-changes lock, in
 /// the caller's transaction; whether it changed the row.
 async fn update_keeping_an_admin(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     sql: &str,
     id: i64,
 ) -> Result<bool, sqlx::Error> {
     serialise_admin_changes(tx).await?;
-    let done = sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    let done = sqlx::query(sql).bind(id).execute(&mut **tx).await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -254,7 +254,7 @@ const ANOTHER_ADMIN: &str =
 /// when refused. The check and the change are one statement; run it in a
 /// transaction (`tx`), which holds the admin-changes lock to its end.
 pub async fn set_role_keeping_an_admin(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
     admin: bool,
 ) -> Result<bool, sqlx::Error> {
@@ -271,7 +271,7 @@ pub async fn set_role_keeping_an_admin(
 /// Disables or enables, unless that would leave no enabled admin (in a
 /// transaction, as above).
 pub async fn set_disabled_keeping_an_admin(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
     disabled: bool,
 ) -> Result<bool, sqlx::Error> {

@@ -97,7 +97,7 @@ pub fn platform_ask(state: &AppState, user_id: i64, plan: &Plan, worst: WorstCas
             requests_per_day: plan.requests_per_day,
             tokens_per_day: plan.tokens_per_day,
         },
-        ahead: false,
+        ahead: None,
     }
 }
 

@@ -68,8 +68,14 @@ pub async fn save_key(
 
     let sealed = cipher::seal(&state.keyring.current, owner(user.id), &key);
     let shown = mask(&last4(&key));
+    // Read before the transaction: in SQLite a transaction that reads first
+    // cannot wait for the write lock (another writer's commit in between
+    // fails it at once).
+    let replaced = user_keys::find(&state.db, user.id, ANTHROPIC)
+        .await?
+        .is_some();
     let mut tx = state.db.begin().await?;
-    let replaced = user_keys::upsert(&mut tx, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
+    user_keys::upsert(&mut *tx, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
     let action = if replaced {
         AuditAction::KeyReplaced
     } else {
