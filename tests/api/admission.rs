@@ -244,12 +244,7 @@ async fn a_busy_users_burst_is_admitted_from_leases_and_the_books_balance(db: Te
     let books = balanced_books(&app.db).await;
     assert_eq!(books.requests, 160, "{books:?}");
     let text = app.get("/metrics").await.text().await.unwrap();
-    let from_leases: u64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("keyward_platform_calls_admitted_from_leases_total "))
-        .expect("the metric is listed")
-        .parse()
-        .unwrap();
+    let from_leases = metric(&text, "keyward_platform_calls_admitted_from_leases_total");
     assert!(from_leases > 0, "no call was admitted from a lease: {text}");
 }
 

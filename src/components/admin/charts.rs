@@ -38,6 +38,15 @@ impl DayMetric {
     }
 }
 
+/// A day's `MM-DD` under its bar, centred on `x`.
+fn day_label(day: &str, x: f64) -> impl IntoView {
+    view! {
+        <text x=format!("{x:.1}") y=format!("{:.1}", HEIGHT - 6.0) class="axis" text-anchor="middle">
+            {day[5..].to_owned()}
+        </text>
+    }
+}
+
 /// Bars per day, stacked: platform key below, users' keys on top.
 #[component]
 pub fn StackedDays(title: &'static str, days: Vec<DayPoint>, metric: DayMetric) -> impl IntoView {
@@ -68,13 +77,7 @@ pub fn StackedDays(title: &'static str, days: Vec<DayPoint>, metric: DayMetric) 
                 metric.label(platform),
                 metric.label(user)
             );
-            let label = (i % label_every == 0).then(|| {
-                view! {
-                    <text x=format!("{:.1}", x + bar / 2.0) y=format!("{:.1}", HEIGHT - 6.0) class="axis" text-anchor="middle">
-                        {day.day[5..].to_owned()}
-                    </text>
-                }
-            });
+            let label = (i % label_every == 0).then(|| day_label(&day.day, x + bar / 2.0));
             view! {
                 <g>
                     <title>{tip}</title>
@@ -139,13 +142,7 @@ pub fn SavedDays(days: Vec<DayPoint>) -> impl IntoView {
             // Above and below the line there is `zero` of room either way.
             let height = saved.unsigned_abs() as f64 / most * zero;
             let top = if saved < 0 { zero } else { zero - height };
-            let label = (i % label_every == 0).then(|| {
-                view! {
-                    <text x=format!("{:.1}", x + bar / 2.0) y=format!("{:.1}", HEIGHT - 6.0) class="axis" text-anchor="middle">
-                        {day.day[5..].to_owned()}
-                    </text>
-                }
-            });
+            let label = (i % label_every == 0).then(|| day_label(&day.day, x + bar / 2.0));
             view! {
                 <g data-day=day.day.clone() data-saved-usd=format!("{:.6}", saved as f64 / 1e6)>
                     <title>{format!("{}: saved {}", day.day, usd(saved))}</title>
