@@ -39,10 +39,13 @@ pub struct Split {
     pub cache_read: u64,
 }
 
+/// A cached prefix, by (API key, prefix hash): when it expires, and the
+/// lifetime a read starts again.
+type Entry = (Instant, Duration);
+
 #[derive(Clone, Default)]
 pub struct PromptCache {
-    /// (key, prefix hash) → (expiry, lifetime).
-    entries: Arc<Mutex<HashMap<(String, u64), (Instant, Duration)>>>,
+    entries: Arc<Mutex<HashMap<(String, u64), Entry>>>,
 }
 
 impl PromptCache {

@@ -29,7 +29,7 @@
 //! the sweep like any reservation.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{hash_map::Entry, BTreeSet, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Mutex,
@@ -306,11 +306,12 @@ impl Leases {
             let requests = grant.headroom.requests + 1;
             let tokens = grant.headroom.tokens.saturating_add(ask.tokens);
             let lease = Lease::new(grant, requests, tokens, ask.tokens);
-            if book.ahead.contains_key(&ask.user_id) {
-                returned.push(lease.unused());
-            } else {
-                book.ahead.insert(ask.user_id, lease);
-                self.taken_ahead.fetch_add(1, Ordering::Relaxed);
+            match book.ahead.entry(ask.user_id) {
+                Entry::Occupied(_) => returned.push(lease.unused()),
+                Entry::Vacant(slot) => {
+                    slot.insert(lease);
+                    self.taken_ahead.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         returned
@@ -548,7 +549,9 @@ mod tests {
             answers: vec![Ok(reserved)],
             grants: vec![next],
         };
-        assert!(leases.record_ahead(&[ahead.clone()], decided).is_empty());
+        assert!(leases
+            .record_ahead(std::slice::from_ref(ahead), decided)
+            .is_empty());
         assert_eq!(
             leases.try_admit(&ask(1_090, 100)).unwrap().id,
             42,
@@ -594,10 +597,15 @@ mod tests {
             })],
             grants: Vec::new(),
         };
-        assert!(leases.record_ahead(&[ahead.clone()], declined).is_empty());
+        assert!(leases
+            .record_ahead(std::slice::from_ref(&ahead), declined)
+            .is_empty());
         assert!(leases.try_admit(&ask(1_100, 1)).is_none());
         // A batch whose answer was lost may have taken all of it.
-        let back = Leases::ahead_in_full(&[ahead.clone()], &HashMap::from([(7, headroom)]));
+        let back = Leases::ahead_in_full(
+            std::slice::from_ref(&ahead),
+            &HashMap::from([(7, headroom)]),
+        );
         assert_eq!(
             back,
             vec![Unused {
