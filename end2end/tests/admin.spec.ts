@@ -3,6 +3,8 @@ import { ADMIN } from '../playwright.config';
 import { gotoHydrated, logIn, signUp, uniqueEmail } from './helpers';
 
 test('an admin sees the dashboard, moves a user to a new plan, and the user gets its limits', async ({ browser }) => {
+  // Two browser contexts, each loading the debug wasm afresh, and a dozen pages.
+  test.setTimeout(120_000);
   // A user chats once, so the dashboard has something to show.
   const userContext = await browser.newContext();
   const user = await userContext.newPage();

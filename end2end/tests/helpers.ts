@@ -10,7 +10,9 @@ export function uniqueEmail(prefix: string): string {
 /** Opens `path` and waits until hydration has finished (the app sets this flag). */
 export async function gotoHydrated(page: Page, path: string): Promise<void> {
   await page.goto(path);
-  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  // A new browser context downloads and compiles the debug wasm (14 MB)
+  // afresh: on a busy 2-core VM that alone can pass the default 10 s.
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true', { timeout: 30_000 });
 }
 
 export async function signUp(page: Page, email: string, password = PASSWORD): Promise<void> {
