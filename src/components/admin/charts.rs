@@ -108,12 +108,12 @@ pub fn StackedDays(title: &'static str, days: Vec<DayPoint>, metric: DayMetric) 
 /// below the line.
 #[component]
 pub fn SavedDays(days: Vec<DayPoint>) -> impl IntoView {
-    let most = days
+    let most_saved = days
         .iter()
         .map(|d| d.saved_by_caching.unsigned_abs())
         .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+        .unwrap_or(0);
+    let most = most_saved.max(1) as f64;
     let below = days.iter().any(|d| d.saved_by_caching < 0);
     let plot_height = HEIGHT - BOTTOM;
     // The zero line: at the bottom, or in the middle when a day is negative.
@@ -157,7 +157,7 @@ pub fn SavedDays(days: Vec<DayPoint>) -> impl IntoView {
             <figcaption>"Saved by caching per day"</figcaption>
             <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label="Saved by caching per day" preserveAspectRatio="none">
                 <line class="grid" x1=LEFT y1=format!("{zero:.1}") x2=WIDTH y2=format!("{zero:.1}") />
-                <text x=LEFT - 6.0 y="12" class="axis" text-anchor="end">{usd(most as i64)}</text>
+                <text x=LEFT - 6.0 y="12" class="axis" text-anchor="end">{usd(most_saved as i64)}</text>
                 <text x=LEFT - 6.0 y=format!("{zero:.1}") class="axis" text-anchor="end">"0"</text>
                 {bars}
             </svg>
