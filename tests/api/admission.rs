@@ -98,14 +98,7 @@ async fn a_batch_across_midnight_keeps_one_minute_window_per_user(db: TestDb) {
         requests_per_day: None,
         tokens_per_day: None,
     };
-    let ask = |day: &str, now_ms: i64| Ask {
-        user_id,
-        day: day.to_owned(),
-        now_ms,
-        tokens: 10,
-        limits,
-        ahead: None,
-    };
+    let ask = |day: &str, now_ms: i64| Ask::new(user_id, day.to_owned(), now_ms, 10, limits);
     // Three asks in one batch, a second either side of midnight: two fit
     // the minute, whatever their days.
     let asks = [
@@ -148,14 +141,7 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
     let now = app.clock.now_ms();
     let asks = |calls: usize| -> Vec<Ask> {
         (0..calls)
-            .map(|_| Ask {
-                user_id,
-                day: "2026-12-01".into(),
-                now_ms: now,
-                tokens: 10,
-                limits,
-                ahead: None,
-            })
+            .map(|_| Ask::new(user_id, "2026-12-01".into(), now, 10, limits))
             .collect()
     };
     let dead = Tag {
@@ -219,6 +205,83 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
         .await
         .unwrap();
     assert_eq!(counted, 50);
+}
+
+/// A batch that committed though its answer was lost (the connection
+/// dropped as it did): no caller heard of its rows, so the writer takes
+/// them back whole once the database answers, lease included; rows of
+/// calls that were admitted stay, and taking back twice changes nothing.
+async fn a_batch_whose_answer_was_lost_is_taken_back_whole(db: TestDb) {
+    use std::collections::HashMap;
+
+    use keyward::server::db::{
+        leases::{give_back_now, Owed},
+        reservations::Tag,
+        reserve_many::{reserve_many, rows_of, Ask, Headroom},
+        usage::Limits,
+    };
+    let (app, user_id) = app_with_one_user(db).await;
+    let limits = Limits {
+        requests_per_minute: Some(1_000),
+        requests_per_day: Some(100),
+        tokens_per_day: None,
+    };
+    let now = app.clock.now_ms();
+    let day = keyward::server::clock::utc_day(now);
+    let asks = |calls: usize| -> Vec<Ask> {
+        (0..calls)
+            .map(|_| Ask::new(user_id, day.clone(), now, 10, limits))
+            .collect()
+    };
+    let tag = Tag {
+        instance: "here",
+        expires_at: now + 60_000,
+    };
+    let counted = || async {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT (SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) FROM usage_daily), \
+                    (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM rate_buckets), \
+                    (SELECT COUNT(*) FROM reservations)",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    let mut conn = app.db.acquire().await.unwrap();
+    let answered = asks(2);
+    reserve_many(&mut conn, &answered, &HashMap::new(), &[], tag)
+        .await
+        .unwrap();
+    assert_eq!(counted().await, (2, 2, 1), "two calls admitted, one row");
+
+    let lost = asks(3);
+    let headroom = HashMap::from([(
+        user_id,
+        Headroom {
+            requests: 5,
+            tokens: 50,
+        },
+    )]);
+    let decided = reserve_many(&mut conn, &lost, &headroom, &[], tag)
+        .await
+        .unwrap();
+    assert_eq!(decided.grants.len(), 1, "a lease came with it");
+    assert_eq!(counted().await, (10, 10, 2));
+
+    let owed = Owed {
+        leases: Vec::new(),
+        unanswered: rows_of(&lost),
+    };
+    give_back_now(&mut conn, &owed).await.unwrap();
+    assert_eq!(counted().await, (2, 2, 1), "the lost batch, lease and all");
+    give_back_now(&mut conn, &owed).await.unwrap();
+    assert_eq!(counted().await, (2, 2, 1), "taken back once");
+    let never_written = Owed {
+        leases: Vec::new(),
+        unanswered: rows_of(&asks(4)),
+    };
+    give_back_now(&mut conn, &never_written).await.unwrap();
+    assert_eq!(counted().await, (2, 2, 1), "a batch that never committed");
 }
 
 /// One busy user's burst on the gateway: calls after the first batches
@@ -300,6 +363,7 @@ async fn leases_taken_ahead_stop_exactly_at_the_limit(db: TestDb) {
 
 db_tests!(
     a_lease_left_by_a_dead_instance_comes_back_after_its_expiry,
+    a_batch_whose_answer_was_lost_is_taken_back_whole,
     a_busy_users_burst_is_admitted_from_leases_and_the_books_balance,
     leases_taken_ahead_stop_exactly_at_the_limit,
     two_instances_sharing_a_limit_of_fifty_admit_exactly_fifty_of_two_hundred,

@@ -7,16 +7,15 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::sync::oneshot;
 
 use super::{
-    leases::Leases,
     settle::within,
     slots::LedgerSlot,
     writer::{LedgerWriter, WriterConnection},
 };
 use crate::server::{
     db::{
-        leases::Unused,
+        leases::{Owed, Unused},
         reservations::Tag,
-        reserve_many::{reserve_many, Ask, Decided, Declined, Headroom},
+        reserve_many::{reserve_many, rows_of, Ask, Decided, Declined, Headroom},
         usage::Refusal,
     },
     limits::Hold,
@@ -24,8 +23,8 @@ use crate::server::{
 
 /// How long an admission transaction may take before its callers are told
 /// the database is unavailable (it stopped answering without closing the
-/// connection). Had it committed after all, its holds expire unused:
-/// erring that way only refuses.
+/// connection). Had it committed after all, the writer takes its rows back
+/// once the database answers (`Owed::unanswered`).
 const ADMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One call waiting to be admitted.
@@ -90,14 +89,15 @@ impl Drop for Reserved {
 /// the rest in one transaction that first closes those users' leases (a
 /// call needed more than they had left) and may grant new ones. A caller
 /// that is gone by then gets nothing, and its reservation is given back.
-/// Returns what closed leases could not give back (the database did not
-/// answer), for the writer to give back later.
+/// Returns what the books are owed when the database did not answer (what
+/// closed leases did not use, and the rows of a batch whose answer was
+/// lost), for the writer to give back later.
 pub(super) async fn answer(
     conn: &mut WriterConnection,
     requests: Vec<ReserveRequest>,
     ledger: &LedgerWriter,
     tag: Tag<'_>,
-) -> Vec<Unused> {
+) -> Owed {
     let leases = ledger.leases();
     let mut waiting = Vec::with_capacity(requests.len());
     for request in requests {
@@ -111,7 +111,7 @@ pub(super) async fn answer(
         }
     }
     if waiting.is_empty() {
-        return Vec::new();
+        return Owed::default();
     }
     let users: BTreeSet<i64> = waiting.iter().map(|r| r.ask.user_id).collect();
     let returning = leases.close_for(&users);
@@ -120,7 +120,7 @@ pub(super) async fn answer(
         for request in waiting {
             let _ = request.reply.send(Answer::Unavailable);
         }
-        return returning;
+        return Owed::leases(returning);
     }
     let asks: Vec<Ask> = waiting.iter().map(|r| r.ask.clone()).collect();
     let now_ms = asks.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
@@ -150,7 +150,11 @@ pub(super) async fn answer(
             for request in waiting {
                 let _ = request.reply.send(Answer::Unavailable);
             }
-            return returning;
+            // The batch may have committed before its answer was lost.
+            return Owed {
+                leases: returning,
+                unanswered: rows_of(&asks),
+            };
         }
     };
     let mut admitted: HashMap<i64, i64> = HashMap::new();
@@ -172,7 +176,7 @@ pub(super) async fn answer(
         // A caller that left drops the answer here, and with it the hold.
         let _ = request.reply.send(answer);
     }
-    Vec::new()
+    Owed::default()
 }
 
 /// Takes the next bucket's lease ahead for busy users whose lease nears
@@ -184,11 +188,11 @@ pub(super) async fn take_ahead(
     ledger: &LedgerWriter,
     now_ms: i64,
     tag: Tag<'_>,
-) -> Vec<Unused> {
+) -> Owed {
     let leases = ledger.leases();
     let due = leases.renewals_due(now_ms);
     if due.is_empty() || conn.is_down() {
-        return Vec::new();
+        return Owed::default();
     }
     let headroom: HashMap<i64, Headroom> = due
         .iter()
@@ -196,12 +200,15 @@ pub(super) async fn take_ahead(
         .collect();
     let asks: Vec<Ask> = due.into_iter().map(|(ask, _)| ask).collect();
     match try_reserve(conn, &asks, &headroom, &[], tag).await {
-        Ok(decided) => leases.record_ahead(&asks, decided),
+        Ok(decided) => Owed::leases(leases.record_ahead(&asks, decided)),
         Err(err) => {
             // The batch may have committed before its answer was lost:
             // give back whatever of it the database holds.
             tracing::warn!(error = %err, users = asks.len(), "could not take leases ahead");
-            Leases::ahead_in_full(&asks, &headroom)
+            Owed {
+                leases: Vec::new(),
+                unanswered: rows_of(&asks),
+            }
         }
     }
 }

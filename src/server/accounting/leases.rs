@@ -40,7 +40,7 @@ use crate::server::{
     clock::utc_day,
     db::{
         leases::Unused,
-        rate_window, reservations,
+        rate_window,
         reserve_many::{Ask, Decided, Grant, Headroom},
         usage::Reservation,
     },
@@ -276,12 +276,14 @@ impl Leases {
                 continue;
             }
             let ask = Ask {
-                user_id: *user_id,
-                day: grant.day.clone(),
-                now_ms: next_bucket,
-                tokens: lease.tokens_per_call,
-                limits: grant.limits,
-                ahead: Some(reservations::new_id()),
+                ahead: true,
+                ..Ask::new(
+                    *user_id,
+                    grant.day.clone(),
+                    next_bucket,
+                    lease.tokens_per_call,
+                    grant.limits,
+                )
             };
             due.push((ask, headroom));
         }
@@ -332,26 +334,6 @@ impl Leases {
         }
         book.demand
             .retain(|_, demand| now_ms - demand.since_ms < 2 * DEMAND_WINDOW_MS);
-    }
-
-    /// Everything `asks` (`renewals_due`'s) would have taken, had their
-    /// batch committed: for a batch whose answer was lost, to give back.
-    /// Rows that were never written give nothing back.
-    pub fn ahead_in_full(asks: &[Ask], headroom: &HashMap<i64, Headroom>) -> Vec<Unused> {
-        asks.iter()
-            .filter_map(|ask| {
-                let id = ask.ahead?;
-                let spare = headroom.get(&ask.user_id).copied().unwrap_or_default();
-                Some(Unused {
-                    id,
-                    user_id: ask.user_id,
-                    day: ask.day.clone(),
-                    rate_bucket: rate_window::bucket_of(ask.now_ms),
-                    requests: spare.requests + 1,
-                    tokens: spare.tokens.saturating_add(ask.tokens),
-                })
-            })
-            .collect()
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -412,14 +394,7 @@ mod tests {
     };
 
     fn ask(now_ms: i64, tokens: i64) -> Ask {
-        Ask {
-            user_id: 7,
-            day: DAY.into(),
-            now_ms,
-            tokens,
-            limits: LIMITS,
-            ahead: None,
-        }
+        Ask::new(7, DAY.into(), now_ms, tokens, LIMITS)
     }
 
     fn grant(requests: i64, tokens: i64) -> Grant {
@@ -513,7 +488,8 @@ mod tests {
         let due = leases.renewals_due(1_080);
         assert_eq!(due.len(), 1);
         let (ahead, headroom) = &due[0];
-        let row = ahead.ahead.expect("a lease ahead names its row");
+        assert!(ahead.ahead);
+        let row = ahead.row;
         assert_eq!(
             (ahead.now_ms, ahead.tokens),
             (1_100, 100),
@@ -581,14 +557,14 @@ mod tests {
     }
 
     #[test]
-    fn no_lease_is_taken_ahead_for_a_quiet_user_and_a_lost_answer_gives_all_back() {
+    fn no_lease_is_taken_ahead_for_a_quiet_user_nor_kept_when_declined() {
         let leases = Leases::default();
         leases.record(vec![grant(4, 400)], &HashMap::from([(7, 1)]), 1_005);
         assert!(leases.renewals_due(1_090).is_empty(), "one call: not busy");
 
         let leases = Leases::default();
         leases.record(vec![grant(4, 400)], &HashMap::from([(7, 5)]), 1_005);
-        let (ahead, headroom) = leases.renewals_due(1_090).remove(0);
+        let (ahead, _) = leases.renewals_due(1_090).remove(0);
         // Declined (near a limit): nothing is kept, nothing to give back.
         let declined = Decided {
             answers: vec![Err(crate::server::db::reserve_many::Declined {
@@ -601,22 +577,6 @@ mod tests {
             .record_ahead(std::slice::from_ref(&ahead), declined)
             .is_empty());
         assert!(leases.try_admit(&ask(1_100, 1)).is_none());
-        // A batch whose answer was lost may have taken all of it.
-        let back = Leases::ahead_in_full(
-            std::slice::from_ref(&ahead),
-            &HashMap::from([(7, headroom)]),
-        );
-        assert_eq!(
-            back,
-            vec![Unused {
-                id: ahead.ahead.unwrap(),
-                user_id: 7,
-                day: DAY.into(),
-                rate_bucket: 1_100,
-                requests: headroom.requests + 1,
-                tokens: headroom.tokens + 100,
-            }]
-        );
     }
 
     #[test]

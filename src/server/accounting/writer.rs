@@ -26,7 +26,7 @@ use super::{
 use crate::server::{
     calls::Instance,
     clock::{utc_day, Clock},
-    db::{self, ledger::LedgerRow, reserve_many::Ask, Db},
+    db::{self, leases::Owed, ledger::LedgerRow, reserve_many::Ask, Db},
     limits::Hold,
 };
 
@@ -291,21 +291,21 @@ async fn run(
 ) {
     let mut conn = WriterConnection::new(db);
     let mut finished: Vec<Queued> = Vec::new();
-    // What closed leases did not hand out and the database did not take
-    // back yet (it was down): given back with the next settlement.
-    let mut unreturned: Vec<db::leases::Unused> = Vec::new();
+    // What the database did not take back yet (it was down): given back
+    // with the next settlement.
+    let mut owed = Owed::default();
     let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
         // Finished calls wait for the commit interval (or, while the
         // database is down, for the next try); asks never do.
         let settle_due = last_commit
             .map(|at| (at + COMMIT_INTERVAL).max(conn.retry_at().unwrap_or(at)))
-            .filter(|_| !finished.is_empty() || !unreturned.is_empty());
+            .filter(|_| !finished.is_empty() || !owed.is_empty());
         let first = tokio::select! {
             message = inbox.recv() => message,
             () = sleep_until(settle_due) => {
                 last_commit = Some(tokio::time::Instant::now());
-                unreturned = return_unused(&mut conn, unreturned).await;
+                owed = give_back(&mut conn, owed).await;
                 settle_next(&mut conn, &mut finished).await;
                 continue;
             }
@@ -313,14 +313,14 @@ async fn run(
                 let now_ms = writer.clock.now_ms();
                 let kept_back = admit::take_ahead(&mut conn, &writer, now_ms, instance.tag()).await;
                 if !kept_back.is_empty() {
-                    unreturned.extend(kept_back);
+                    owed.add(kept_back);
                     last_commit.get_or_insert_with(tokio::time::Instant::now);
                 }
                 continue;
             }
             () = sleep_until(writer.first_lease_end()) => {
-                let ended = writer.leases.close_ended(writer.clock.now_ms());
-                unreturned.extend(return_unused(&mut conn, ended).await);
+                let ended = Owed::leases(writer.leases.close_ended(writer.clock.now_ms()));
+                owed.add(give_back(&mut conn, ended).await);
                 last_commit.get_or_insert_with(tokio::time::Instant::now);
                 continue;
             }
@@ -336,15 +336,12 @@ async fn run(
         if !arrived.reserves.is_empty() {
             let closed = admit::answer(&mut conn, arrived.reserves, &writer, instance.tag()).await;
             if !closed.is_empty() {
-                unreturned.extend(closed);
+                owed.add(closed);
                 last_commit.get_or_insert_with(tokio::time::Instant::now);
             }
         }
         if let Some(done) = arrived.stop {
-            return finish(
-                &mut conn, inbox, &writer, &instance, finished, unreturned, done,
-            )
-            .await;
+            return finish(&mut conn, inbox, &writer, &instance, finished, owed, done).await;
         }
         let quiet = last_commit.is_none_or(|at| at.elapsed() >= COMMIT_INTERVAL);
         if !finished.is_empty() && (quiet || finished.len() >= MAX_BATCH) {
@@ -436,7 +433,7 @@ async fn finish(
     writer: &LedgerWriter,
     instance: &Instance,
     mut rest: Vec<Queued>,
-    mut unreturned: Vec<db::leases::Unused>,
+    mut owed: Owed,
     done: oneshot::Sender<()>,
 ) {
     inbox.close();
@@ -449,15 +446,15 @@ async fn finish(
         }
     }
     if !reserves.is_empty() {
-        unreturned.extend(admit::answer(conn, reserves, writer, instance.tag()).await);
+        owed.add(admit::answer(conn, reserves, writer, instance.tag()).await);
     }
     commit_before_stop(conn, rest).await;
-    unreturned.extend(writer.leases.close_all());
-    let left = return_unused(conn, unreturned).await;
+    owed.add(Owed::leases(writer.leases.close_all()));
+    let left = give_back(conn, owed).await;
     if !left.is_empty() {
         tracing::error!(
-            leases = left.len(),
-            "the database is down: leases left to the sweep"
+            rows = left.count(),
+            "the database is down: reservations left to the sweep"
         );
     }
     let _ = done.send(());
@@ -471,35 +468,32 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Gives back what closed leases did not hand out, trying twice; returns
-/// it if the database is down, to be given back once it answers. After
-/// any other failure the rows stay counted until they expire and a sweep
-/// releases them: erring that way only refuses.
-async fn return_unused(
-    conn: &mut WriterConnection,
-    unused: Vec<db::leases::Unused>,
-) -> Vec<db::leases::Unused> {
-    if unused.is_empty() {
-        return unused;
+/// Gives back what the books are `owed`, trying twice; returns it if the
+/// database is down, to be given back once it answers. After any other
+/// failure the rows stay counted until they expire and a sweep releases
+/// them: erring that way only refuses.
+async fn give_back(conn: &mut WriterConnection, owed: Owed) -> Owed {
+    if owed.is_empty() {
+        return owed;
     }
     for _ in 0..2 {
         let returned = match conn.get().await {
-            Ok(open) => within(SETTLE_TIMEOUT, db::leases::return_unused_now(open, &unused)).await,
+            Ok(open) => within(SETTLE_TIMEOUT, db::leases::give_back_now(open, &owed)).await,
             Err(err) => Err(err),
         };
         match returned {
-            Ok(()) => return Vec::new(),
+            Ok(()) => return Owed::default(),
             Err(err) => {
                 conn.failed(&err);
-                tracing::warn!(error = %err, leases = unused.len(), "could not close leases");
+                tracing::warn!(error = %err, rows = owed.count(), "could not give reservations back");
                 if conn.is_down() {
-                    return unused;
+                    return owed;
                 }
             }
         }
     }
-    tracing::error!(leases = unused.len(), "leases left to the sweep");
-    Vec::new()
+    tracing::error!(rows = owed.count(), "reservations left to the sweep");
+    Owed::default()
 }
 
 /// The writer's own connection, kept from batch to batch: SQLite keeps a

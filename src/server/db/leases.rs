@@ -60,17 +60,62 @@ pub async fn return_unused(
     changes.apply(conn).await
 }
 
-/// Closes leases in a transaction of its own (leases that ended with no
-/// call asking for more).
-pub async fn return_unused_now(
-    conn: &mut sqlx::AnyConnection,
-    unused: &[Unused],
-) -> Result<(), sqlx::Error> {
+/// A reservation row a batch may have written though its answer was lost
+/// (the connection dropped, or the batch outlived its timeout, as it
+/// committed): no call was told of it, so whatever it holds goes back whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unanswered {
+    pub id: i64,
+    pub user_id: i64,
+}
+
+/// What an instance owes the books and could not give back yet because the
+/// database did not answer: given back, once it does, in one transaction.
+#[derive(Debug, Default)]
+pub struct Owed {
+    /// What closed leases did not hand out.
+    pub leases: Vec<Unused>,
+    pub unanswered: Vec<Unanswered>,
+}
+
+impl Owed {
+    pub fn leases(leases: Vec<Unused>) -> Self {
+        Self {
+            leases,
+            unanswered: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.leases.is_empty() && self.unanswered.is_empty()
+    }
+
+    pub fn add(&mut self, more: Owed) {
+        self.leases.extend(more.leases);
+        self.unanswered.extend(more.unanswered);
+    }
+
+    pub fn count(&self) -> usize {
+        self.leases.len() + self.unanswered.len()
+    }
+}
+
+/// Gives back what is `owed` in a transaction of its own (leases that
+/// ended with no call asking for more, and what the database did not take
+/// while it was down). Each part applies once, so a transaction whose
+/// answer was lost may be done again.
+pub async fn give_back_now(conn: &mut sqlx::AnyConnection, owed: &Owed) -> Result<(), sqlx::Error> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     if tx.backend_name() != "SQLite" {
-        let users = unused.iter().map(|lease| lease.user_id);
+        let users = owed
+            .leases
+            .iter()
+            .map(|lease| lease.user_id)
+            .chain(owed.unanswered.iter().map(|row| row.user_id));
         super::reserve_many::lock_users_in_order(&mut tx, users).await?;
     }
-    return_unused(&mut tx, unused).await?;
+    return_unused(&mut tx, &owed.leases).await?;
+    let rows: Vec<i64> = owed.unanswered.iter().map(|row| row.id).collect();
+    reservations::remove_and_give_back(&mut tx, &rows).await?;
     tx.commit().await
 }

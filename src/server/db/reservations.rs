@@ -284,28 +284,45 @@ pub async fn release_abandoned(
         }
         // What the row holds now: settlements and lease returns shrink it
         // in place, so the values read to find it may be stale.
-        type Abandoned = (String, i64, String, i64, i64, i64, Option<i64>);
-        let row: Option<Abandoned> = sqlx::query_as(
-            "DELETE FROM reservations WHERE id = $1 \
-             RETURNING kind, user_id, day, requests, tokens, cost_micro_usd, rate_bucket",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((kind, user_id, day, requests, tokens, cost, rate_bucket)) = row else {
+        if remove_and_give_back(&mut tx, &[id]).await? == 0 {
             continue;
-        };
-        if kind == Kind::OwnKey.as_str() {
-            let mut changes = super::own_key_usage::UseChanges::default();
-            changes.add(user_id, &day, -tokens, -cost);
-            changes.apply(&mut tx).await?;
-        } else {
-            let mut changes = usage::UsageChanges::default();
-            changes.give_back(user_id, &day, requests, tokens, rate_bucket);
-            changes.apply(&mut tx).await?;
         }
         tx.commit().await?;
         released += 1;
     }
     Ok(released)
+}
+
+/// Removes the rows named `ids` whole and gives back what each still
+/// holds, inside the caller's transaction (which on Postgres has locked
+/// their users). Returns how many were there: a row never written, or
+/// removed already, gives nothing back, so doing this twice is harmless.
+pub async fn remove_and_give_back(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+) -> Result<usize, sqlx::Error> {
+    type Removed = (String, i64, String, i64, i64, i64, Option<i64>);
+    let mut removed = 0;
+    for chunk in ids.chunks(500) {
+        let list = super::integer_list(chunk);
+        let rows: Vec<Removed> = sqlx::query_as(&format!(
+            "DELETE FROM reservations WHERE id IN ({list}) \
+             RETURNING kind, user_id, day, requests, tokens, cost_micro_usd, rate_bucket"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        removed += rows.len();
+        let mut platform = usage::UsageChanges::default();
+        let mut own_key = super::own_key_usage::UseChanges::default();
+        for (kind, user_id, day, requests, tokens, cost, rate_bucket) in rows {
+            if kind == Kind::OwnKey.as_str() {
+                own_key.add(user_id, &day, -tokens, -cost);
+            } else {
+                platform.give_back(user_id, &day, requests, tokens, rate_bucket);
+            }
+        }
+        platform.apply(&mut *conn).await?;
+        own_key.apply(&mut *conn).await?;
+    }
+    Ok(removed)
 }

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
-    leases::{self, Unused},
+    leases::{self, Unanswered, Unused},
     rate_window::{self, Window},
     reservations::{self, Kind, Tag},
     usage::{Limits, Refusal, Reservation},
@@ -32,12 +32,41 @@ pub struct Ask {
     /// Its worst case: estimated input and the `max_tokens` going upstream.
     pub tokens: i64,
     pub limits: Limits,
+    /// The id its reservation row is to have, chosen before the batch so
+    /// that a batch whose answer was lost can be undone (`rows_of`). The
+    /// asks of one user in one bucket share the first one's row.
+    pub row: i64,
     /// Not a call but a lease taken ahead, for the calls its user will make
-    /// in `now_ms`'s bucket (which has not begun), with the id its row is
-    /// to have (chosen before the batch, so a batch whose answer was lost
-    /// can still be given back). It is taken whole, with its headroom, or
-    /// not at all: near a limit each call is decided alone, when made.
-    pub ahead: Option<i64>,
+    /// in `now_ms`'s bucket (which has not begun). It is taken whole, with
+    /// its headroom, or not at all: near a limit each call is decided
+    /// alone, when made.
+    pub ahead: bool,
+}
+
+impl Ask {
+    /// A call's ask (not a lease ahead), with a row id of its own.
+    pub fn new(user_id: i64, day: String, now_ms: i64, tokens: i64, limits: Limits) -> Self {
+        Self {
+            user_id,
+            day,
+            now_ms,
+            tokens,
+            limits,
+            row: reservations::new_id(),
+            ahead: false,
+        }
+    }
+}
+
+/// The rows a batch of `asks` may have written: for a batch whose answer
+/// was lost, to take back whole (no caller heard of them).
+pub fn rows_of(asks: &[Ask]) -> Vec<Unanswered> {
+    asks.iter()
+        .map(|ask| Unanswered {
+            id: ask.row,
+            user_id: ask.user_id,
+        })
+        .collect()
 }
 
 /// Allowance a batch may take for a user beyond what their asks need: a
@@ -126,7 +155,7 @@ pub async fn reserve_many(
         // Admitted calls join their user's window, across the user's days.
         let window = windows.entry(*user_id).or_default();
         let granted = fits.get(&(*user_id, (*day).to_owned())).copied();
-        if group.iter().any(|ask| ask.ahead.is_some()) && granted.is_none() {
+        if group.iter().any(|ask| ask.ahead) && granted.is_none() {
             for &i in indices {
                 answers[i] = Some(Err(not_taken_ahead(&asks[i])));
             }
@@ -152,12 +181,10 @@ pub async fn reserve_many(
                 continue;
             }
             let rate_bucket = rate_window::bucket_of(ask.now_ms);
-            if ask.ahead.is_some() {
+            if ask.ahead {
                 ahead_buckets.insert(rate_bucket);
             }
-            let (id, requests, tokens) = per_bucket
-                .entry(rate_bucket)
-                .or_insert_with(|| (ask.ahead.unwrap_or_else(reservations::new_id), 0, 0));
+            let (id, requests, tokens) = per_bucket.entry(rate_bucket).or_insert((ask.row, 0, 0));
             *requests += 1;
             *tokens = tokens.saturating_add(ask.tokens);
             answers[i] = Some(Ok(Reservation {
@@ -362,7 +389,7 @@ async fn add_where_all_fit(
             group.iter().filter_map(|ask| limit(&ask.limits)).min()
         };
         let mut spare = headroom.get(user_id).copied().unwrap_or_default();
-        let ahead = group.iter().any(|ask| ask.ahead.is_some());
+        let ahead = group.iter().any(|ask| ask.ahead);
         let latest = group.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
         let in_window = windows.get(user_id).map_or(0, |w| w.count_at(latest).0);
         if let Some(limit) = strictest(|l| l.requests_per_minute) {
@@ -528,14 +555,7 @@ mod tests {
     use super::*;
 
     fn ask(tokens: i64, limits: Limits) -> Ask {
-        Ask {
-            user_id: 1,
-            day: "2026-12-01".into(),
-            now_ms: 1_000_000,
-            tokens,
-            limits,
-            ahead: None,
-        }
+        Ask::new(1, "2026-12-01".into(), 1_000_000, tokens, limits)
     }
 
     const NONE: Limits = Limits {

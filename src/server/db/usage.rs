@@ -62,14 +62,7 @@ pub async fn reserve(
     limits: Limits,
     tag: Tag<'_>,
 ) -> Result<Result<Reservation, Refusal>, sqlx::Error> {
-    let ask = Ask {
-        user_id,
-        day: day.to_owned(),
-        now_ms,
-        tokens,
-        limits,
-        ahead: None,
-    };
+    let ask = Ask::new(user_id, day.to_owned(), now_ms, tokens, limits);
     let mut conn = db.acquire().await?;
     let decided = reserve_many(&mut conn, &[ask], &Default::default(), &[], tag).await?;
     Ok(decided

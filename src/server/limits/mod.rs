@@ -87,18 +87,12 @@ pub fn needs_hold(routed: &RoutedKey) -> bool {
 /// now.
 pub fn platform_ask(state: &AppState, user_id: i64, plan: &Plan, worst: WorstCase) -> Ask {
     let now_ms = state.clock.now_ms();
-    Ask {
-        user_id,
-        day: utc_day(now_ms),
-        now_ms,
-        tokens: worst.tokens(),
-        limits: Limits {
-            requests_per_minute: plan.requests_per_minute,
-            requests_per_day: plan.requests_per_day,
-            tokens_per_day: plan.tokens_per_day,
-        },
-        ahead: None,
-    }
+    let limits = Limits {
+        requests_per_minute: plan.requests_per_minute,
+        requests_per_day: plan.requests_per_day,
+        tokens_per_day: plan.tokens_per_day,
+    };
+    Ask::new(user_id, utc_day(now_ms), now_ms, worst.tokens(), limits)
 }
 
 /// A refusal by the plan's limits, worded for the user: which limit, and
