@@ -50,7 +50,7 @@ pub async fn create_token(name: String) -> Result<NewToken, AppError> {
             // For the setup snippets: which models a tool must be told to
             // use (on the user's own key, any: nothing to set).
             let plan_models = match crate::server::routing::route_call(&ctx.state, user).await {
-                Ok(routed) => routed.plan.map(|plan| plan.models),
+                Ok(routed) => routed.plan().map(|plan| plan.models.clone()),
                 Err(_) => None,
             };
             Ok(NewToken {

@@ -130,7 +130,7 @@ fn RecentCalls(calls: Vec<CallSummary>) -> impl IntoView {
                     {calls
                         .into_iter()
                         .map(|call| {
-                            let paid_by = if call.paid_by == "user" { "your key" } else { "free tier" };
+                            let paid_by = call.paid_by.label();
                             view! {
                                 <tr>
                                     <td>{call.at}</td>

@@ -95,7 +95,7 @@ pub struct UserDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserDayRow {
     pub day: String,
-    pub paid_by: String,
+    pub paid_by: super::domain::PaidBy,
     pub requests: i64,
     pub tokens: i64,
     pub cost: i64,

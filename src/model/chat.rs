@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::domain::{MessageStatus, PaidBy, Speaker};
+
 /// One turn sent from the chat page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -81,7 +83,7 @@ pub enum ChatEvent {
         title: String,
         user_message_id: Option<i64>,
         assistant_message_id: i64,
-        paid_by: String,
+        paid_by: PaidBy,
     },
     Delta {
         text: String,
@@ -90,9 +92,9 @@ pub enum ChatEvent {
     Thinking {
         text: String,
     },
-    /// The reply ended: `complete`, `stopped` or `error` (with a message).
+    /// The reply ended: complete, stopped or with an error (its message).
     Finished {
-        status: String,
+        status: MessageStatus,
         error: Option<String>,
         input_tokens: i64,
         output_tokens: i64,
@@ -112,14 +114,13 @@ pub struct ConversationSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
     pub id: i64,
-    pub role: String,
+    pub role: Speaker,
     pub content: String,
     pub model: String,
-    /// `streaming`, `complete`, `stopped` or `error`.
-    pub status: String,
+    pub status: MessageStatus,
     pub error: Option<String>,
-    /// `platform` or `user` for assistant messages.
-    pub paid_by: Option<String>,
+    /// Who paid, for assistant messages.
+    pub paid_by: Option<PaidBy>,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_micro_usd: i64,

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod caching;
 pub mod caps;
 pub mod chat;
+pub mod domain;
 pub mod models;
 pub mod prices;
 
@@ -101,7 +102,7 @@ pub struct SessionSummary {
 pub struct CallSummary {
     pub at: String,
     pub model: String,
-    pub paid_by: String,
+    pub paid_by: domain::PaidBy,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_micro_usd: i64,

@@ -161,7 +161,7 @@ fn UserView(
                             <thead><tr><th scope="col">"Day"</th><th scope="col">"Paid by"</th><th scope="col">"Requests"</th><th scope="col">"Tokens"</th><th scope="col">"Cost"</th></tr></thead>
                             <tbody>
                                 {detail.days.into_iter().map(|d| view! {
-                                    <tr><td>{d.day}</td><td>{d.paid_by}</td><td>{d.requests}</td><td>{d.tokens}</td><td>{format_usd(d.cost)}</td></tr>
+                                    <tr><td>{d.day}</td><td>{d.paid_by.as_str()}</td><td>{d.requests}</td><td>{d.tokens}</td><td>{format_usd(d.cost)}</td></tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
@@ -178,7 +178,7 @@ fn UserView(
                             <thead><tr><th scope="col">"Time"</th><th scope="col">"Model"</th><th scope="col">"Paid by"</th><th scope="col">"Tokens in/out"</th><th scope="col">"Cost"</th><th scope="col">"Status"</th></tr></thead>
                             <tbody>
                                 {detail.recent.into_iter().map(|c| view! {
-                                    <tr><td>{c.at}</td><td>{c.model}</td><td>{c.paid_by}</td><td>{format!("{} / {}", c.input_tokens, c.output_tokens)}</td><td>{format_usd(c.cost_micro_usd)}</td><td>{c.status}</td></tr>
+                                    <tr><td>{c.at}</td><td>{c.model}</td><td>{c.paid_by.as_str()}</td><td>{format!("{} / {}", c.input_tokens, c.output_tokens)}</td><td>{format_usd(c.cost_micro_usd)}</td><td>{c.status}</td></tr>
                                 }).collect_view()}
                             </tbody>
                         </table>

@@ -19,6 +19,7 @@ use crate::{
     error::AppError,
     model::{
         chat::{ChatEvent, ChatRequest, MessageView, ReplyUsage, DEFAULT_THINKING_BUDGET},
+        domain::{MessageStatus, PaidBy, Speaker},
         SiteInfo,
     },
 };
@@ -49,9 +50,9 @@ enum Turn {
 struct LiveReply {
     id: RwSignal<i64>,
     model: StoredValue<String>,
-    paid_by: RwSignal<Option<String>>,
+    paid_by: RwSignal<Option<PaidBy>>,
     content: RwSignal<String>,
-    status: RwSignal<String>,
+    status: RwSignal<MessageStatus>,
     error: RwSignal<Option<String>>,
     title: RwSignal<String>,
     usage: RwSignal<ReplyUsage>,
@@ -65,7 +66,7 @@ impl LiveReply {
             model: StoredValue::new(model),
             paid_by: RwSignal::new(None),
             content: RwSignal::new(String::new()),
-            status: RwSignal::new("streaming".to_owned()),
+            status: RwSignal::new(MessageStatus::Streaming),
             error: RwSignal::new(None),
             title: RwSignal::new(String::new()),
             usage: RwSignal::new(ReplyUsage::default()),
@@ -77,7 +78,7 @@ impl LiveReply {
         let usage = self.usage.get_untracked();
         MessageView {
             id: self.id.get_untracked(),
-            role: "assistant".into(),
+            role: Speaker::Assistant,
             content: self.content.get_untracked(),
             model: self.model.get_value(),
             status: self.status.get_untracked(),
@@ -100,7 +101,7 @@ impl LiveReply {
                 ..
             } => {
                 self.id.set(*assistant_message_id);
-                self.paid_by.set(Some(paid_by.clone()));
+                self.paid_by.set(Some(*paid_by));
             }
             ChatEvent::Delta { text } => self.content.update(|c| c.push_str(text)),
             ChatEvent::Thinking { text } => self.thinking.update(|t| t.push_str(text)),
@@ -120,7 +121,7 @@ impl LiveReply {
                     cache_read_tokens: *cache_read_tokens,
                     saved_micro_usd: *saved_micro_usd,
                 };
-                self.status.set(status.clone());
+                self.status.set(*status);
                 self.error.set(error.clone());
                 self.usage.set(usage);
                 self.title.set(usage_title(&self.model.get_value(), usage));
@@ -268,16 +269,16 @@ fn ChatView() -> impl IntoView {
             }
         }
         if regenerate {
-            while shown.last().is_some_and(|m| m.role == "assistant") {
+            while shown.last().is_some_and(|m| m.role == Speaker::Assistant) {
                 shown.pop();
             }
         } else {
             shown.push(MessageView {
                 id: 0,
-                role: "user".into(),
+                role: Speaker::User,
                 content: text.clone(),
                 model: chosen_model.clone(),
-                status: "complete".into(),
+                status: MessageStatus::Complete,
                 error: None,
                 paid_by: None,
                 input_tokens: 0,
@@ -324,7 +325,7 @@ fn ChatView() -> impl IntoView {
                                 .iter_mut()
                                 .flatten()
                                 .rev()
-                                .find(|m| m.role == "user" && m.id == 0);
+                                .find(|m| m.role == Speaker::User && m.id == 0);
                             if let Some(sent) = sent {
                                 sent.id = stored;
                             }
@@ -361,15 +362,15 @@ fn ChatView() -> impl IntoView {
                     sending.set(false);
                     return;
                 }
-                Err(_) if handle.was_aborted() => reply.status.set("stopped".into()),
+                Err(_) if handle.was_aborted() => reply.status.set(MessageStatus::Stopped),
                 Err(message) => {
-                    reply.status.set("error".into());
+                    reply.status.set(MessageStatus::Error);
                     reply
                         .error
                         .set(Some(format!("{message} The reply so far was kept.")));
                 }
-                Ok(()) if reply.status.get_untracked() == "streaming" => {
-                    reply.status.set("stopped".into())
+                Ok(()) if reply.status.get_untracked() == MessageStatus::Streaming => {
+                    reply.status.set(MessageStatus::Stopped)
                 }
                 Ok(()) => {}
             }
@@ -441,7 +442,7 @@ fn ChatView() -> impl IntoView {
                             }
                             let can_regenerate = !sending.get()
                                 && live.get().is_none()
-                                && messages.last().is_some_and(|m| m.role == "assistant");
+                                && messages.last().is_some_and(|m| m.role == Speaker::Assistant);
                             view! {
                                 {messages
                                     .into_iter()

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use crate::{
     error::AppError,
-    model::{caps::OwnKeyCaps, models},
+    model::{caps::OwnKeyCaps, domain::PaidBy, models},
     server::{
         db::{
             self,
@@ -23,21 +23,6 @@ use crate::{
         user_keys::{self, ANTHROPIC},
     },
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource {
-    Platform,
-    User,
-}
-
-impl KeySource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeySource::Platform => "platform",
-            KeySource::User => "user",
-        }
-    }
-}
 
 /// Why no key could be chosen. Each case is the user's to fix, except `Database`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,25 +61,51 @@ impl From<sqlx::Error> for RouteError {
     }
 }
 
-/// The key chosen for one call.
+/// The key chosen for one call, and who pays for it.
 #[derive(Debug, Clone)]
 pub struct RoutedKey {
-    pub source: KeySource,
     pub secret: SecretString,
-    /// The `user_api_keys` row, when the user pays.
-    pub user_key_id: Option<i64>,
-    /// The user's plan, when the platform pays (its limits apply).
-    pub plan: Option<Plan>,
-    /// The platform pays because the user's own key failed and they opted in.
-    pub fallback: bool,
-    /// The user's caps on their own key, when the user pays.
-    pub caps: OwnKeyCaps,
+    pub payer: Payer,
+}
+
+/// Who pays for a call, with what that payer's call is held to.
+#[derive(Debug, Clone)]
+pub enum Payer {
+    /// The operator's platform key, under `plan`'s limits. `fallback`:
+    /// the user's own key failed and they opted in to the free tier.
+    Platform { plan: Plan, fallback: bool },
+    /// The user's own key (the `user_api_keys` row `key_id`), within the
+    /// caps they set on it.
+    OwnKey { key_id: i64, caps: OwnKeyCaps },
 }
 
 impl RoutedKey {
+    pub fn paid_by(&self) -> PaidBy {
+        match self.payer {
+            Payer::Platform { .. } => PaidBy::Platform,
+            Payer::OwnKey { .. } => PaidBy::OwnKey,
+        }
+    }
+
+    /// The plan whose limits hold the call, when the platform pays.
+    pub fn plan(&self) -> Option<&Plan> {
+        match &self.payer {
+            Payer::Platform { plan, .. } => Some(plan),
+            Payer::OwnKey { .. } => None,
+        }
+    }
+
+    /// The user's key row, when the user pays.
+    pub fn own_key_id(&self) -> Option<i64> {
+        match self.payer {
+            Payer::OwnKey { key_id, .. } => Some(key_id),
+            Payer::Platform { .. } => None,
+        }
+    }
+
     /// Models this call may use.
     pub fn allowed_models(&self) -> Vec<String> {
-        match &self.plan {
+        match self.plan() {
             Some(plan) => plan.models.clone(),
             None => models::MODELS.iter().map(|m| m.id.to_owned()).collect(),
         }
@@ -103,7 +114,7 @@ impl RoutedKey {
     /// Whether `model` may be called: on the platform key only the plan's
     /// models (or a dated snapshot of one); on the user's key any model.
     pub fn allows_model(&self, model: &str) -> bool {
-        match &self.plan {
+        match self.plan() {
             Some(plan) => plan.models.iter().any(|m| models::same_model(m, model)),
             None => true,
         }
@@ -111,7 +122,7 @@ impl RoutedKey {
 
     /// `max_tokens` for a chat turn: the plan's clamp on the platform key.
     pub fn chat_max_tokens(&self) -> i64 {
-        match &self.plan {
+        match self.plan() {
             Some(plan) => plan.max_tokens,
             None => OWN_KEY_MAX_TOKENS,
         }
@@ -130,12 +141,11 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, R
         Some(stored) => match user_keys::decrypt_stored(state, &stored) {
             Ok(secret) => {
                 return Ok(RoutedKey {
-                    source: KeySource::User,
                     secret,
-                    user_key_id: Some(stored.id),
-                    plan: None,
-                    fallback: false,
-                    caps: user.own_key_caps,
+                    payer: Payer::OwnKey {
+                        key_id: stored.id,
+                        caps: user.own_key_caps,
+                    },
                 })
             }
             Err(_) => {
@@ -163,12 +173,11 @@ pub async fn route_call(state: &AppState, user: &UserRow) -> Result<RoutedKey, R
         plans::for_user(&state.db, user.id).await?
     };
     Ok(RoutedKey {
-        source: KeySource::Platform,
         secret: platform,
-        user_key_id: None,
-        plan: Some(plan),
-        fallback: own_key_problem.is_some(),
-        caps: OwnKeyCaps::default(),
+        payer: Payer::Platform {
+            plan,
+            fallback: own_key_problem.is_some(),
+        },
     })
 }
 
@@ -188,7 +197,7 @@ pub async fn allowed_models(
 
 /// After a failed call: a user key Anthropic refused is marked unhealthy.
 pub async fn note_key_rejection(state: &AppState, routed: &RoutedKey) {
-    if let Some(id) = routed.user_key_id {
+    if let Some(id) = routed.own_key_id() {
         if let Err(err) = db::user_keys::mark_rejected(&state.db, id).await {
             tracing::error!(error = %err, "could not mark a rejected key");
         }

@@ -238,8 +238,9 @@ async fn a_batch_whose_answer_was_lost_is_taken_back_whole(db: TestDb) {
         expires_at: now + 60_000,
     };
     let counted = || async {
-        sqlx::query_as::<_, (i64, i64, i64)>(
+        sqlx::query_as::<_, (i64, i64, i64, i64)>(
             "SELECT (SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) FROM usage_daily), \
+                    (SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) FROM usage_daily), \
                     (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM rate_buckets), \
                     (SELECT COUNT(*) FROM reservations)",
         )
@@ -252,7 +253,11 @@ async fn a_batch_whose_answer_was_lost_is_taken_back_whole(db: TestDb) {
     reserve_many(&mut conn, &answered, &HashMap::new(), &[], tag)
         .await
         .unwrap();
-    assert_eq!(counted().await, (2, 2, 1), "two calls admitted, one row");
+    assert_eq!(
+        counted().await,
+        (2, 20, 2, 1),
+        "two calls admitted, one row"
+    );
 
     let lost = asks(3);
     let headroom = HashMap::from([(
@@ -266,22 +271,30 @@ async fn a_batch_whose_answer_was_lost_is_taken_back_whole(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(decided.grants.len(), 1, "a lease came with it");
-    assert_eq!(counted().await, (10, 10, 2));
+    assert_eq!(counted().await, (10, 100, 10, 2));
 
     let owed = Owed {
         leases: Vec::new(),
         unanswered: rows_of(&lost),
     };
     give_back_now(&mut conn, &owed).await.unwrap();
-    assert_eq!(counted().await, (2, 2, 1), "the lost batch, lease and all");
+    assert_eq!(
+        counted().await,
+        (2, 20, 2, 1),
+        "the lost batch, lease and all"
+    );
     give_back_now(&mut conn, &owed).await.unwrap();
-    assert_eq!(counted().await, (2, 2, 1), "taken back once");
+    assert_eq!(counted().await, (2, 20, 2, 1), "taken back once");
     let never_written = Owed {
         leases: Vec::new(),
         unanswered: rows_of(&asks(4)),
     };
     give_back_now(&mut conn, &never_written).await.unwrap();
-    assert_eq!(counted().await, (2, 2, 1), "a batch that never committed");
+    assert_eq!(
+        counted().await,
+        (2, 20, 2, 1),
+        "a batch that never committed"
+    );
 }
 
 /// One busy user's burst on the gateway: calls after the first batches

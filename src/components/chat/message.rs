@@ -6,6 +6,7 @@ use crate::{
     markdown,
     model::{
         chat::{MessageView, ReplyUsage},
+        domain::{MessageStatus, PaidBy, Speaker},
         models,
     },
 };
@@ -132,25 +133,24 @@ pub fn AssistantMessage(
     /// Extended thinking, shown collapsed above the reply.
     #[prop(into)]
     thinking: Signal<String>,
-    #[prop(into)] status: Signal<String>,
+    #[prop(into)] status: Signal<MessageStatus>,
     #[prop(into)] error: Signal<Option<String>>,
-    paid_by: Option<String>,
+    paid_by: Option<PaidBy>,
     #[prop(into)] title: Signal<String>,
 ) -> impl IntoView {
-    let paid_by_attr = paid_by.clone().unwrap_or_default();
-    let badge = match paid_by.as_deref() {
-        Some("user") => Some(("badge badge-user", "your key")),
-        Some("platform") => Some(("badge badge-free", "free tier")),
-        _ => None,
-    };
+    let paid_by_attr = paid_by.map_or("", PaidBy::as_str);
+    let badge = paid_by.map(|paid_by| match paid_by {
+        PaidBy::OwnKey => ("badge badge-user", paid_by.label()),
+        PaidBy::Platform => ("badge badge-free", paid_by.label()),
+    });
     let html = move || markdown::render(&content.get());
-    let streaming = move || status.get() == "streaming";
+    let streaming = move || status.get() == MessageStatus::Streaming;
     view! {
-        <article class="msg msg-assistant" aria-label="Claude" data-paid-by=paid_by_attr data-status=move || status.get()>
+        <article class="msg msg-assistant" aria-label="Claude" data-paid-by=paid_by_attr data-status=move || status.get().as_str()>
             <div class="msg-meta">
                 <span class="msg-author">"Claude"</span>
                 {badge.map(|(class, text)| view! { <span class=class title=move || title.get()>{text}</span> })}
-                <Show when=move || status.get() == "stopped">
+                <Show when=move || status.get() == MessageStatus::Stopped>
                     <span class="badge badge-muted">"stopped"</span>
                 </Show>
             </div>
@@ -176,7 +176,7 @@ pub fn StoredMessage(
     on_edit: Callback<(i64, String)>,
     #[prop(into)] can_edit: Signal<bool>,
 ) -> impl IntoView {
-    if message.role == "user" {
+    if message.role == Speaker::User {
         // One shown before the server gave it an id cannot be edited yet.
         let on_edit = (message.id > 0).then_some((message.id, on_edit));
         return view! { <UserMessage content=message.content on_edit can_edit /> }.into_any();

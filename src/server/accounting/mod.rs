@@ -85,7 +85,7 @@ pub struct CallRecord<'a> {
 
 /// Logs a failed call and marks a user key Anthropic refused.
 pub async fn note_failure(state: &AppState, routed: &RoutedKey, err: &UpstreamError) {
-    tracing::warn!(error = %err.label(), source = routed.source.as_str(), "upstream call failed");
+    tracing::warn!(error = %err.label(), source = routed.paid_by().as_str(), "upstream call failed");
     if err.is_key_rejection() {
         routing::note_key_rejection(state, routed).await;
     }
@@ -132,9 +132,9 @@ pub fn bill(
     observed: Observed,
     input_estimate: impl FnOnce() -> i64,
 ) -> (LedgerJob, Billed) {
-    let source = call.routed.source.as_str();
+    let paid_by = call.routed.paid_by();
     let label = end.label();
-    state.metrics.record_upstream(source, &label);
+    state.metrics.record_upstream(paid_by.as_str(), &label);
     let tokens = billed_tokens(
         &observed,
         end,
@@ -153,7 +153,7 @@ pub fn bill(
         conversation_id: call.origin.conversation_id,
         message_id: call.origin.message_id,
         token_id: call.origin.token_id,
-        key_source: source,
+        paid_by,
         model: call.model,
         input_tokens: as_i64(tokens.input),
         output_tokens: as_i64(tokens.output),
@@ -178,7 +178,7 @@ pub fn bill(
     let job = LedgerJob {
         row,
         hold: call.hold,
-        used_key_id: call.routed.user_key_id.filter(|_| served),
+        used_key_id: call.routed.own_key_id().filter(|_| served),
     };
     let billed = Billed {
         tokens,

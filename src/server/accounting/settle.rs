@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 
 use super::writer::{Queued, Work, WriterConnection};
-use crate::server::{
-    accounting::LedgerJob,
-    clock::utc_day,
-    db::{
-        self, ledger::LedgerRow, own_key_usage::UseChanges, reservations::Share,
-        usage::UsageChanges, Db,
+use crate::{
+    model::domain::PaidBy,
+    server::{
+        accounting::LedgerJob,
+        clock::utc_day,
+        db::{
+            self, ledger::LedgerRow, own_key_usage::UseChanges, reservations::Share,
+            usage::UsageChanges, Db,
+        },
+        limits::Hold,
     },
-    limits::Hold,
-    routing::KeySource,
 };
 
 /// Writes `batch` in one transaction on the writer's connection, then
@@ -103,22 +105,36 @@ async fn not_written_yet<'a>(
     conn: &mut sqlx::AnyConnection,
     jobs: &[&'a Work],
 ) -> Result<Vec<&'a Work>, sqlx::Error> {
-    let call_id = |work: &Work| match work {
-        Work::Call(job) => job.row.call_id,
-        Work::Release(_) => None,
-    };
-    let ids: Vec<i64> = jobs.iter().filter_map(|work| call_id(work)).collect();
-    let written = db::ledger::already_written(conn, &ids).await?;
-    if !written.is_empty() {
+    let call_ids: Vec<i64> = jobs
+        .iter()
+        .filter_map(|work| match work {
+            Work::Call(job) => job.row.call_id,
+            Work::Release { .. } => None,
+        })
+        .collect();
+    let release_ids: Vec<i64> = jobs
+        .iter()
+        .filter_map(|work| match work {
+            Work::Release { id, .. } => Some(*id),
+            Work::Call(_) => None,
+        })
+        .collect();
+    let written = db::ledger::already_written(conn, &call_ids).await?;
+    let released = db::reservations::already_released(conn, &release_ids).await?;
+    if !written.is_empty() || !released.is_empty() {
         tracing::warn!(
             rows = written.len(),
-            "ledger rows were committed by an earlier try; not written again"
+            releases = released.len(),
+            "work was committed by an earlier try; not applied again"
         );
     }
     Ok(jobs
         .iter()
         .copied()
-        .filter(|work| call_id(work).is_none_or(|id| !written.contains(&id)))
+        .filter(|work| match work {
+            Work::Call(job) => job.row.call_id.is_none_or(|id| !written.contains(&id)),
+            Work::Release { id, .. } => !released.contains(id),
+        })
         .collect())
 }
 
@@ -142,7 +158,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
         .iter()
         .filter_map(|work| match work {
             Work::Call(job) => Some(job),
-            Work::Release(_) => None,
+            Work::Release { .. } => None,
         })
         .collect();
     let rows: Vec<&LedgerRow> = jobs.iter().map(|job| &job.row).collect();
@@ -153,7 +169,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
             .iter()
             .map(|row| row.user_id)
             .chain(work.iter().filter_map(|work| match work {
-                Work::Release(hold) => Some(hold.user_id()),
+                Work::Release { hold, .. } => Some(hold.user_id()),
                 Work::Call(_) => None,
             }));
         db::reserve_many::lock_users_in_order(conn, users).await?;
@@ -162,7 +178,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
     db::rollups::record_many(conn, &rows).await?;
     let holds = work.iter().filter_map(|work| match work {
         Work::Call(job) => job.hold.as_ref(),
-        Work::Release(hold) => Some(hold),
+        Work::Release { hold, .. } => Some(hold),
     });
     // A platform call takes its share out of its (possibly shared) row; a
     // hold on a user's own key has a row of its own.
@@ -193,11 +209,14 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
         Hold::OwnKey(hold) if taken.contains(&hold.reservation_id) => own_key.release(hold),
         Hold::OwnKey(_) => {}
     };
+    let mut releases = Vec::new();
     for work in work {
-        if let Work::Release(hold) = work {
+        if let Work::Release { hold, id } = work {
             give_back(hold, &mut platform_use, &mut own_key_use);
+            releases.push(*id);
         }
     }
+    db::reservations::note_released(conn, &releases, db::now_ms()).await?;
     let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
     for job in jobs {
         let row = &job.row;
@@ -214,7 +233,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
             }
             Some(Hold::OwnKey(_)) | None => {}
         }
-        if row.key_source == KeySource::User.as_str() {
+        if row.paid_by == PaidBy::OwnKey {
             // Counted on the held day, so a call across midnight leaves nothing behind.
             let day = match &job.hold {
                 Some(Hold::OwnKey(hold)) => hold.day.clone(),
@@ -242,14 +261,15 @@ mod tests {
     fn call(user_id: i64, call_id: i64) -> Work {
         Work::Call(LedgerJob {
             row: LedgerRow {
-                user_id,
-                key_source: "user",
-                model: "claude-haiku-4-5".into(),
-                status: "200".into(),
-                reached_upstream: true,
                 input_tokens: 10,
                 call_id: Some(call_id),
-                ..LedgerRow::default()
+                ..LedgerRow::new(
+                    0,
+                    user_id,
+                    PaidBy::OwnKey,
+                    "claude-haiku-4-5".into(),
+                    "200".into(),
+                )
             },
             hold: None,
             used_key_id: None,
@@ -278,6 +298,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ids, [7, 8]);
+        drop(conn);
+        db.close().await;
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// The same for a call that never left keyward: its hold, on a row
+    /// two calls share, is given back once, not once per try.
+    #[tokio::test]
+    async fn a_retried_batch_gives_a_hold_back_once() {
+        use db::{
+            reservations::Tag,
+            reserve_many::{reserve_many, Ask},
+            usage::Limits,
+        };
+        let path =
+            std::env::temp_dir().join(format!("keyward-release-{}.db", rand::random::<u64>()));
+        let db = db::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        db::migrate(&db, db::Backend::Sqlite).await.unwrap();
+        let user = db::users::insert(&db, "ada@example.com", "hash", None)
+            .await
+            .unwrap();
+        let limits = Limits {
+            requests_per_minute: None,
+            requests_per_day: Some(10),
+            tokens_per_day: None,
+        };
+        let ask = || Ask::new(user.id, "2026-12-07".into(), 1_000, 50, limits);
+        let tag = Tag {
+            instance: "here",
+            expires_at: i64::MAX,
+        };
+        let mut conn = db.acquire().await.unwrap();
+        let decided = reserve_many(&mut conn, &[ask(), ask()], &Default::default(), &[], tag)
+            .await
+            .unwrap();
+        let reservation = decided.answers[0].clone().unwrap();
+        let release = Work::Release {
+            hold: Hold::Platform(reservation),
+            id: 9,
+        };
+        write_in(&mut conn, &[&release], false).await.unwrap();
+        write_in(&mut conn, &[&release], true).await.unwrap();
+        let (requests, tokens): (i64, i64) =
+            sqlx::query_as("SELECT requests, tokens FROM usage_daily")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!((requests, tokens), (1, 50), "the other call still counts");
         drop(conn);
         db.close().await;
         let _ = std::fs::remove_file(path);

@@ -78,8 +78,9 @@ pub struct LedgerJob {
 pub(super) enum Work {
     /// Write the call's row and settle its hold.
     Call(LedgerJob),
-    /// The call never left keyward: give its hold back, write no row.
-    Release(Hold),
+    /// The call never left keyward: give its hold back, write no row. The
+    /// id is the release's own, so a retried batch applies it once.
+    Release { hold: Hold, id: i64 },
 }
 
 /// Work in the queue, with the slot it frees and whoever waits for it.
@@ -221,7 +222,8 @@ impl LedgerWriter {
 
     /// Queues giving `hold` back (its call never left keyward).
     pub fn release(&self, hold: Hold, slot: LedgerSlot) {
-        self.enqueue(Work::Release(hold), slot, None);
+        let id = db::reservations::new_id();
+        self.enqueue(Work::Release { hold, id }, slot, None);
     }
 
     /// Queues `work`; once the writer has stopped (shutdown), writes it on

@@ -144,7 +144,7 @@ pub async fn user_detail(
             .into_iter()
             .map(|d| UserDayRow {
                 day: d.day,
-                paid_by: d.key_source,
+                paid_by: d.paid_by,
                 requests: d.requests,
                 tokens: d.tokens,
                 cost: d.cost,

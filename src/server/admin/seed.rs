@@ -2,7 +2,10 @@
 //! last year, for trying the dashboard and for its benchmark.
 
 use crate::{
-    model::models::{self, TokenCounts},
+    model::{
+        domain::PaidBy,
+        models::{self, TokenCounts},
+    },
     server::{
         clock::DAY_MS,
         db::{self, ledger::LedgerRow, rollups, users::normalize_email, Backend, Db},
@@ -69,10 +72,10 @@ fn synthetic_row(dice: &mut Dice, users: &[i64], at: i64) -> LedgerRow {
         1..=3 => "claude-sonnet-4-6",
         _ => "claude-haiku-4-5",
     };
-    let key_source = if dice.below(10) < 7 {
-        "platform"
+    let paid_by = if dice.below(10) < 7 {
+        PaidBy::Platform
     } else {
-        "user"
+        PaidBy::OwnKey
     };
     let failed = dice.below(100) < 2;
     let tokens = if failed {
@@ -91,24 +94,19 @@ fn synthetic_row(dice: &mut Dice, users: &[i64], at: i64) -> LedgerRow {
         }
     };
     let latency_ms = 150 + dice.below(6_000) as i64;
+    let status = if failed { "529" } else { "200" };
     LedgerRow {
-        at,
-        user_id,
-        key_source,
-        model: model.to_owned(),
         input_tokens: tokens.input as i64,
         output_tokens: tokens.output as i64,
         cache_creation_tokens: tokens.cache_creation as i64,
         cache_read_tokens: tokens.cache_read as i64,
         cost_micro_usd: models::cost_micro_usd(model, tokens) as i64,
-        status: if failed { "529" } else { "200" }.to_owned(),
         error_type: failed.then(|| "overloaded_error".to_owned()),
         latency_ms,
         ttft_ms: (!failed).then_some(latency_ms / 4),
         request_id: Some(format!("req_demo_{:012x}", dice.next() >> 16)),
-        reached_upstream: true,
         saved_micro_usd: crate::model::prices::caching_saved_micro_usd(model, tokens),
-        ..LedgerRow::default()
+        ..LedgerRow::new(at, user_id, paid_by, model.to_owned(), status.to_owned())
     }
 }
 

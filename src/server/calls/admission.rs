@@ -8,7 +8,7 @@ use crate::{
     server::{
         accounting::{CallOrigin, LedgerSlot, ReserveError, Reserved},
         limits::{self, WorstCase},
-        routing::RoutedKey,
+        routing::{Payer, RoutedKey},
         state::AppState,
     },
 };
@@ -59,7 +59,7 @@ pub fn check_model(routed: &RoutedKey, model: &str) -> Result<(), Refusal> {
 /// The plan's rule on Anthropic's server tools (`server_tool`: the first
 /// one the request declares).
 pub fn check_server_tools(routed: &RoutedKey, server_tool: Option<String>) -> Result<(), Refusal> {
-    match (&routed.plan, server_tool) {
+    match (routed.plan(), server_tool) {
         (Some(plan), Some(tool)) if !plan.allows_server_tools => {
             Err(Refusal::ServerToolNotInPlan {
                 tool,
@@ -89,8 +89,8 @@ pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refus
         return Ok(Call::new(state.clone(), admission, None, slot));
     };
     let user_id = admission.origin.user_id;
-    let reserved = match &admission.routed.plan {
-        Some(plan) => {
+    let reserved = match &admission.routed.payer {
+        Payer::Platform { plan, .. } => {
             let ask = limits::platform_ask(state, user_id, plan, worst);
             let now_ms = ask.now_ms;
             match state.ledger.reserve(ask, slot).await {
@@ -103,7 +103,7 @@ pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refus
                 }
             }
         }
-        None => hold_own_key(state, &admission, worst, slot).await?,
+        Payer::OwnKey { .. } => hold_own_key(state, &admission, worst, slot).await?,
     };
     let (hold, slot) = reserved.take();
     Ok(Call::new(state.clone(), admission, hold, slot))

@@ -113,6 +113,10 @@ impl Instance {
                     }
                     Err(err) => tracing::warn!(error = %err, "could not sweep reservations"),
                 }
+                let a_day_ago = db::now_ms() - crate::server::clock::DAY_MS;
+                if let Err(err) = db::reservations::forget_releases_before(&db, a_day_ago).await {
+                    tracing::warn!(error = %err, "could not prune the noted releases");
+                }
             }
         });
     }

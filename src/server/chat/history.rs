@@ -7,6 +7,7 @@ use crate::{
     model::{
         caching::PromptCaching,
         chat::{ConversationView, MessageView},
+        domain::{MessageStatus, Speaker},
     },
     server::db::conversations::{ConversationRow, MessageRow},
 };
@@ -30,14 +31,14 @@ pub fn title_from(text: &str) -> String {
 /// are fine (the API combines them into one turn).
 pub fn upstream_messages(rows: &[MessageRow]) -> Vec<Value> {
     rows.iter()
-        .filter(|row| match row.role.as_str() {
-            "user" => true,
-            _ => {
-                matches!(row.status.as_str(), "complete" | "stopped")
+        .filter(|row| match row.role {
+            Speaker::User => true,
+            Speaker::Assistant => {
+                matches!(row.status, MessageStatus::Complete | MessageStatus::Stopped)
                     && !row.content.trim().is_empty()
             }
         })
-        .skip_while(|row| row.role != "user")
+        .skip_while(|row| row.role != Speaker::User)
         .map(|row| json!({ "role": row.role, "content": row.content }))
         .collect()
 }
@@ -88,17 +89,16 @@ pub fn mark_cache_breakpoint(
 pub fn message_view(row: &MessageRow) -> MessageView {
     MessageView {
         id: row.id,
-        role: row.role.clone(),
+        role: row.role,
         content: row.content.clone(),
         model: row.model.clone(),
         // A reply still marked streaming after a restart was cut off.
-        status: if row.status == "streaming" {
-            "stopped".into()
-        } else {
-            row.status.clone()
+        status: match row.status {
+            MessageStatus::Streaming => MessageStatus::Stopped,
+            status => status,
         },
         error: row.error.clone(),
-        paid_by: row.paid_by.clone(),
+        paid_by: row.paid_by,
         input_tokens: row.input_tokens,
         output_tokens: row.output_tokens,
         cost_micro_usd: row.cost_micro_usd,
@@ -142,10 +142,10 @@ mod tests {
     fn row(role: &str, content: &str, status: &str) -> MessageRow {
         MessageRow {
             id: 0,
-            role: role.into(),
+            role: role.parse().unwrap(),
             content: content.into(),
             model: String::new(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             error: None,
             paid_by: None,
             input_tokens: 0,

@@ -23,17 +23,18 @@ use crate::{
     model::{
         caching::PromptCaching,
         chat::{ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
+        domain::{MessageStatus, PaidBy, Speaker},
     },
     server::{
         accounting::{CallEnd, CallOrigin},
         anthropic::{ForwardedHeaders, API_VERSION},
         calls::{self, estimate, Admission, Call, InputEstimate, Refusal},
         db::{
-            conversations::{self, ConversationRow, MessageRow, MessageStatus, ReplyUsage},
+            conversations::{self, ConversationRow, MessageRow, ReplyUsage},
             users::UserRow,
         },
         limits::WorstCase,
-        routing::{self, KeySource},
+        routing,
         state::AppState,
     },
 };
@@ -62,7 +63,7 @@ fn fit_thinking(
             "A thinking budget is at least {MIN_THINKING_BUDGET} tokens."
         )));
     }
-    if routed.plan.is_none() {
+    if routed.plan().is_none() {
         let most = crate::model::models::find(model).map_or(i64::MAX, |m| m.max_output_tokens);
         let grown = budget.saturating_add(max_tokens);
         if grown > most {
@@ -132,7 +133,7 @@ pub async fn start_turn(
         None => Vec::new(),
     };
     if request.regenerate {
-        while rows.last().is_some_and(|m| m.role == "assistant") {
+        while rows.last().is_some_and(|m| m.role == Speaker::Assistant) {
             rows.pop();
         }
     }
@@ -140,7 +141,7 @@ pub async fn start_turn(
     if let Some(edited) = request.edit_message_id {
         let at = rows
             .iter()
-            .position(|m| m.id == edited && m.role == "user")
+            .position(|m| m.id == edited && m.role == Speaker::User)
             .ok_or_else(|| {
                 AppError::Validation(
                     "That message is no longer in this conversation. Reload the page.".into(),
@@ -199,7 +200,7 @@ pub async fn start_turn(
         text,
         existing,
         rows,
-        routed.source.as_str(),
+        routed.paid_by(),
     )
     .await;
     let PreparedTurn {
@@ -214,8 +215,7 @@ pub async fn start_turn(
     // The plan's setting on the platform key; a user's own key caches for
     // five minutes (what Anthropic's clients default to).
     let caching = routed
-        .plan
-        .as_ref()
+        .plan()
         .map_or(PromptCaching::default(), |plan| plan.prompt_caching);
     mark_cache_breakpoint(&mut history, system.as_deref(), &request.model, caching);
     let mut body = json!({
@@ -235,7 +235,7 @@ pub async fn start_turn(
         title: conversation.title.clone(),
         user_message_id,
         assistant_message_id: assistant_id,
-        paid_by: routed.source.as_str().to_owned(),
+        paid_by: routed.paid_by(),
     };
     let (tx, rx) = mpsc::channel::<ChatEvent>(64);
     let turn = UpstreamCall {
@@ -292,7 +292,7 @@ async fn prepare_rows(
     existing: Option<ConversationRow>,
     // The conversation as already loaded (trailing replies dropped when regenerating).
     mut rows: Vec<MessageRow>,
-    paid_by: &str,
+    paid_by: PaidBy,
 ) -> Result<PreparedTurn, AppError> {
     let mut tx = state.db.begin().await?;
     let mut conversation = match existing {
@@ -315,10 +315,10 @@ async fn prepare_rows(
         let id = conversations::insert_user_message(&mut *tx, conversation.id, text).await?;
         rows.push(MessageRow {
             id,
-            role: "user".into(),
+            role: Speaker::User,
             content: text.to_owned(),
             model: String::new(),
-            status: "complete".into(),
+            status: MessageStatus::Complete,
             error: None,
             paid_by: None,
             input_tokens: 0,
@@ -421,8 +421,8 @@ impl UpstreamCall {
             assistant_id,
             beta: _,
         } = self;
-        let own_key = call.routed().source == KeySource::User;
-        let source = call.routed().source.as_str();
+        let paid_by = call.routed().paid_by();
+        let own_key = paid_by == PaidBy::OwnKey;
         let (status, error) = match &end {
             CallEnd::Complete => (MessageStatus::Complete, None),
             CallEnd::Stopped => (MessageStatus::Stopped, None),
@@ -455,7 +455,7 @@ impl UpstreamCall {
         }
         tracing::info!(
             status = status.as_str(),
-            source,
+            source = paid_by.as_str(),
             model = %model,
             input_tokens = usage.input_tokens,
             output_tokens = usage.output_tokens,
@@ -464,7 +464,7 @@ impl UpstreamCall {
         );
         let _ = tx
             .send(ChatEvent::Finished {
-                status: status.as_str().to_owned(),
+                status,
                 error,
                 input_tokens: usage.input_tokens,
                 output_tokens: usage.output_tokens,

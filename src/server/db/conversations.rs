@@ -3,8 +3,9 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Db, Exec};
+use super::{now_ms, optional_word, word, Db, Exec};
 pub use crate::model::chat::ReplyUsage;
+use crate::model::domain::{MessageStatus, PaidBy, Speaker};
 
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
@@ -22,12 +23,12 @@ pub struct ConversationRow {
 #[derive(Debug, Clone)]
 pub struct MessageRow {
     pub id: i64,
-    pub role: String,
+    pub role: Speaker,
     pub content: String,
     pub model: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub error: Option<String>,
-    pub paid_by: Option<String>,
+    pub paid_by: Option<PaidBy>,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_micro_usd: i64,
@@ -35,24 +36,6 @@ pub struct MessageRow {
     pub saved_micro_usd: i64,
     pub thinking: Option<String>,
     pub created_at: i64,
-}
-
-/// How an assistant message ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageStatus {
-    Complete,
-    Stopped,
-    Error,
-}
-
-impl MessageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Complete => "complete",
-            MessageStatus::Stopped => "stopped",
-            MessageStatus::Error => "error",
-        }
-    }
 }
 
 const CONVERSATION_COLUMNS: &str =
@@ -73,12 +56,12 @@ fn conversation(row: &sqlx::any::AnyRow) -> Result<ConversationRow, sqlx::Error>
 fn message(row: &sqlx::any::AnyRow) -> Result<MessageRow, sqlx::Error> {
     Ok(MessageRow {
         id: row.try_get("id")?,
-        role: row.try_get("role")?,
+        role: word(row, "role")?,
         content: row.try_get("content")?,
         model: row.try_get("model")?,
-        status: row.try_get("status")?,
+        status: word(row, "status")?,
         error: row.try_get("error")?,
-        paid_by: row.try_get("paid_by")?,
+        paid_by: optional_word(row, "paid_by")?,
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
         cost_micro_usd: row.try_get("cost_micro_usd")?,
@@ -240,7 +223,7 @@ pub async fn insert_assistant_placeholder(
     db: impl Exec<'_>,
     conversation_id: i64,
     model: &str,
-    paid_by: &str,
+    paid_by: PaidBy,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO messages (conversation_id, role, content, model, status, paid_by, created_at) \
@@ -248,7 +231,7 @@ pub async fn insert_assistant_placeholder(
     )
     .bind(conversation_id)
     .bind(model)
-    .bind(paid_by)
+    .bind(paid_by.as_str())
     .bind(now_ms())
     .fetch_one(db)
     .await

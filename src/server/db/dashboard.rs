@@ -4,7 +4,10 @@
 use sqlx::Row;
 
 use super::Db;
-use crate::model::admin::{DayPoint, ModelPoint, TotalsView};
+use crate::model::{
+    admin::{DayPoint, ModelPoint, TotalsView},
+    domain::{PaidBy, Role},
+};
 
 /// Whole UTC days, `from` and `to` included, plus the same range in ms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +248,7 @@ pub async fn users(db: &Db, query: &UserQuery<'_>) -> Result<(Vec<UserUsage>, i6
             Ok(UserUsage {
                 id: row.try_get("id")?,
                 email: row.try_get("email")?,
-                is_admin: row.try_get::<String, _>("role")? == "admin",
+                is_admin: super::word::<Role>(row, "role")? == Role::Admin,
                 disabled: row.try_get::<i64, _>("disabled")? != 0,
                 plan: row.try_get("plan")?,
                 key_status: row.try_get("key_status")?,
@@ -263,7 +266,7 @@ pub async fn users(db: &Db, query: &UserQuery<'_>) -> Result<(Vec<UserUsage>, i6
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserDay {
     pub day: String,
-    pub key_source: String,
+    pub paid_by: PaidBy,
     pub requests: i64,
     pub tokens: i64,
     pub cost: i64,
@@ -287,7 +290,7 @@ pub async fn user_days(
         .map(|row| {
             Ok(UserDay {
                 day: row.try_get("day")?,
-                key_source: row.try_get("key_source")?,
+                paid_by: super::word(row, "key_source")?,
                 requests: row.try_get("requests")?,
                 tokens: row.try_get("tokens")?,
                 cost: row.try_get("cost_micro_usd")?,

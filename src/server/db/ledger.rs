@@ -1,15 +1,18 @@
 //! The usage ledger: exactly one row per upstream call.
 
 use super::Db;
+use crate::model::domain::PaidBy;
 
-#[derive(Debug, Clone, Default)]
+/// One upstream call as the ledger keeps it. It has no default: every row
+/// names who paid (`LedgerRow::new`).
+#[derive(Debug, Clone)]
 pub struct LedgerRow {
     pub at: i64,
     pub user_id: i64,
     pub conversation_id: Option<i64>,
     pub message_id: Option<i64>,
     pub token_id: Option<i64>,
-    pub key_source: &'static str,
+    pub paid_by: PaidBy,
     pub model: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
@@ -37,6 +40,36 @@ pub struct LedgerRow {
 }
 
 impl LedgerRow {
+    /// A row for `user_id`'s call of `model` paid by `paid_by`, made at
+    /// `at`, that ended with `status`; usage and the rest still zero.
+    pub fn new(at: i64, user_id: i64, paid_by: PaidBy, model: String, status: String) -> Self {
+        Self {
+            at,
+            user_id,
+            conversation_id: None,
+            message_id: None,
+            token_id: None,
+            paid_by,
+            model,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_creation_tokens: 0,
+            cache_read_tokens: 0,
+            cost_micro_usd: 0,
+            status,
+            error_type: None,
+            latency_ms: 0,
+            ttft_ms: None,
+            request_id: None,
+            reached_upstream: true,
+            server_tool_uses: 0,
+            client_session: None,
+            client_agent: None,
+            call_id: None,
+            saved_micro_usd: 0,
+        }
+    }
+
     /// Every token the call was billed for.
     pub fn total_tokens(&self) -> i64 {
         self.input_tokens + self.output_tokens + self.cache_creation_tokens + self.cache_read_tokens
@@ -47,7 +80,7 @@ impl LedgerRow {
         crate::model::CallSummary {
             at: super::format_time(self.at),
             model: self.model,
-            paid_by: self.key_source.to_owned(),
+            paid_by: self.paid_by,
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             cost_micro_usd: self.cost_micro_usd,
@@ -137,7 +170,7 @@ pub async fn insert_many(
                 .bind(row.conversation_id)
                 .bind(row.message_id)
                 .bind(row.token_id)
-                .bind(row.key_source)
+                .bind(row.paid_by.as_str())
                 // Borrowed as `&str`: a `&String` would be copied for the query.
                 .bind(row.model.as_str())
                 .bind(row.input_tokens)
@@ -210,21 +243,21 @@ pub async fn recent_for_user(
     .await?;
     rows.iter()
         .map(|r| {
-            let source: String = r.try_get("key_source")?;
             Ok(LedgerRow {
-                at: r.try_get("at")?,
-                user_id,
-                key_source: if source == "user" { "user" } else { "platform" },
-                model: r.try_get("model")?,
                 input_tokens: r.try_get("input_tokens")?,
                 output_tokens: r.try_get("output_tokens")?,
                 cache_creation_tokens: r.try_get("cache_creation_tokens")?,
                 cache_read_tokens: r.try_get("cache_read_tokens")?,
                 cost_micro_usd: r.try_get("cost_micro_usd")?,
-                status: r.try_get("status")?,
                 error_type: r.try_get("error_type")?,
                 latency_ms: r.try_get("latency_ms")?,
-                ..LedgerRow::default()
+                ..LedgerRow::new(
+                    r.try_get("at")?,
+                    user_id,
+                    super::word(r, "key_source")?,
+                    r.try_get("model")?,
+                    r.try_get("status")?,
+                )
             })
         })
         .collect()

@@ -207,6 +207,38 @@ pub fn is_unreachable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Reads a column holding one of `model::domain`'s words: a word the type
+/// does not know is a decode error, never a guess.
+pub(crate) fn word<T>(row: &sqlx::any::AnyRow, column: &str) -> Result<T, sqlx::Error>
+where
+    T: FromStr<Err = crate::model::domain::UnknownWord>,
+{
+    use sqlx::Row;
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|err| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(err),
+    })
+}
+
+/// `word` for a column that may be NULL.
+pub(crate) fn optional_word<T>(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<Option<T>, sqlx::Error>
+where
+    T: FromStr<Err = crate::model::domain::UnknownWord>,
+{
+    use sqlx::Row;
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| text.parse())
+        .transpose()
+        .map_err(|err| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(err),
+        })
+}
+
 /// True when `err` is a unique-constraint violation (both engines).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

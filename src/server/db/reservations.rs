@@ -326,3 +326,56 @@ pub async fn remove_and_give_back(
     }
     Ok(removed)
 }
+
+/// Notes, in the transaction that gives them back, that the releases
+/// `ids` (holds of calls that never left keyward) were applied.
+pub async fn note_released(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO released_holds (id, at) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id).bind(at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The releases among `ids` that a committed transaction applied already
+/// (a settlement retried after its answer was lost).
+pub async fn already_released(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+) -> Result<HashSet<i64>, sqlx::Error> {
+    let mut released = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let list = super::integer_list(chunk);
+        let found: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM released_holds WHERE id IN ({list})"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        released.extend(found);
+    }
+    Ok(released)
+}
+
+/// Forgets releases noted before `before_ms`: a retry comes within
+/// seconds of its first try.
+pub async fn forget_releases_before(db: &Db, before_ms: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM released_holds WHERE at < $1")
+        .bind(before_ms)
+        .execute(db)
+        .await
+        .map(|done| done.rows_affected())
+}

@@ -76,7 +76,7 @@ pub async fn record_many(
         let day = row.at.div_euclid(DAY_MS);
         let errors = i64::from(is_error(&row.status));
         let m = by_model
-            .entry((day, row.key_source, row.model.as_str()))
+            .entry((day, row.paid_by.as_str(), row.model.as_str()))
             .or_default();
         m.requests += 1;
         m.errors += errors;
@@ -87,7 +87,7 @@ pub async fn record_many(
         m.cost += row.cost_micro_usd;
         m.saved += row.saved_micro_usd;
         let u = by_user
-            .entry((day, row.user_id, row.key_source))
+            .entry((day, row.user_id, row.paid_by.as_str()))
             .or_default();
         u.requests += 1;
         u.errors += errors;

@@ -4,29 +4,7 @@ use sqlx::Row;
 
 use super::{now_ms, Db};
 use crate::model::caps::OwnKeyCaps;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        if text == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        }
-    }
-}
+pub use crate::model::domain::Role;
 
 /// A user row. `password_hash` is a PHC string, not a secret worth redacting,
 /// but it still never leaves the server.
@@ -72,7 +50,7 @@ pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> 
         id: row.try_get("id")?,
         email: row.try_get("email")?,
         password_hash: row.try_get("password_hash")?,
-        role: Role::parse(&row.try_get::<String, _>("role")?),
+        role: super::word(row, "role")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: row.try_get("created_at")?,
         fallback_to_free: row.try_get::<i64, _>("fallback_to_free")? != 0,

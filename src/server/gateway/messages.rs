@@ -45,7 +45,7 @@ async fn start(state: AppState, headers: HeaderMap, body: Body) -> Result<Respon
     // Only a call that reserves is read whole (to clamp, estimate and check
     // its tools); a user's own key without caps forwards the body untouched.
     let (body, worst, input, adjusted) = if limits::needs_hold(&routed) {
-        let clamp = routed.plan.as_ref().map(|plan| plan.max_tokens);
+        let clamp = routed.plan().map(|plan| plan.max_tokens);
         let prepared = request::prepare_for_hold(body, &parsed, clamp)?;
         calls::check_server_tools(&routed, prepared.server_tool).map_err(refused)?;
         let input = InputEstimate::Known(prepared.worst.input_tokens);
@@ -146,7 +146,7 @@ fn model_not_in_plan(model: &str, allowed: &[String]) -> GatewayError {
 /// response for it (sent only after a rejected key is marked, so the
 /// client's next call is already refused up front).
 async fn fail(call: Call, err: UpstreamError) -> Response {
-    let response = passthrough::upstream_error(&err, call.routed().source);
+    let response = passthrough::upstream_error(&err, call.routed().paid_by());
     call.end(CallEnd::Failed(err)).await;
     response
 }
@@ -215,10 +215,7 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
         if !routed.allows_model(&parsed.model) {
             return Err(model_not_in_plan(&parsed.model, &routed.allowed_models()));
         }
-        let per_minute = routed
-            .plan
-            .as_ref()
-            .and_then(|plan| plan.requests_per_minute);
+        let per_minute = routed.plan().and_then(|plan| plan.requests_per_minute);
         if let Some(limit) = per_minute {
             let now_ms = state.clock.now_ms();
             if let Err(wait_secs) = state
@@ -243,7 +240,7 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
             )
             .await;
         Ok(match answer {
-            Err(err) => passthrough::upstream_error(&err, routed.source),
+            Err(err) => passthrough::upstream_error(&err, routed.paid_by()),
             Ok(mut response) => {
                 let status = response.status();
                 let headers = response.take_headers();
@@ -254,7 +251,9 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
                         "application/json",
                         Body::from(bytes),
                     ),
-                    Err(_) => passthrough::upstream_error(&UpstreamError::StreamCut, routed.source),
+                    Err(_) => {
+                        passthrough::upstream_error(&UpstreamError::StreamCut, routed.paid_by())
+                    }
                 }
             }
         })

@@ -9,7 +9,7 @@ use axum::{
 use bytes::Bytes;
 
 use super::error::GatewayError;
-use crate::server::{anthropic::UpstreamError, routing::KeySource};
+use crate::{model::domain::PaidBy, server::anthropic::UpstreamError};
 
 fn passes_through(name: &str) -> bool {
     name == "request-id"
@@ -50,7 +50,7 @@ pub fn response(
 /// An upstream failure for the client: Anthropic's own status and body,
 /// unchanged — except that a refused key says whose key it was — or
 /// keyward's error when Anthropic could not be reached.
-pub fn upstream_error(err: &UpstreamError, source: KeySource) -> Response {
+pub fn upstream_error(err: &UpstreamError, source: PaidBy) -> Response {
     match err {
         UpstreamError::Status {
             status,
@@ -87,7 +87,7 @@ pub fn upstream_error(err: &UpstreamError, source: KeySource) -> Response {
     }
 }
 
-fn key_rejection_body(err: &UpstreamError, source: KeySource) -> Bytes {
+fn key_rejection_body(err: &UpstreamError, source: PaidBy) -> Bytes {
     let (kind, upstream_message) = match err {
         UpstreamError::Status { kind, message, .. } => (
             kind.clone()
@@ -97,8 +97,8 @@ fn key_rejection_body(err: &UpstreamError, source: KeySource) -> Bytes {
         _ => ("authentication_error".into(), String::new()),
     };
     let whose = match source {
-        KeySource::User => "Anthropic rejected the API key saved in your keyward account; update it in keyward's Settings.",
-        KeySource::Platform => "Anthropic rejected this keyward server's platform key; please tell its administrator.",
+        PaidBy::OwnKey => "Anthropic rejected the API key saved in your keyward account; update it in keyward's Settings.",
+        PaidBy::Platform => "Anthropic rejected this keyward server's platform key; please tell its administrator.",
     };
     let message = if upstream_message.is_empty() {
         whose.to_owned()
@@ -147,9 +147,9 @@ mod tests {
             body: Bytes::from_static(b"{}"),
             headers: HeaderMap::new(),
         };
-        let response = upstream_error(&err, KeySource::User);
+        let response = upstream_error(&err, PaidBy::OwnKey);
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let body = key_rejection_body(&err, KeySource::User);
+        let body = key_rejection_body(&err, PaidBy::OwnKey);
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("saved in your keyward account"), "{text}");
         assert!(text.contains("authentication_error"));

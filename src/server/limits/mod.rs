@@ -18,7 +18,7 @@ use crate::{
             reserve_many::Ask,
             usage::{Limits, Refusal, Reservation},
         },
-        routing::RoutedKey,
+        routing::{Payer, RoutedKey},
         state::AppState,
     },
 };
@@ -80,7 +80,10 @@ impl WorstCase {
 /// Whether a call on `routed` must reserve before it starts: always on the
 /// platform key, on a user's key only when the user set caps.
 pub fn needs_hold(routed: &RoutedKey) -> bool {
-    routed.plan.is_some() || routed.caps.is_set()
+    match &routed.payer {
+        Payer::Platform { .. } => true,
+        Payer::OwnKey { caps, .. } => caps.is_set(),
+    }
 }
 
 /// What a platform call asks of its plan: one request and its worst case,
@@ -111,10 +114,10 @@ pub async fn hold_own_key(
     model: &str,
     worst: WorstCase,
 ) -> Result<Option<Hold>, AppError> {
-    let caps = routed.caps;
-    if !caps.is_set() {
-        return Ok(None);
-    }
+    let caps = match routed.payer {
+        Payer::OwnKey { caps, .. } if caps.is_set() => caps,
+        _ => return Ok(None),
+    };
     if caps.micro_usd_per_day.is_some() && models::find(model).is_none() {
         return Err(refusals::unpriced_model(model));
     }
