@@ -13,6 +13,7 @@ pub mod db;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;
+pub mod payer;
 pub mod routing;
 pub mod security;
 mod serve;

@@ -59,7 +59,7 @@ pub struct Shared {
     /// Gateway tokens resolved to their owner and routing, for under a second.
     pub principals: Arc<PrincipalCache>,
     /// Platform-key `count_tokens` calls per user in the last minute.
-    pub count_window: Arc<super::gateway::CountWindow>,
+    pub count_window: Arc<super::limits::CountWindow>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

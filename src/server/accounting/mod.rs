@@ -18,12 +18,8 @@ pub use writer::{LedgerJob, LedgerWriter};
 use crate::{
     model::models::{self, TokenCounts},
     server::{
-        anthropic::UpstreamError,
-        calls::meter::Observed,
-        db::ledger::LedgerRow,
-        limits::Hold,
-        routing::{self, RoutedKey},
-        state::AppState,
+        anthropic::UpstreamError, calls::meter::Observed, db::ledger::LedgerRow, limits::Hold,
+        payer::RoutedKey,
     },
 };
 
@@ -75,20 +71,14 @@ pub struct CallRecord<'a> {
     pub origin: CallOrigin,
     pub model: String,
     pub started_at: Instant,
+    /// When it ended (by the clock limits use): the ledger row's time.
+    pub ended_at_ms: i64,
     /// `false` when the transport never got the request out of keyward.
     pub reached_upstream: bool,
     /// For a JSON call, its `max_tokens`: a reply whose usage never came
     /// (the client left while Anthropic was still writing it) may have
     /// used all of it, and nothing was relayed to tell otherwise.
     pub output_if_unreported: Option<i64>,
-}
-
-/// Logs a failed call and marks a user key Anthropic refused.
-pub async fn note_failure(state: &AppState, routed: &RoutedKey, err: &UpstreamError) {
-    tracing::warn!(error = %err.label(), source = routed.paid_by().as_str(), "upstream call failed");
-    if err.is_key_rejection() {
-        routing::note_key_rejection(state, routed).await;
-    }
 }
 
 /// The tokens a call is billed for. What Anthropic reported stands; where
@@ -124,9 +114,8 @@ pub fn billed_tokens(
     tokens
 }
 
-/// The metric, the bill and the ledger job for a call's end.
+/// The bill and the ledger job for a call's end.
 pub fn bill(
-    state: &AppState,
     call: CallRecord<'_>,
     end: &CallEnd,
     observed: Observed,
@@ -134,7 +123,6 @@ pub fn bill(
 ) -> (LedgerJob, Billed) {
     let paid_by = call.routed.paid_by();
     let label = end.label();
-    state.metrics.record_upstream(paid_by.as_str(), &label);
     let tokens = billed_tokens(
         &observed,
         end,
@@ -148,7 +136,7 @@ pub fn bill(
     let served = matches!(end, CallEnd::Complete | CallEnd::Stopped);
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let row = LedgerRow {
-        at: state.clock.now_ms(),
+        at: call.ended_at_ms,
         user_id: call.origin.user_id,
         conversation_id: call.origin.conversation_id,
         message_id: call.origin.message_id,

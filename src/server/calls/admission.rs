@@ -1,16 +1,14 @@
-//! Whether a call may go upstream, and what it holds while it does.
+//! What a call asks to be admitted with, and the plan's rules it must
+//! pass before anything is reserved (`admit` reserves).
 
 use std::sync::Arc;
 
-use super::call::{Call, InputEstimate};
+use bytes::Bytes;
+
+use super::estimate;
 use crate::{
     error::AppError,
-    server::{
-        accounting::{CallOrigin, LedgerSlot, ReserveError, Reserved},
-        limits::{self, WorstCase},
-        routing::{Payer, RoutedKey},
-        state::AppState,
-    },
+    server::{accounting::CallOrigin, limits::WorstCase, payer::RoutedKey},
 };
 
 /// Why a call was refused before it left keyward. Each front door (chat,
@@ -70,66 +68,24 @@ pub fn check_server_tools(routed: &RoutedKey, server_tool: Option<String>) -> Re
     }
 }
 
-/// Takes a ledger slot, then reserves the worst case; the returned `Call`
-/// owns both. A caller dropped at any await either holds nothing or its
-/// hold is given back: the books writer (platform key) or a task of its own
-/// (caps on a user's key) takes the reservation whatever happens to the
-/// caller, and hands it over in a guard that gives it back unless a `Call`
-/// takes it.
-pub async fn admit(state: &AppState, admission: Admission) -> Result<Call, Refusal> {
-    let Ok(slot) = state.ledger.slot(admission.origin.user_id).await else {
-        return Err(Refusal::Limit(AppError::Unavailable(
-            "keyward has too many calls in flight right now. Try again in a moment.".into(),
-        )));
-    };
-    let worst = admission
-        .worst
-        .filter(|_| limits::needs_hold(&admission.routed));
-    let Some(worst) = worst else {
-        return Ok(Call::new(state.clone(), admission, None, slot));
-    };
-    let user_id = admission.origin.user_id;
-    let reserved = match &admission.routed.payer {
-        Payer::Platform { plan, .. } => {
-            let ask = limits::platform_ask(state, user_id, plan, worst);
-            let now_ms = ask.now_ms;
-            match state.ledger.reserve(ask, slot).await {
-                Ok(reserved) => reserved,
-                Err(ReserveError::Refused(refusal)) => {
-                    return Err(Refusal::Limit(limits::limit_refused(refusal, now_ms)))
-                }
-                Err(ReserveError::Unavailable) => {
-                    return Err(Refusal::Limit(AppError::DatabaseUnavailable))
-                }
-            }
-        }
-        Payer::OwnKey { .. } => hold_own_key(state, &admission, worst, slot).await?,
-    };
-    let (hold, slot) = reserved.take();
-    Ok(Call::new(state.clone(), admission, hold, slot))
+/// The input a call is billed for when Anthropic never reported it.
+#[derive(Debug)]
+pub enum InputEstimate {
+    /// Estimated at admission (the call reserved).
+    Known(i64),
+    /// The request body, estimated only if it comes to that: a call on a
+    /// user's own key without caps is not parsed on the way out.
+    FromBody(Bytes),
 }
 
-/// Holds the worst case against the caps on the user's own key, in a task
-/// of its own: a caller dropped while the hold commits cannot lose it.
-async fn hold_own_key(
-    state: &AppState,
-    admission: &Admission,
-    worst: WorstCase,
-    slot: LedgerSlot,
-) -> Result<Reserved, Refusal> {
-    let task_state = state.clone();
-    let routed = admission.routed.clone();
-    let user_id = admission.origin.user_id;
-    let model = admission.model.clone();
-    let holding = tokio::spawn(async move {
-        let hold = limits::hold_own_key(&task_state, user_id, &routed, &model, worst).await?;
-        Ok::<_, AppError>(Reserved::new(task_state.ledger.clone(), hold, slot))
-    });
-    match holding.await {
-        Ok(reserved) => reserved.map_err(Refusal::Limit),
-        Err(err) => {
-            tracing::error!(error = %err, "the hold task failed");
-            Err(Refusal::Limit(AppError::Internal))
+impl InputEstimate {
+    pub(super) fn tokens(&self) -> i64 {
+        match self {
+            InputEstimate::Known(tokens) => *tokens,
+            InputEstimate::FromBody(body) => serde_json::from_slice(body)
+                .map(|body| estimate::request_input_tokens(&body))
+                // Not JSON after all: every byte could be a token.
+                .unwrap_or(body.len() as i64),
         }
     }
 }

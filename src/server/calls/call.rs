@@ -7,36 +7,18 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 
-use super::{admission::Admission, estimate, meter::Observed};
+use super::{
+    admission::{Admission, InputEstimate},
+    meter::Observed,
+};
 use crate::server::{
     accounting::{self, Billed, CallEnd, CallOrigin, LedgerSlot},
     anthropic::{ForwardedHeaders, UpstreamError, UpstreamResponse},
     limits::Hold,
-    routing::RoutedKey,
+    payer::RoutedKey,
+    routing,
     state::AppState,
 };
-
-/// The input a call is billed for when Anthropic never reported it.
-#[derive(Debug)]
-pub enum InputEstimate {
-    /// Estimated at admission (the call reserved).
-    Known(i64),
-    /// The request body, estimated only if it comes to that: a call on a
-    /// user's own key without caps is not parsed on the way out.
-    FromBody(Bytes),
-}
-
-impl InputEstimate {
-    fn tokens(&self) -> i64 {
-        match self {
-            InputEstimate::Known(tokens) => *tokens,
-            InputEstimate::FromBody(body) => serde_json::from_slice(body)
-                .map(|body| estimate::request_input_tokens(&body))
-                // Not JSON after all: every byte could be a token.
-                .unwrap_or(body.len() as i64),
-        }
-    }
-}
 
 pub struct Call {
     state: AppState,
@@ -179,7 +161,7 @@ impl Call {
         let (CallEnd::Failed(err), Some(open)) = (end, &self.open) else {
             return;
         };
-        accounting::note_failure(&self.state, &open.routed, err).await;
+        routing::note_failure(&self.state, &open.routed, err).await;
     }
 
     /// Settles the call once: a ledger row for a call that was sent (or
@@ -219,11 +201,15 @@ impl Call {
             origin,
             model,
             started_at,
+            ended_at_ms: self.state.clock.now_ms(),
             reached_upstream: sent,
             output_if_unreported: json_max_tokens,
         };
         let observed = std::mem::take(&mut self.observed);
-        let (job, billed) = accounting::bill(&self.state, record, end, observed, || input.tokens());
+        let paid_by = routed.paid_by();
+        let (job, billed) = accounting::bill(record, end, observed, || input.tokens());
+        let status = &job.row.status;
+        self.state.metrics.record_upstream(paid_by.as_str(), status);
         let committed = self.state.ledger.submit(job, slot);
         (Some(billed), Some(committed))
     }

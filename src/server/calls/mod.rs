@@ -1,9 +1,9 @@
 //! One lifecycle for every upstream call, from a chat turn or the gateway:
 //!
-//! 1. **Admission** (`admission`): the plan's rules (models, server tools),
-//!    the worst case (`estimate`), a ledger slot, and the reservation. It
-//!    hands back a [`Call`] that owns the reservation from the instant it
-//!    exists.
+//! 1. **Admission** (`admission`, `admit`): the plan's rules (models,
+//!    server tools), the worst case (`estimate`), a ledger slot, and the
+//!    reservation. It hands back a [`Call`] that owns the reservation
+//!    from the instant it exists.
 //! 2. **The call** (`call`): sent upstream through the `Call`, which notes
 //!    that it left keyward; its answer is read by one meter (`meter`) in
 //!    both relays.
@@ -16,6 +16,7 @@
 //! still running are cut (shutdown, a disabled account) through `cuts`.
 
 mod admission;
+mod admit;
 mod call;
 mod cuts;
 pub mod estimate;
@@ -23,7 +24,8 @@ mod instance;
 pub mod meter;
 pub mod server_tools;
 
-pub use admission::{admit, check_model, check_server_tools, Admission, Refusal};
-pub use call::{Call, InputEstimate};
+pub use admission::{check_model, check_server_tools, Admission, InputEstimate, Refusal};
+pub use admit::admit;
+pub use call::Call;
 pub use cuts::CallCuts;
 pub use instance::Instance;

@@ -34,6 +34,7 @@ use crate::{
             users::UserRow,
         },
         limits::WorstCase,
+        payer::RoutedKey,
         routing,
         state::AppState,
     },
@@ -51,7 +52,7 @@ const ANSWER_ROOM: i64 = 1_024;
 /// before any call, never a 400 from upstream).
 fn fit_thinking(
     budget: Option<i64>,
-    routed: &routing::RoutedKey,
+    routed: &RoutedKey,
     model: &str,
 ) -> Result<(i64, Option<i64>), AppError> {
     let max_tokens = routed.chat_max_tokens();

@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use super::error::GatewayError;
 use crate::server::{
     db::api_tokens,
-    routing::{self, RouteError},
+    payer::RouteError,
+    routing,
     state::AppState,
     tokens::{hash_token, looks_like_token, Principal},
 };

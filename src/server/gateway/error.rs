@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{error::AppError, server::routing::RouteError};
+use crate::{error::AppError, server::payer::RouteError};
 
 /// What a client is told to wait when keyward's database is down: long
 /// enough not to hammer it, short enough for a restart to go unnoticed.

@@ -3,7 +3,6 @@
 //! has no session, CSRF or page layers (it is an API for programs).
 
 mod auth;
-mod count_window;
 mod error;
 mod messages;
 mod models;
@@ -17,7 +16,6 @@ use axum::{
     Router,
 };
 
-pub use count_window::CountWindow;
 pub use error::GatewayError;
 
 use super::{metrics, state::AppState};

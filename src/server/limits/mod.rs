@@ -5,21 +5,28 @@
 //! the ledger writer settles it to the real use, and a call that never
 //! left keyward gives it back (see `server::calls`).
 
+mod count_window;
 mod refusals;
+
+pub use count_window::CountWindow;
 
 use crate::{
     error::AppError,
-    model::models::{self, TokenCounts},
+    model::{
+        caps::OwnKeyCaps,
+        models::{self, TokenCounts},
+    },
     server::{
         clock::utc_day,
         db::{
             own_key_usage::{self, CapHold},
             plans::Plan,
+            reservations::Tag,
             reserve_many::Ask,
             usage::{Limits, Refusal, Reservation},
+            Db,
         },
-        routing::{Payer, RoutedKey},
-        state::AppState,
+        payer::{Payer, RoutedKey},
     },
 };
 
@@ -86,10 +93,9 @@ pub fn needs_hold(routed: &RoutedKey) -> bool {
     }
 }
 
-/// What a platform call asks of its plan: one request and its worst case,
-/// now.
-pub fn platform_ask(state: &AppState, user_id: i64, plan: &Plan, worst: WorstCase) -> Ask {
-    let now_ms = state.clock.now_ms();
+/// What a platform call made at `now_ms` asks of its plan: one request
+/// and its worst case.
+pub fn platform_ask(now_ms: i64, user_id: i64, plan: &Plan, worst: WorstCase) -> Ask {
     let limits = Limits {
         requests_per_minute: plan.requests_per_minute,
         requests_per_day: plan.requests_per_day,
@@ -104,36 +110,39 @@ pub fn limit_refused(refusal: Refusal, now_ms: i64) -> AppError {
     refusals::limit_error(refusal, now_ms)
 }
 
-/// Holds `worst` for a call of `model` on a user's own key against the caps
-/// they set, or refuses it with a message naming the cap and when it
-/// resets. `None` when the user set no caps.
+/// What a call on a user's own key is held to.
+pub struct OwnKeyCall<'a> {
+    pub user_id: i64,
+    pub caps: OwnKeyCaps,
+    pub model: &'a str,
+    pub worst: WorstCase,
+    /// When it is made.
+    pub now_ms: i64,
+}
+
+/// Holds a call's worst case on a user's own key against the caps they
+/// set, or refuses it with a message naming the cap and when it resets.
+/// `None` when the user set no caps.
 pub async fn hold_own_key(
-    state: &AppState,
-    user_id: i64,
-    routed: &RoutedKey,
-    model: &str,
-    worst: WorstCase,
+    db: &Db,
+    call: OwnKeyCall<'_>,
+    tag: Tag<'_>,
 ) -> Result<Option<Hold>, AppError> {
-    let caps = match routed.payer {
-        Payer::OwnKey { caps, .. } if caps.is_set() => caps,
-        _ => return Ok(None),
-    };
+    let OwnKeyCall {
+        user_id,
+        caps,
+        model,
+        worst,
+        now_ms: now,
+    } = call;
+    if !caps.is_set() {
+        return Ok(None);
+    }
     if caps.micro_usd_per_day.is_some() && models::find(model).is_none() {
         return Err(refusals::unpriced_model(model));
     }
-    let now = state.clock.now_ms();
     let cost = worst.cost_micro_usd(model);
-    match own_key_usage::hold(
-        &state.db,
-        user_id,
-        &utc_day(now),
-        worst.tokens(),
-        cost,
-        caps,
-        state.instance.tag(),
-    )
-    .await?
-    {
+    match own_key_usage::hold(db, user_id, &utc_day(now), worst.tokens(), cost, caps, tag).await? {
         Ok(hold) => Ok(Some(Hold::OwnKey(hold))),
         Err(refusal) => Err(refusals::cap_error(refusal, worst.tokens(), cost, now)),
     }

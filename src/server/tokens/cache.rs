@@ -17,7 +17,7 @@ use std::{
 
 use crate::server::{
     db::users::UserRow,
-    routing::{RouteError, RoutedKey},
+    payer::{RouteError, RoutedKey},
 };
 
 const TTL: Duration = Duration::from_millis(900);
