@@ -128,7 +128,8 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
     use std::collections::HashMap;
 
     use keyward::server::db::{
-        reservations::{self, Tag},
+        give_back::release_abandoned,
+        reservations::Tag,
         reserve_many::{reserve_many, Ask, Headroom},
         usage::Limits,
     };
@@ -186,9 +187,7 @@ async fn a_lease_left_by_a_dead_instance_comes_back_after_its_expiry(db: TestDb)
 
     // The dead instance's row expired: the sweep gives back its 12, the
     // last 12 of the allowance fit, and not one more.
-    let released = reservations::release_abandoned(&app.db, now, None)
-        .await
-        .unwrap();
+    let released = release_abandoned(&app.db, now, None).await.unwrap();
     assert_eq!(released, 1);
     let decided = reserve_many(&mut conn, &asks(13), &HashMap::new(), &[], live)
         .await

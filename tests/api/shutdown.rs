@@ -289,7 +289,7 @@ async fn a_process_killed_mid_call_blocks_no_one_after_a_restart(db: TestDb) {
 }
 
 async fn an_expired_reservation_is_released_by_any_instance(db: TestDb) {
-    use keyward::server::db::{reservations, usage};
+    use keyward::server::db::{give_back, reservations, reserve_many, usage};
     let database_url = db.fresh_url().await;
     let db = open(&database_url).await;
     keyward::server::db::migrate(&db, keyward::server::db::Backend::of_url(&database_url))
@@ -312,24 +312,22 @@ async fn an_expired_reservation_is_released_by_any_instance(db: TestDb) {
         instance: "gone",
         expires_at: now - 1,
     };
-    let held = usage::reserve(&db, user_id, "2026-12-01", now, 500, limits, tag)
+    let held = reserve_many::reserve_one(&db, user_id, "2026-12-01", now, 500, limits, tag)
         .await
         .unwrap();
     assert!(held.is_ok());
-    let full = usage::reserve(&db, user_id, "2026-12-01", now, 500, limits, tag)
+    let full = reserve_many::reserve_one(&db, user_id, "2026-12-01", now, 500, limits, tag)
         .await
         .unwrap();
     assert!(full.is_err(), "the day's one request is held");
-    let released = reservations::release_abandoned(&db, now, None)
-        .await
-        .unwrap();
+    let released = give_back::release_abandoned(&db, now, None).await.unwrap();
     assert_eq!(released, 1);
     let books = books(&db).await;
     assert_eq!(
         (books.requests, books.tokens, books.open_reservations),
         (0, 0, 0)
     );
-    let again = usage::reserve(&db, user_id, "2026-12-01", now, 500, limits, tag)
+    let again = reserve_many::reserve_one(&db, user_id, "2026-12-01", now, 500, limits, tag)
         .await
         .unwrap();
     assert!(again.is_ok(), "the user can call again");

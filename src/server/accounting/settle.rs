@@ -172,7 +172,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
                 Work::Release { hold, .. } => Some(hold.user_id()),
                 Work::Call(_) => None,
             }));
-        db::reserve_many::lock_users_in_order(conn, users).await?;
+        db::book_locks::lock_users_in_order(conn, users).await?;
     }
     db::ledger::insert_many(conn, &rows).await?;
     db::rollups::record_many(conn, &rows).await?;

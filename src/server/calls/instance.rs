@@ -84,7 +84,7 @@ impl Instance {
     /// name left (it died mid-call), and whatever else has expired.
     pub async fn release_left_behind(&self, db: &Db) {
         let predecessor = self.named.then_some(self.name.as_str());
-        match db::reservations::release_abandoned(db, db::now_ms(), predecessor).await {
+        match db::give_back::release_abandoned(db, db::now_ms(), predecessor).await {
             Ok(0) => {}
             Ok(released) => tracing::warn!(
                 released,
@@ -106,7 +106,7 @@ impl Instance {
                 if let Err(err) = db::reservations::renew(&db, &live, expiry_from_now()).await {
                     tracing::warn!(error = %err, "could not renew reservations");
                 }
-                match db::reservations::release_abandoned(&db, db::now_ms(), None).await {
+                match db::give_back::release_abandoned(&db, db::now_ms(), None).await {
                     Ok(0) => {}
                     Ok(released) => {
                         tracing::warn!(released, "released expired reservations")

@@ -112,10 +112,10 @@ pub async fn give_back_now(conn: &mut sqlx::AnyConnection, owed: &Owed) -> Resul
             .iter()
             .map(|lease| lease.user_id)
             .chain(owed.unanswered.iter().map(|row| row.user_id));
-        super::reserve_many::lock_users_in_order(&mut tx, users).await?;
+        super::book_locks::lock_users_in_order(&mut tx, users).await?;
     }
     return_unused(&mut tx, &owed.leases).await?;
     let rows: Vec<i64> = owed.unanswered.iter().map(|row| row.id).collect();
-    reservations::remove_and_give_back(&mut tx, &rows).await?;
+    super::give_back::remove_and_give_back(&mut tx, &rows).await?;
     tx.commit().await
 }

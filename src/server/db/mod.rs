@@ -5,8 +5,10 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod book_locks;
 pub mod conversations;
 pub mod dashboard;
+pub mod give_back;
 pub mod leases;
 pub mod ledger;
 pub mod login_failures;

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
+    book_locks::lock_users_in_order,
     leases::{self, Unanswered, Unused},
     rate_window::{self, Window},
     reservations::{self, Kind, Tag},
@@ -317,27 +318,6 @@ async fn insert_days(
     Ok(())
 }
 
-/// On Postgres, locks `users` in ascending order before anything is read:
-/// every instance's admission of a user then waits for the one before it,
-/// whatever the day (the per-minute window spans midnight), and two
-/// batches take their locks in the same order, so they cannot deadlock.
-/// (SQLite locks the whole database.)
-pub async fn lock_users_in_order(
-    conn: &mut sqlx::AnyConnection,
-    users: impl Iterator<Item = i64>,
-) -> Result<(), sqlx::Error> {
-    let users: Vec<i64> = users.collect::<BTreeSet<i64>>().into_iter().collect();
-    for chunk in users.chunks(500) {
-        let list = super::integer_list(chunk);
-        sqlx::query(&format!(
-            "SELECT id FROM users WHERE id IN ({list}) ORDER BY id FOR NO KEY UPDATE"
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 /// The per-minute windows of the users whose asks carry a per-minute
 /// limit, in one statement; counted from the batch's earliest ask (a later
 /// ask of the batch may see a call that just left its window: erring that
@@ -548,6 +528,30 @@ fn decide(ask: &Ask, day: &DayUse, window: &Window) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// Reserves one request and `tokens` for `user_id` at `now_ms` in a
+/// transaction of its own, or says which limit it would overshoot (and
+/// changes nothing). Calls are admitted in batches by the ledger writer
+/// (`reserve_many`); this is the same decision for a batch of one.
+pub async fn reserve_one(
+    db: &super::Db,
+    user_id: i64,
+    day: &str,
+    now_ms: i64,
+    tokens: i64,
+    limits: Limits,
+    tag: Tag<'_>,
+) -> Result<Result<Reservation, Refusal>, sqlx::Error> {
+    let ask = Ask::new(user_id, day.to_owned(), now_ms, tokens, limits);
+    let mut conn = db.acquire().await?;
+    let decided = reserve_many(&mut conn, &[ask], &Default::default(), &[], tag).await?;
+    Ok(decided
+        .answers
+        .into_iter()
+        .next()
+        .expect("one ask, one answer")
+        .map_err(|declined| declined.refusal))
 }
 
 #[cfg(test)]

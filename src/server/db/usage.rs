@@ -7,12 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{
-    rate_window,
-    reservations::Tag,
-    reserve_many::{reserve_many, Ask},
-    Db,
-};
+use super::{rate_window, Db};
 
 /// What a successful reservation holds until it is settled or released.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,30 +42,6 @@ pub struct Limits {
     pub requests_per_minute: Option<i64>,
     pub requests_per_day: Option<i64>,
     pub tokens_per_day: Option<i64>,
-}
-
-/// Reserves one request and `tokens` for `user_id` at `now_ms` in a
-/// transaction of its own, or says which limit it would overshoot (and
-/// changes nothing). Calls are admitted in batches by the ledger writer
-/// (`reserve_many`); this is the same decision for a batch of one.
-pub async fn reserve(
-    db: &Db,
-    user_id: i64,
-    day: &str,
-    now_ms: i64,
-    tokens: i64,
-    limits: Limits,
-    tag: Tag<'_>,
-) -> Result<Result<Reservation, Refusal>, sqlx::Error> {
-    let ask = Ask::new(user_id, day.to_owned(), now_ms, tokens, limits);
-    let mut conn = db.acquire().await?;
-    let decided = reserve_many(&mut conn, &[ask], &Default::default(), &[], tag).await?;
-    Ok(decided
-        .answers
-        .into_iter()
-        .next()
-        .expect("one ask, one answer")
-        .map_err(|declined| declined.refusal))
 }
 
 /// Changes to users' platform-key use, summed per user and day and per
