@@ -4,19 +4,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use tokio::sync::oneshot;
-
 use super::{
-    settle::within,
-    slots::LedgerSlot,
-    writer::{LedgerWriter, WriterConnection},
+    connection::{within, WriterConnection},
+    handle::{Answer, LedgerWriter, ReserveRequest, Reserved},
 };
 use crate::server::{
     db::{
         leases::{Owed, Unused},
         reservations::Tag,
-        reserve_many::{reserve_many, rows_of, Ask, Decided, Declined, Headroom},
-        usage::Refusal,
+        reserve_many::{reserve_many, rows_of, Ask, Decided, Headroom},
     },
     limits::Hold,
 };
@@ -26,64 +22,6 @@ use crate::server::{
 /// connection). Had it committed after all, the writer takes its rows back
 /// once the database answers (`Owed::unanswered`).
 const ADMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// One call waiting to be admitted.
-pub(super) struct ReserveRequest {
-    pub ask: Ask,
-    pub slot: LedgerSlot,
-    pub reply: oneshot::Sender<Answer>,
-}
-
-/// The writer's answer to one request.
-pub(super) enum Answer {
-    Admitted(Reserved),
-    /// Refused; the slot comes back for a second ask when another
-    /// instance's open lease may give allowance back (`others_open_until`).
-    Declined(Declined, LedgerSlot),
-    Unavailable,
-}
-
-/// Why a call was not admitted.
-#[derive(Debug)]
-pub enum ReserveError {
-    /// A limit would be overshot.
-    Refused(Refusal),
-    /// The database could not answer (or keyward is shutting down).
-    Unavailable,
-}
-
-pub type ReserveAnswer = Result<Reserved, ReserveError>;
-
-/// A hold on its way to its call, given back if dropped first (the caller
-/// went away while it was being taken).
-pub struct Reserved {
-    ledger: LedgerWriter,
-    held: Option<(Option<Hold>, LedgerSlot)>,
-}
-
-impl Reserved {
-    pub fn new(ledger: LedgerWriter, hold: Option<Hold>, slot: LedgerSlot) -> Self {
-        Self {
-            ledger,
-            held: Some((hold, slot)),
-        }
-    }
-
-    /// The hold and slot, for the call that now owns them.
-    pub fn take(mut self) -> (Option<Hold>, LedgerSlot) {
-        self.held
-            .take()
-            .expect("a reservation is taken once, by its call")
-    }
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        if let Some((Some(hold), slot)) = self.held.take() {
-            self.ledger.release(hold, slot);
-        }
-    }
-}
 
 /// Answers `requests`: from this instance's leases where they fit now,
 /// the rest in one transaction that first closes those users' leases (a

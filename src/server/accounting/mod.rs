@@ -4,16 +4,19 @@
 //! module decides what is written.
 
 mod admit;
+mod connection;
+mod handle;
 pub mod leases;
 mod settle;
 mod slots;
+mod work;
 mod writer;
 
 use std::time::Instant;
 
-pub use admit::{ReserveError, Reserved};
+pub use handle::{LedgerWriter, ReserveError, Reserved};
 pub use slots::{LedgerSlot, SlotsBusy};
-pub use writer::{LedgerJob, LedgerWriter};
+pub use work::LedgerJob;
 
 use crate::{
     model::models::{self, TokenCounts},

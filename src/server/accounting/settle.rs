@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::writer::{Queued, Work, WriterConnection};
+use super::{
+    connection::{within, WriterConnection},
+    work::{Queued, Work},
+};
 use crate::{
     model::domain::PaidBy,
     server::{
@@ -65,16 +68,6 @@ pub(super) async fn commit(conn: &mut WriterConnection, mut batch: Vec<Queued>) 
 /// (a database that stopped answering without closing the connection).
 /// Its rows are then retried, looked up first.
 pub(super) const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// `work`, failing as unreachable after `limit`.
-pub(super) async fn within<T>(
-    limit: std::time::Duration,
-    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, sqlx::Error> {
-    tokio::time::timeout(limit, work)
-        .await
-        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-}
 
 /// Tells whoever waits for `queued` that it is written; dropping it frees
 /// its slot.

@@ -18,16 +18,17 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    admit::{self, Answer, ReserveAnswer, ReserveError, ReserveRequest, Reserved},
-    leases::Leases,
-    settle::{commit, within, write_one, SETTLE_TIMEOUT},
-    slots::{LedgerSlot, SlotPool, SlotsBusy},
+    admit,
+    connection::{within, WriterConnection, FIRST_OUTAGE_BACKOFF},
+    handle::{LedgerWriter, Message, ReserveRequest},
+    settle::{commit, SETTLE_TIMEOUT},
+    slots::SlotPool,
+    work::Queued,
 };
 use crate::server::{
     calls::Instance,
-    clock::{utc_day, Clock},
-    db::{self, leases::Owed, ledger::LedgerRow, reserve_many::Ask, Db},
-    limits::Hold,
+    clock::Clock,
+    db::{self, leases::Owed, Db},
 };
 
 /// Messages taken from the queue per pass at most (asks answered by one
@@ -50,65 +51,6 @@ const MAX_IN_FLIGHT: usize = 1024;
 const MAX_IN_FLIGHT_PER_USER: usize = 256;
 /// How long a call waits for a place before it is refused as overloaded.
 const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long shutdown waits for the last rows: bounded, so a database that
-/// went away cannot hold the process for ever (what is left is logged).
-const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How many times a call refused while another instance held an open
-/// lease on the same allowance asks again (each after that lease's end).
-const ASKS_WHILE_OTHERS_HOLD: usize = 4;
-/// How long after its end a lease nobody asked past is closed by the
-/// timer: long enough for a busy user's next call to close it as part of
-/// its batch (at a bucket's edge every busy user's lease ends at once).
-const LEASE_CLOSE_DELAY_MS: i64 = 30;
-
-/// Everything one finished upstream call changes in the database.
-#[derive(Debug, Clone)]
-pub struct LedgerJob {
-    pub row: LedgerRow,
-    /// What was held for the call, to settle to the row's real use.
-    pub hold: Option<Hold>,
-    /// A user key that served the call (its "last used" moves).
-    pub used_key_id: Option<i64>,
-}
-
-/// What the writer does for one finished call.
-// It travels boxed (in `Queued`), so the variants' sizes cost nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(super) enum Work {
-    /// Write the call's row and settle its hold.
-    Call(LedgerJob),
-    /// The call never left keyward: give its hold back, write no row. The
-    /// id is the release's own, so a retried batch applies it once.
-    Release { hold: Hold, id: i64 },
-}
-
-/// Work in the queue, with the slot it frees and whoever waits for it.
-pub(super) struct Queued {
-    pub work: Work,
-    pub _slot: LedgerSlot,
-    pub committed: Option<oneshot::Sender<()>>,
-    /// A write of it failed before: it may have been committed all the
-    /// same (the answer to COMMIT was lost), so look before writing again.
-    pub retried: bool,
-}
-
-enum Message {
-    Job(Box<Queued>),
-    Reserve(Box<ReserveRequest>),
-    Stop(oneshot::Sender<()>),
-}
-
-#[derive(Clone)]
-pub struct LedgerWriter {
-    db: Db,
-    queue: mpsc::UnboundedSender<Message>,
-    slots: Arc<SlotPool>,
-    /// Work that came after the writer stopped, written on its own.
-    late: tokio_util::task::TaskTracker,
-    leases: Arc<Leases>,
-    clock: Arc<Clock>,
-}
 
 impl LedgerWriter {
     /// Starts the writer task on the current runtime; reservations it
@@ -129,152 +71,6 @@ impl LedgerWriter {
         };
         tokio::spawn(run(db, inbox, writer.clone(), instance));
         writer
-    }
-
-    /// Waits for room for one more call of `user_id` in flight (within
-    /// the user's share), for a bounded time.
-    pub async fn slot(&self, user_id: i64) -> Result<LedgerSlot, SlotsBusy> {
-        self.slots.take(user_id).await
-    }
-
-    /// Asks for a call to be admitted against its plan's limits: at once
-    /// from this instance's lease on the user's allowance if one holds
-    /// enough, else by the writer. The answer owns the reservation; if the
-    /// caller is gone by then, it is given back.
-    pub async fn reserve(&self, mut ask: Ask, mut slot: LedgerSlot) -> ReserveAnswer {
-        if let Some(reservation) = self.leases.try_admit(&ask) {
-            let hold = Some(Hold::Platform(reservation));
-            return Ok(Reserved::new(self.clone(), hold, slot));
-        }
-        let mut asked = 0;
-        loop {
-            asked += 1;
-            let (reply, answer) = oneshot::channel();
-            let request = Box::new(ReserveRequest {
-                ask: ask.clone(),
-                slot,
-                reply,
-            });
-            if self.queue.send(Message::Reserve(request)).is_err() {
-                return Err(ReserveError::Unavailable);
-            }
-            let (declined, returned) = match answer.await {
-                Ok(Answer::Admitted(reserved)) => return Ok(reserved),
-                Ok(Answer::Declined(declined, slot)) => (declined, slot),
-                Ok(Answer::Unavailable) | Err(_) => return Err(ReserveError::Unavailable),
-            };
-            // Another instance's lease may give back what this call needs
-            // when it ends: ask again then, a few times at most.
-            let Some(until) = declined
-                .others_open_until
-                .filter(|_| asked < ASKS_WHILE_OTHERS_HOLD)
-            else {
-                return Err(ReserveError::Refused(declined.refusal));
-            };
-            let wait_ms =
-                (until - self.clock.now_ms()).clamp(0, 1_000) as u64 + LEASE_CLOSE_DELAY_MS as u64;
-            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
-            slot = returned;
-            ask.now_ms = self.clock.now_ms();
-            ask.day = utc_day(ask.now_ms);
-        }
-    }
-
-    pub(super) fn leases(&self) -> &Leases {
-        &self.leases
-    }
-
-    /// Platform calls admitted against a lease since start (`/metrics`).
-    pub fn admitted_from_leases(&self) -> u64 {
-        self.leases.admitted()
-    }
-
-    /// Leases taken ahead of a bucket's edge since start (`/metrics`).
-    pub fn leases_taken_ahead(&self) -> u64 {
-        self.leases.taken_ahead()
-    }
-
-    /// When to close leases that ended with no call asking for more: a
-    /// while after the first one ends (on the monotonic clock). A busy
-    /// user's next call closes their lease sooner, in the batch that grants
-    /// the next one, without a transaction of its own.
-    fn first_lease_end(&self) -> Option<tokio::time::Instant> {
-        let end = self.leases.next_end()?;
-        let in_ms = (end - self.clock.now_ms()).clamp(0, 60_000) + LEASE_CLOSE_DELAY_MS;
-        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms as u64))
-    }
-
-    /// When to take the next bucket's lease for a busy user ahead of their
-    /// open lease's end (see `leases`).
-    fn first_renewal(&self) -> Option<tokio::time::Instant> {
-        let due = self.leases.next_renewal()?;
-        let in_ms = (due - self.clock.now_ms()).clamp(0, 60_000);
-        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(in_ms as u64))
-    }
-
-    /// Queues `job`; the receiver hears when it is committed (dropping it
-    /// is fine: gateway calls do not wait on the database).
-    pub fn submit(&self, job: LedgerJob, slot: LedgerSlot) -> oneshot::Receiver<()> {
-        let (done, committed) = oneshot::channel();
-        self.enqueue(Work::Call(job), slot, Some(done));
-        committed
-    }
-
-    /// Queues giving `hold` back (its call never left keyward).
-    pub fn release(&self, hold: Hold, slot: LedgerSlot) {
-        let id = db::reservations::new_id();
-        self.enqueue(Work::Release { hold, id }, slot, None);
-    }
-
-    /// Queues `work`; once the writer has stopped (shutdown), writes it on
-    /// its own instead. Never blocks, so it serves calls dropped midway.
-    fn enqueue(&self, work: Work, slot: LedgerSlot, committed: Option<oneshot::Sender<()>>) {
-        let queued = Box::new(Queued {
-            retried: false,
-            work,
-            _slot: slot,
-            committed,
-        });
-        let Err(mpsc::error::SendError(Message::Job(queued))) =
-            self.queue.send(Message::Job(queued))
-        else {
-            return;
-        };
-        let db = self.db.clone();
-        let write = async move {
-            // Logged by `write_one`; after shutdown there is no later.
-            let _ = write_one(&db, &queued.work, queued.retried).await;
-            if let Some(done) = queued.committed {
-                let _ = done.send(());
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(self.late.spawn_on(write, &runtime)),
-            Err(_) => tracing::error!("ledger work came after the runtime stopped"),
-        }
-    }
-
-    /// Commits everything queued so far and stops the writer; later rows
-    /// are written one by one, and waited for too. Each wait is bounded.
-    pub async fn stop(&self) {
-        let (done, stopped) = oneshot::channel();
-        if self.queue.send(Message::Stop(done)).is_ok()
-            && tokio::time::timeout(STOP_TIMEOUT, stopped).await.is_err()
-        {
-            tracing::error!(
-                "the database did not take the last ledger rows in time; they are lost"
-            );
-        }
-        self.late.close();
-        if tokio::time::timeout(STOP_TIMEOUT, self.late.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                rows = self.late.len(),
-                "ledger rows that came after shutdown could not be written in time"
-            );
-        }
     }
 }
 
@@ -496,107 +292,4 @@ async fn give_back(conn: &mut WriterConnection, owed: Owed) -> Owed {
     }
     tracing::error!(rows = owed.count(), "reservations left to the sweep");
     Owed::default()
-}
-
-/// The writer's own connection, kept from batch to batch: SQLite keeps a
-/// connection's page cache only while no other connection writes, and its
-/// statements stay prepared. A connection that failed is replaced.
-///
-/// While the database cannot be reached, the writer does not ask it again
-/// before a backoff ends (a fraction of a second, doubling up to
-/// `MAX_OUTAGE_BACKOFF`): calls asking to be admitted meanwhile are told at
-/// once that it is unavailable instead of each waiting out a connection
-/// attempt, and finished calls wait in the queue.
-pub(super) struct WriterConnection {
-    pub db: Db,
-    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
-    outage: Option<Outage>,
-}
-
-#[derive(Clone, Copy)]
-struct Outage {
-    retry_at: tokio::time::Instant,
-    backoff: std::time::Duration,
-}
-
-const FIRST_OUTAGE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
-const MAX_OUTAGE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl WriterConnection {
-    fn new(db: Db) -> Self {
-        Self {
-            db,
-            conn: None,
-            outage: None,
-        }
-    }
-
-    /// The connection, opened again if the last one failed. On SQLite it
-    /// never checkpoints the WAL itself (`db::checkpoint_in_background`
-    /// does): a checkpoint syncs the file, and calls waiting to be admitted
-    /// would wait for it. Fails at once, as timed out, while the database
-    /// is known to be down and its backoff has not ended.
-    pub async fn get(&mut self) -> Result<&mut sqlx::AnyConnection, sqlx::Error> {
-        if self.is_down() {
-            return Err(sqlx::Error::PoolTimedOut);
-        }
-        if self.conn.is_none() {
-            let mut conn = self.db.acquire().await.inspect_err(|err| self.note(err))?;
-            if conn.backend_name() == "SQLite" {
-                sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            self.conn = Some(conn);
-            if self.outage.take().is_some() {
-                tracing::info!("the database answers again");
-            }
-        }
-        let conn = self.conn.as_mut().expect("opened just above");
-        Ok(&mut **conn)
-    }
-
-    /// Forgets a connection that failed with `err`.
-    pub fn failed(&mut self, err: &sqlx::Error) {
-        self.conn = None;
-        self.note(err);
-    }
-
-    /// True while the database is known to be down and not yet due to be
-    /// asked again.
-    pub fn is_down(&self) -> bool {
-        self.retry_at()
-            .is_some_and(|at| tokio::time::Instant::now() < at)
-    }
-
-    /// Ends the backoff: the next `get` asks the database (a stop's last
-    /// chance to write).
-    pub fn retry_now(&mut self) {
-        if let Some(outage) = &mut self.outage {
-            outage.retry_at = tokio::time::Instant::now();
-        }
-    }
-
-    /// When the database is next asked, if it is down.
-    pub fn retry_at(&self) -> Option<tokio::time::Instant> {
-        self.outage.map(|outage| outage.retry_at)
-    }
-
-    /// Starts or lengthens the backoff after a real attempt failed (the
-    /// error `get` makes up while down changes nothing).
-    fn note(&mut self, err: &sqlx::Error) {
-        if !db::is_unreachable(err) || self.is_down() {
-            return;
-        }
-        if self.outage.is_none() {
-            tracing::error!(error = %err, "the database does not answer: admissions are refused and ledger rows kept until it does");
-        }
-        let backoff = self.outage.map_or(FIRST_OUTAGE_BACKOFF, |outage| {
-            (outage.backoff * 2).min(MAX_OUTAGE_BACKOFF)
-        });
-        self.outage = Some(Outage {
-            retry_at: tokio::time::Instant::now() + backoff,
-            backoff,
-        });
-    }
 }
