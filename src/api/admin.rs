@@ -15,18 +15,14 @@ use crate::{
 /// Totals, per-day series, top models and latency for a period.
 #[server(endpoint = "admin/dashboard")]
 pub async fn load_dashboard(#[server(default)] period: PeriodQuery) -> Result<Dashboard, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::{dashboard, period as periods};
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            ctx.require_admin()?;
-            let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
-            Ok(dashboard::load(&ctx.state.db, &range).await?)
-        }
-        .await,
-    )
+    as_admin(async |ctx, _admin| {
+        let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
+        Ok(dashboard::load(&ctx.state.db, &range).await?)
+    })
+    .await
 }
 
 /// A page of users with their numbers for the period.
@@ -37,18 +33,14 @@ pub async fn list_users(
     #[server(default)] sort: String,
     #[server(default)] page: i64,
 ) -> Result<UsersPage, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::{dashboard, period as periods};
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            ctx.require_admin()?;
-            let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
-            Ok(dashboard::users_page(&ctx.state.db, &range, &search, &sort, page).await?)
-        }
-        .await,
-    )
+    as_admin(async |ctx, _admin| {
+        let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
+        Ok(dashboard::users_page(&ctx.state.db, &range, &search, &sort, page).await?)
+    })
+    .await
 }
 
 #[server(endpoint = "admin/user")]
@@ -56,80 +48,57 @@ pub async fn load_user_detail(
     id: i64,
     #[server(default)] period: PeriodQuery,
 ) -> Result<UserDetail, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::{dashboard, period as periods};
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            ctx.require_admin()?;
-            let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
-            dashboard::user_detail(&ctx.state.db, id, &range)
-                .await?
-                .ok_or(AppError::NotFound)
-        }
-        .await,
-    )
+    as_admin(async |ctx, _admin| {
+        let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
+        dashboard::user_detail(&ctx.state.db, id, &range)
+            .await?
+            .ok_or(AppError::NotFound)
+    })
+    .await
 }
 
 #[server(endpoint = "admin/set_plan")]
 pub async fn set_user_plan(user_id: i64, plan_id: i64) -> Result<(), AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::management;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let admin = ctx.require_admin()?;
-            management::set_plan(&ctx.state, admin, user_id, plan_id, &ctx.ip).await
-        }
-        .await,
-    )
+    as_admin(async |ctx, admin| {
+        management::set_plan(&ctx.state, admin, user_id, plan_id, &ctx.ip).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/set_role")]
 pub async fn set_user_role(user_id: i64, admin: bool) -> Result<(), AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::management;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let actor = ctx.require_admin()?;
-            management::set_role(&ctx.state, actor, user_id, admin, &ctx.ip).await
-        }
-        .await,
-    )
+    as_admin(async |ctx, actor| {
+        management::set_role(&ctx.state, actor, user_id, admin, &ctx.ip).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/set_disabled")]
 pub async fn set_user_disabled(user_id: i64, disabled: bool) -> Result<(), AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::management;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let admin = ctx.require_admin()?;
-            management::set_disabled(&ctx.state, admin, user_id, disabled, &ctx.ip).await
-        }
-        .await,
-    )
+    as_admin(async |ctx, admin| {
+        management::set_disabled(&ctx.state, admin, user_id, disabled, &ctx.ip).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/plans")]
 pub async fn list_plans() -> Result<Vec<PlanView>, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::plans;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            ctx.require_admin()?;
-            plans::list(&ctx.state).await
-        }
-        .await,
-    )
+    as_admin(async |ctx, _admin| plans::list(&ctx.state).await).await
 }
 
 /// Creates a plan (no `id`) or edits one. Empty limits mean unlimited.
@@ -145,28 +114,24 @@ pub async fn save_plan(
     #[server(default)] allows_server_tools: Option<String>,
     #[server(default)] prompt_caching: String,
 ) -> Result<PlanView, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::plans::{self, PlanForm};
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let admin = ctx.require_admin()?;
-            let form = PlanForm {
-                id,
-                name,
-                requests_per_minute,
-                requests_per_day,
-                tokens_per_day,
-                models,
-                max_tokens,
-                allows_server_tools: allows_server_tools.is_some(),
-                prompt_caching,
-            };
-            plans::save(&ctx.state, admin, &form, &ctx.ip).await
-        }
-        .await,
-    )
+    as_admin(async |ctx, admin| {
+        let form = PlanForm {
+            id,
+            name,
+            requests_per_minute,
+            requests_per_day,
+            tokens_per_day,
+            models,
+            max_tokens,
+            allows_server_tools: allows_server_tools.is_some(),
+            prompt_caching,
+        };
+        plans::save(&ctx.state, admin, &form, &ctx.ip).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/audit")]
@@ -175,15 +140,8 @@ pub async fn audit_log(
     #[server(default)] email: String,
     #[server(default)] page: i64,
 ) -> Result<AuditPage, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_admin;
     use crate::server::admin::audit;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            ctx.require_admin()?;
-            Ok(audit::page(&ctx.state.db, &action, &email, page).await?)
-        }
-        .await,
-    )
+    as_admin(async |ctx, _admin| Ok(audit::page(&ctx.state.db, &action, &email, page).await?)).await
 }

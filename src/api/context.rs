@@ -65,3 +65,33 @@ pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
     }
     result
 }
+
+/// A server function's body for the signed-in user: `body` gets the
+/// request's context and the user; no user is 401, and a failure gets the
+/// HTTP status that matches it.
+pub async fn as_user<T>(
+    body: impl AsyncFnOnce(&RequestContext, &UserRow) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let user = ctx.require_user()?;
+            body(&ctx, user).await
+        }
+        .await,
+    )
+}
+
+/// `as_user` for an admin: anyone else is 403, whatever the UI shows.
+pub async fn as_admin<T>(
+    body: impl AsyncFnOnce(&RequestContext, &UserRow) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    with_status(
+        async {
+            let ctx = request_context()?;
+            let admin = ctx.require_admin()?;
+            body(&ctx, admin).await
+        }
+        .await,
+    )
+}

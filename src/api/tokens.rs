@@ -22,58 +22,43 @@ fn view_of(row: &crate::server::db::api_tokens::TokenRow) -> TokenView {
 
 #[server(endpoint = "tokens/list")]
 pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_user;
     use crate::server::tokens;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let user = ctx.require_user()?;
-            let rows = tokens::list_tokens(&ctx.state, user.id).await?;
-            Ok(rows.iter().map(view_of).collect())
-        }
-        .await,
-    )
+    as_user(async |ctx, user| {
+        let rows = tokens::list_tokens(&ctx.state, user.id).await?;
+        Ok(rows.iter().map(view_of).collect())
+    })
+    .await
 }
 
 #[server(endpoint = "tokens/create")]
 pub async fn create_token(name: String) -> Result<NewToken, AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_user;
     use crate::server::tokens;
     use secrecy::ExposeSecret;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let user = ctx.require_user()?;
-            let created = tokens::create_token(&ctx.state.db, user, &name, Some(&ctx.ip)).await?;
-            // For the setup snippets: which models a tool must be told to
-            // use (on the user's own key, any: nothing to set).
-            let plan_models = match crate::server::routing::route_call(&ctx.state, user).await {
-                Ok(routed) => routed.plan().map(|plan| plan.models.clone()),
-                Err(_) => None,
-            };
-            Ok(NewToken {
-                token: created.token.expose_secret().to_owned(),
-                view: view_of(&created.row),
-                plan_models,
-            })
-        }
-        .await,
-    )
+    as_user(async |ctx, user| {
+        let created = tokens::create_token(&ctx.state.db, user, &name, Some(&ctx.ip)).await?;
+        // For the setup snippets: which models a tool must be told to
+        // use (on the user's own key, any: nothing to set).
+        let plan_models = match crate::server::routing::route_call(&ctx.state, user).await {
+            Ok(routed) => routed.plan().map(|plan| plan.models.clone()),
+            Err(_) => None,
+        };
+        Ok(NewToken {
+            token: created.token.expose_secret().to_owned(),
+            view: view_of(&created.row),
+            plan_models,
+        })
+    })
+    .await
 }
 
 #[server(endpoint = "tokens/revoke")]
 pub async fn revoke_token(id: i64) -> Result<(), AppError> {
-    use super::context::{request_context, with_status};
+    use super::context::as_user;
     use crate::server::tokens;
 
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let user = ctx.require_user()?;
-            tokens::revoke_token(&ctx.state, user, id, &ctx.ip).await
-        }
-        .await,
-    )
+    as_user(async |ctx, user| tokens::revoke_token(&ctx.state, user, id, &ctx.ip).await).await
 }
