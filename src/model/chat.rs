@@ -74,6 +74,17 @@ pub fn clean_system_prompt(text: &str) -> Result<Option<String>, String> {
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
+/// Regenerating replaces the last reply: the assistant messages after the
+/// last user message go (the stored ones, and the ones the page shows).
+pub fn drop_trailing_replies<T>(messages: &mut Vec<T>, speaker: impl Fn(&T) -> Speaker) {
+    while messages
+        .last()
+        .is_some_and(|message| speaker(message) == Speaker::Assistant)
+    {
+        messages.pop();
+    }
+}
+
 /// One line of the NDJSON stream answering a `ChatRequest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

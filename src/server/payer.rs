@@ -32,7 +32,10 @@ impl From<RouteError> for AppError {
         match err {
             RouteError::Database => AppError::Internal,
             RouteError::DatabaseUnreachable => AppError::DatabaseUnavailable,
-            other => AppError::Validation(other.to_string()),
+            // Each is the user's to fix, and says how.
+            RouteError::KeyRejected | RouteError::KeyUnreadable | RouteError::NoPlatformKey => {
+                AppError::Validation(err.to_string())
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     error::AppError,
     model::{
         caching::PromptCaching,
-        chat::{ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
+        chat::{drop_trailing_replies, ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
         domain::{MessageStatus, PaidBy, Speaker},
     },
     server::{
@@ -134,9 +134,7 @@ pub async fn start_turn(
         None => Vec::new(),
     };
     if request.regenerate {
-        while rows.last().is_some_and(|m| m.role == Speaker::Assistant) {
-            rows.pop();
-        }
+        drop_trailing_replies(&mut rows, |row| row.role);
     }
     // An edited message and what followed it are left out of the history.
     if let Some(edited) = request.edit_message_id {

@@ -212,9 +212,7 @@ pub async fn count_tokens(State(state): State<AppState>, request: Request) -> Re
         let body =
             request::read_body(body, state.config.max_body_bytes, body_timeout(&state)).await?;
         let parsed = request::parse(&body)?;
-        if !routed.allows_model(&parsed.model) {
-            return Err(model_not_in_plan(&parsed.model, &routed.allowed_models()));
-        }
+        calls::check_model(&routed, &parsed.model).map_err(refused)?;
         let per_minute = routed.plan().and_then(|plan| plan.requests_per_minute);
         if let Some(limit) = per_minute {
             let now_ms = state.clock.now_ms();
