@@ -23,7 +23,7 @@ async fn measure(url: &str, rows: usize) {
     let backend = Backend::of_url(url);
     let pool = db::connect(url).await.expect("connect");
     db::migrate(&pool, backend).await.expect("migrate");
-    let now = db::now_ms();
+    let now = keyward::server::clock::Clock::default().now_ms();
     let started = Instant::now();
     let report = seed::seed_demo(&pool, backend, rows, now)
         .await

@@ -24,7 +24,7 @@ pub async fn change_password(
             &ctx.ip,
         )
         .await?;
-        auth::start_session(&session, user)
+        auth::start_session(&session, user, ctx.state.clock.now_ms())
             .await
             .map_err(|_| AppError::Internal)?;
         Ok(())

@@ -52,8 +52,9 @@ pub async fn load_user_detail(
     use crate::server::admin::{dashboard, period as periods};
 
     as_admin(async |ctx, _admin| {
-        let range = periods::resolve(&period, ctx.state.clock.now_ms())?;
-        dashboard::user_detail(&ctx.state.db, id, &range)
+        let now_ms = ctx.state.clock.now_ms();
+        let range = periods::resolve(&period, now_ms)?;
+        dashboard::user_detail(&ctx.state.db, id, &range, now_ms)
             .await?
             .ok_or(AppError::NotFound)
     })

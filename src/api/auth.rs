@@ -18,7 +18,7 @@ pub async fn signup(email: String, password: SecretInput) -> Result<UserView, Ap
             let ctx = request_context()?;
             let user = auth::signup(&ctx.state, &email, password.into_secret(), &ctx.ip).await?;
             let session = session().await?;
-            auth::start_session(&session, &user)
+            auth::start_session(&session, &user, ctx.state.clock.now_ms())
                 .await
                 .map_err(|_| AppError::Internal)?;
             leptos_axum::redirect("/chat");
@@ -38,7 +38,7 @@ pub async fn login(email: String, password: SecretInput) -> Result<UserView, App
             let ctx = request_context()?;
             let user = auth::login(&ctx.state, &email, password.into_secret(), &ctx.ip).await?;
             let session = session().await?;
-            auth::start_session(&session, &user)
+            auth::start_session(&session, &user, ctx.state.clock.now_ms())
                 .await
                 .map_err(|_| AppError::Internal)?;
             leptos_axum::redirect("/chat");

@@ -39,7 +39,9 @@ pub async fn create_token(name: String) -> Result<NewToken, AppError> {
     use secrecy::ExposeSecret;
 
     as_user(async |ctx, user| {
-        let created = tokens::create_token(&ctx.state.db, user, &name, Some(&ctx.ip)).await?;
+        let now_ms = ctx.state.clock.now_ms();
+        let created =
+            tokens::create_token(&ctx.state.db, user, &name, Some(&ctx.ip), now_ms).await?;
         // For the setup snippets: which models a tool must be told to
         // use (on the user's own key, any: nothing to set).
         let plan_models = match crate::server::routing::route_call(&ctx.state, user).await {

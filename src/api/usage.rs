@@ -26,7 +26,7 @@ pub async fn my_usage() -> Result<UsageSummary, AppError> {
             .into_iter()
             .map(|row| row.into_summary())
             .collect();
-        let sessions = ledger::sessions_for_user(db, user.id, 20)
+        let sessions = ledger::sessions_for_user(db, user.id, 20, now)
             .await?
             .into_iter()
             .map(|session| session.into_summary())

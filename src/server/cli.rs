@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use super::{
     admin::seed,
     auth,
+    clock::Clock,
     config::Config,
     db::{
         audit::{self, AuditAction, AuditEntry},
@@ -42,7 +43,8 @@ pub async fn create_user(config: &Config, email: &str, admin: bool) -> Result<()
     let password = read_password_line(std::io::stdin().lock())?;
     let db = open_database(config).await?;
     let role = if admin { Some(Role::Admin) } else { None };
-    let user = auth::create_user(&db, email, password, role).await?;
+    let now_ms = Clock::default().now_ms();
+    let user = auth::create_user(&db, email, password, role, now_ms).await?;
     audit::append(
         &db,
         AuditAction::UserCreatedByCli,
@@ -50,6 +52,7 @@ pub async fn create_user(config: &Config, email: &str, admin: bool) -> Result<()
             subject_user_id: Some(user.id),
             ..Default::default()
         },
+        now_ms,
     )
     .await?;
     let role = if user.is_admin() { "admin" } else { "user" };
@@ -70,7 +73,7 @@ fn read_password_line(mut input: impl BufRead) -> Result<SecretString, CliError>
 pub async fn set_disabled(config: &Config, email: &str, disabled: bool) -> Result<(), CliError> {
     let db = open_database(config).await?;
     let user = user_by_email(&db, email).await?;
-    auth::set_user_disabled(&db, user.id, disabled).await?;
+    auth::set_user_disabled(&db, user.id, disabled, Clock::default().now_ms()).await?;
     println!(
         "{} {}",
         if disabled { "disabled" } else { "enabled" },
@@ -92,7 +95,7 @@ async fn user_by_email(
 pub async fn issue_token(config: &Config, email: &str, name: &str) -> Result<(), CliError> {
     let db = open_database(config).await?;
     let user = user_by_email(&db, email).await?;
-    let created = tokens::create_token(&db, &user, name, None).await?;
+    let created = tokens::create_token(&db, &user, name, None, Clock::default().now_ms()).await?;
     println!("{}", created.token.expose_secret());
     eprintln!(
         "issued token \"{}\" for {}; it is shown only now — store it safely",
@@ -105,7 +108,7 @@ pub async fn issue_token(config: &Config, email: &str, name: &str) -> Result<(),
 pub async fn revoke_token(config: &Config, email: &str, name: &str) -> Result<(), CliError> {
     let db = open_database(config).await?;
     let user = user_by_email(&db, email).await?;
-    tokens::revoke_token_by_name(&db, &user, name).await?;
+    tokens::revoke_token_by_name(&db, &user, name, Clock::default().now_ms()).await?;
     println!("revoked token \"{}\" of {}", name.trim(), user.email);
     Ok(())
 }
@@ -115,7 +118,7 @@ pub async fn seed_demo(config: &Config, rows: usize) -> Result<(), CliError> {
     let db = open_database(config).await?;
     let started = std::time::Instant::now();
     let backend = crate::server::db::Backend::of_url(&config.database_url);
-    let report = seed::seed_demo(&db, backend, rows, crate::server::db::now_ms()).await?;
+    let report = seed::seed_demo(&db, backend, rows, Clock::default().now_ms()).await?;
     println!(
         "seeded {} ledger rows for {} demo users over the last year in {:.1} s",
         report.rows,
@@ -138,6 +141,7 @@ pub async fn rotate_keys(config: &Config) -> Result<(), CliError> {
             detail: &detail,
             ..Default::default()
         },
+        Clock::default().now_ms(),
     )
     .await?;
     println!(

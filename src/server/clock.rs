@@ -1,5 +1,8 @@
-//! The time limits are computed against. Real time in production; tests
-//! move it forward to cross a window edge without waiting.
+//! keyward's one clock: every time it records or compares — limits,
+//! reservations and their expiry, ledger rows, audit entries, accounts,
+//! conversations — comes from the `Clock` in `AppState` (or, at the command
+//! line, a fresh one). Real time in production; tests move it forward to
+//! cross a window edge or an expiry without waiting.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -10,13 +13,20 @@ pub struct Clock {
 
 impl Clock {
     pub fn now_ms(&self) -> i64 {
-        super::db::now_ms() + self.offset_ms.load(Ordering::Relaxed)
+        system_now_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// Moves this clock forward (tests only have a reason to).
     pub fn advance_ms(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
     }
+}
+
+/// The system's time, never shifted: only for times another library takes
+/// from the system too (the session store's expiry). Everything else asks
+/// a `Clock`.
+pub fn system_now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;

@@ -94,7 +94,7 @@ pub async fn note_failure(state: &AppState, routed: &RoutedKey, err: &UpstreamEr
 /// After a failed call: a user key Anthropic refused is marked unhealthy.
 pub async fn note_key_rejection(state: &AppState, routed: &RoutedKey) {
     if let Some(id) = routed.own_key_id() {
-        if let Err(err) = db::user_keys::mark_rejected(&state.db, id).await {
+        if let Err(err) = db::user_keys::mark_rejected(&state.db, id, state.clock.now_ms()).await {
             tracing::error!(error = %err, "could not mark a rejected key");
         }
         state.principals.invalidate();

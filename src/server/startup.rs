@@ -73,7 +73,7 @@ pub enum StartupError {
 pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
     let db = db::connect(&config.database_url).await?;
     db::migrate_if_behind(&db, Backend::of_url(&config.database_url)).await?;
-    db::plans::ensure_free_plan(&db, &config.free_plan).await?;
+    db::plans::ensure_free_plan(&db, &config.free_plan, Clock::default().now_ms()).await?;
     Ok(db)
 }
 
@@ -82,7 +82,7 @@ pub async fn open_database(config: &Config) -> Result<db::Db, StartupError> {
 pub async fn migrate_database(config: &Config) -> Result<(), StartupError> {
     let db = db::connect(&config.database_url).await?;
     db::migrate(&db, Backend::of_url(&config.database_url)).await?;
-    db::plans::ensure_free_plan(&db, &config.free_plan).await?;
+    db::plans::ensure_free_plan(&db, &config.free_plan, Clock::default().now_ms()).await?;
     db.close().await;
     Ok(())
 }
@@ -178,11 +178,12 @@ impl Application {
             leptos_options.site_addr = addr;
         }
         let http = probe_client();
+        let clock: Arc<Clock> = Arc::default();
         let instance = Arc::new(Instance::new(
             config.instance_id.as_deref(),
             leptos_options.site_addr,
+            clock.clone(),
         ));
-        let clock: Arc<Clock> = Arc::default();
         let state = AppState::new(Shared {
             anthropic: AnthropicClient::new(Transport::new(), config.anthropic_base_url.clone()),
             leptos_options,
@@ -226,7 +227,7 @@ impl Application {
         let state = self.state;
         state.instance.release_left_behind(&state.db).await;
         state.instance.clone().spawn_upkeep(state.db.clone());
-        spawn_housekeeping(state.db.clone());
+        spawn_housekeeping(state.db.clone(), state.clock.clone());
         db::checkpoint_in_background(
             state.db.clone(),
             Backend::of_url(&state.config.database_url),
@@ -428,8 +429,9 @@ async fn logout(
     }
     if let Some(user) = user {
         let entry = db::audit::AuditEntry::own_account(user.id, &ip);
-        if let Err(err) = db::audit::append(&state.db, db::audit::AuditAction::Logout, entry).await
-        {
+        let now_ms = state.clock.now_ms();
+        let logout = db::audit::AuditAction::Logout;
+        if let Err(err) = db::audit::append(&state.db, logout, entry, now_ms).await {
             tracing::error!(error = %err, "could not audit logout");
         }
     }
@@ -437,7 +439,7 @@ async fn logout(
 }
 
 /// Periodically drops expired sessions and old login failures.
-fn spawn_housekeeping(db: db::Db) {
+fn spawn_housekeeping(db: db::Db, clock: Arc<Clock>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
@@ -445,8 +447,9 @@ fn spawn_housekeeping(db: db::Db) {
             if let Err(err) = db::sessions::delete_expired(&db).await {
                 tracing::warn!(error = %err, "could not delete expired sessions");
             }
-            let day_ago = db::now_ms() - 24 * 60 * 60 * 1000;
-            if let Err(err) = db::rate_window::prune(&db, db::now_ms()).await {
+            let now_ms = clock.now_ms();
+            let day_ago = now_ms - crate::server::clock::DAY_MS;
+            if let Err(err) = db::rate_window::prune(&db, now_ms).await {
                 tracing::warn!(error = %err, "could not prune the per-minute window");
             }
             if let Err(err) = db::login_failures::prune_older_than(&db, day_ago).await {

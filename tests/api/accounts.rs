@@ -351,7 +351,7 @@ async fn disabled_account_loses_its_sessions_and_cannot_log_in(db: TestDb) {
     let bob_id = body["id"].as_i64().unwrap();
     assert_eq!(app.get_with(&user, "/chat").await.status(), StatusCode::OK);
 
-    keyward::server::auth::set_user_disabled(&app.db, bob_id, true)
+    keyward::server::auth::set_user_disabled(&app.db, bob_id, true, app.clock.now_ms())
         .await
         .unwrap();
     assert_eq!(
@@ -412,7 +412,39 @@ fn session_cookie(response: &reqwest::Response) -> String {
         .expect("a session cookie")
 }
 
+/// keyward dates what it records by its one clock: moved a year on, a
+/// new account, its audit entry, its token and its session's login time
+/// are a year on too (the session is then still young enough to use).
+async fn what_keyward_records_is_dated_by_its_clock(db: TestDb) {
+    const YEAR_MS: i64 = 365 * 24 * 60 * 60 * 1000;
+    let app = spawn_app(db).await;
+    app.clock.advance_ms(YEAR_MS);
+    let before = app.clock.now_ms();
+    assert_eq!(
+        app.signup("ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    crate::gateway::create_token(&app, "dated").await;
+    let after = app.clock.now_ms();
+    let (created, audited, issued): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT created_at FROM users), \
+                (SELECT at FROM audit_log WHERE action = 'signup'), \
+                (SELECT created_at FROM api_tokens)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    for at in [created, audited, issued] {
+        assert!(
+            (before..=after).contains(&at),
+            "{at} not in {before}..={after}"
+        );
+    }
+    assert_eq!(app.get("/settings").await.status(), StatusCode::OK);
+}
+
 db_tests!(
+    what_keyward_records_is_dated_by_its_clock,
     oversized_or_malformed_login_emails_are_refused_and_never_stored,
     a_burst_of_wrong_passwords_is_throttled_like_a_sequence,
     signup_logs_in_and_opens_chat,

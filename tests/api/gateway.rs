@@ -260,7 +260,7 @@ async fn a_disabled_users_token_is_refused(db: TestDb) {
         post(&app, &token, "/v1/messages", &request).await.status(),
         200
     );
-    keyward::server::auth::set_user_disabled(&app.db, 1, true)
+    keyward::server::auth::set_user_disabled(&app.db, 1, true, app.clock.now_ms())
         .await
         .unwrap();
     // Disabled elsewhere (here: straight in the database, as another

@@ -307,7 +307,7 @@ async fn an_expired_reservation_is_released_by_any_instance(db: TestDb) {
         requests_per_day: Some(1),
         tokens_per_day: None,
     };
-    let now = keyward::server::db::now_ms();
+    let now = keyward::server::clock::system_now_ms();
     let tag = reservations::Tag {
         instance: "gone",
         expires_at: now - 1,

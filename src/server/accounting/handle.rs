@@ -204,7 +204,8 @@ impl LedgerWriter {
     /// Queues giving `hold` back (its call never left keyward).
     pub fn release(&self, hold: Hold, slot: LedgerSlot) {
         let id = db::reservations::new_id();
-        self.enqueue(Work::Release { hold, id }, slot, None);
+        let at = self.clock.now_ms();
+        self.enqueue(Work::Release { hold, id, at }, slot, None);
     }
 
     /// Queues `work`; once the writer has stopped (shutdown), writes it on

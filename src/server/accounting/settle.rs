@@ -204,12 +204,12 @@ async fn apply(conn: &mut sqlx::AnyConnection, work: &[&Work]) -> Result<(), sql
     };
     let mut releases = Vec::new();
     for work in work {
-        if let Work::Release { hold, id } = work {
+        if let Work::Release { hold, id, at } = work {
             give_back(hold, &mut platform_use, &mut own_key_use);
-            releases.push(*id);
+            releases.push((*id, *at));
         }
     }
-    db::reservations::note_released(conn, &releases, db::now_ms()).await?;
+    db::reservations::note_released(conn, &releases).await?;
     let mut keys_used: std::collections::BTreeMap<i64, i64> = Default::default();
     for job in jobs {
         let row = &job.row;
@@ -279,7 +279,7 @@ mod tests {
             .await
             .unwrap();
         db::migrate(&db, db::Backend::Sqlite).await.unwrap();
-        let user = db::users::insert(&db, "ada@example.com", "hash", None)
+        let user = db::users::insert(&db, "ada@example.com", "hash", None, 0)
             .await
             .unwrap();
         let (first, second) = (call(user.id, 7), call(user.id, 8));
@@ -311,7 +311,7 @@ mod tests {
             .await
             .unwrap();
         db::migrate(&db, db::Backend::Sqlite).await.unwrap();
-        let user = db::users::insert(&db, "ada@example.com", "hash", None)
+        let user = db::users::insert(&db, "ada@example.com", "hash", None, 0)
             .await
             .unwrap();
         let limits = Limits {
@@ -332,6 +332,7 @@ mod tests {
         let release = Work::Release {
             hold: Hold::Platform(reservation),
             id: 9,
+            at: 1_000,
         };
         write_in(&mut conn, &[&release], false).await.unwrap();
         write_in(&mut conn, &[&release], true).await.unwrap();

@@ -24,7 +24,7 @@ pub(super) enum Work {
     Call(LedgerJob),
     /// The call never left keyward: give its hold back, write no row. The
     /// id is the release's own, so a retried batch applies it once.
-    Release { hold: Hold, id: i64 },
+    Release { hold: Hold, id: i64, at: i64 },
 }
 
 /// Work in the queue, with the slot it frees and whoever waits for it.

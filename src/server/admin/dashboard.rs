@@ -109,11 +109,12 @@ pub async fn users_page(
     })
 }
 
-/// One user's page, or `None` when there is no such user.
+/// One user's page at `now_ms`, or `None` when there is no such user.
 pub async fn user_detail(
     db: &Db,
     user_id: i64,
     range: &DayRange,
+    now_ms: i64,
 ) -> Result<Option<UserDetail>, sqlx::Error> {
     let Some(user) = db::users::find_by_id(db, user_id).await? else {
         return Ok(None);
@@ -136,7 +137,7 @@ pub async fn user_detail(
     let plan = db::plans::for_user(db, user_id).await?;
     let days = queries::user_days(db, user_id, range).await?;
     let recent = db::ledger::recent_for_user(db, user_id, 20).await?;
-    let sessions = db::ledger::sessions_for_user(db, user_id, 20).await?;
+    let sessions = db::ledger::sessions_for_user(db, user_id, 20, now_ms).await?;
     Ok(Some(UserDetail {
         user: row_view(row),
         plan_id: plan.id,

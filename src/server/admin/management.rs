@@ -29,6 +29,7 @@ async fn audit_change(
     subject: i64,
     detail: &str,
     ip: &str,
+    now_ms: i64,
 ) -> Result<(), AppError> {
     let entry = AuditEntry {
         actor_user_id: Some(admin.id),
@@ -36,7 +37,7 @@ async fn audit_change(
         detail,
         ip: Some(ip),
     };
-    Ok(audit::append(db, action, entry).await?)
+    Ok(audit::append(db, action, entry, now_ms).await?)
 }
 
 pub async fn set_plan(
@@ -53,7 +54,16 @@ pub async fn set_plan(
     let mut tx = state.db.begin().await?;
     db::users::set_plan(&mut *tx, user.id, plan.id).await?;
     let action = AuditAction::PlanChanged;
-    audit_change(&mut *tx, action, admin, user.id, &plan.name, ip).await?;
+    audit_change(
+        &mut *tx,
+        action,
+        admin,
+        user.id,
+        &plan.name,
+        ip,
+        state.clock.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     state.principals.invalidate();
     Ok(())
@@ -86,6 +96,7 @@ pub async fn set_role(
         user.id,
         detail,
         ip,
+        state.clock.now_ms(),
     )
     .await?;
     tx.commit().await?;
@@ -120,7 +131,16 @@ pub async fn set_disabled(
     } else {
         AuditAction::UserEnabled
     };
-    audit_change(&mut *tx, action, admin, user.id, "admin", ip).await?;
+    audit_change(
+        &mut *tx,
+        action,
+        admin,
+        user.id,
+        "admin",
+        ip,
+        state.clock.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     state.principals.invalidate();
     if disabled {

@@ -149,8 +149,9 @@ pub async fn save(
             ));
         }
     }
+    let now_ms = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
-    let saved = db::plans::save(&mut *tx, &plan)
+    let saved = db::plans::save(&mut *tx, &plan, now_ms)
         .await
         .map_err(|err| match &err {
             sqlx::Error::Database(e) if e.is_unique_violation() => {
@@ -179,7 +180,7 @@ pub async fn save(
         detail: &detail,
         ip: Some(ip),
     };
-    audit::append(&mut *tx, AuditAction::PlanSaved, entry).await?;
+    audit::append(&mut *tx, AuditAction::PlanSaved, entry, now_ms).await?;
     tx.commit().await?;
     state.principals.invalidate();
     Ok(view(saved, 0))

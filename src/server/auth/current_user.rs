@@ -109,7 +109,7 @@ async fn resolve_user(state: &AppState, session: &Session) -> Result<Option<User
     };
     let auth_at = session_value(session, AUTH_AT_KEY).await?.unwrap_or(0);
     let user = db::users::find_by_id(&state.db, user_id).await?;
-    let still_valid = db::now_ms() - auth_at < ABSOLUTE_TIMEOUT_MS;
+    let still_valid = state.clock.now_ms() - auth_at < ABSOLUTE_TIMEOUT_MS;
     match user {
         Some(user) if still_valid && !user.disabled => Ok(Some(user)),
         _ => {
@@ -120,14 +120,15 @@ async fn resolve_user(state: &AppState, session: &Session) -> Result<Option<User
 }
 
 /// Logs `user` in on this session: a fresh session id (no fixation), then the
-/// user id and login time.
+/// user id and login time (`now_ms`).
 pub async fn start_session(
     session: &Session,
     user: &UserRow,
+    now_ms: i64,
 ) -> Result<(), tower_sessions::session::Error> {
     session.cycle_id().await?;
     session.insert(USER_ID_KEY, user.id).await?;
-    session.insert(AUTH_AT_KEY, db::now_ms()).await?;
+    session.insert(AUTH_AT_KEY, now_ms).await?;
     Ok(())
 }
 

@@ -65,11 +65,13 @@ pub async fn signup(
     if !state.config.allow_signup {
         return Err(AppError::SignupClosed);
     }
-    let user = create_user(&state.db, email, password, None).await?;
+    let now_ms = state.clock.now_ms();
+    let user = create_user(&state.db, email, password, None, now_ms).await?;
     audit::append(
         &state.db,
         AuditAction::Signup,
         AuditEntry::own_account(user.id, ip),
+        now_ms,
     )
     .await?;
     tracing::info!(
@@ -80,26 +82,30 @@ pub async fn signup(
     Ok(user)
 }
 
-/// Validates and inserts an account; `role: None` means "admin if first".
+/// Validates and inserts an account, created at `now_ms`; `role: None`
+/// means "admin if first".
 pub async fn create_user(
     db: &Db,
     email: &str,
     password: SecretString,
     role: Option<Role>,
+    now_ms: i64,
 ) -> Result<UserRow, AppError> {
     validate_email(email)?;
     password::check_policy(&password)?;
     let hash = password::hash(password).await?;
-    users::insert(db, email, &hash, role).await.map_err(|err| {
-        if db::is_unique_violation(&err) {
-            // Says no more than necessary: no hint whether the account is active.
-            AppError::Validation(
-                "This email cannot be used to sign up. If it is yours, log in instead.".into(),
-            )
-        } else {
-            err.into()
-        }
-    })
+    users::insert(db, email, &hash, role, now_ms)
+        .await
+        .map_err(|err| {
+            if db::is_unique_violation(&err) {
+                // Says no more than necessary: no hint whether the account is active.
+                AppError::Validation(
+                    "This email cannot be used to sign up. If it is yours, log in instead.".into(),
+                )
+            } else {
+                err.into()
+            }
+        })
 }
 
 /// Checks credentials with per-account and per-IP throttling. Unknown email
@@ -116,7 +122,7 @@ pub async fn login(
     validate_email(email)?;
     let db = &state.db;
     let email_norm = normalize_email(email);
-    let now = db::now_ms();
+    let now = state.clock.now_ms();
     let throttle = state.login_throttle;
     let since = now - throttle.window_ms;
 
@@ -145,6 +151,7 @@ pub async fn login(
                 ip: Some(ip),
                 ..Default::default()
             },
+            now,
         )
         .await?;
         return Err(AppError::TooManyAttempts { retry_after_secs });
@@ -177,6 +184,7 @@ pub async fn login(
                     ip: Some(ip),
                     ..Default::default()
                 },
+                now,
             )
             .await?;
             return Err(AppError::InvalidCredentials);
@@ -186,7 +194,8 @@ pub async fn login(
         return Err(AppError::AccountDisabled);
     }
     login_failures::clear_for_email(db, &email_norm).await?;
-    audit::append(db, AuditAction::Login, AuditEntry::own_account(user.id, ip)).await?;
+    let entry = AuditEntry::own_account(user.id, ip);
+    audit::append(db, AuditAction::Login, entry, now).await?;
     Ok(user)
 }
 
@@ -213,15 +222,21 @@ pub async fn change_password(
         &state.db,
         AuditAction::PasswordChanged,
         AuditEntry::own_account(user.id, ip),
+        state.clock.now_ms(),
     )
     .await?;
     Ok(())
 }
 
-/// Disables or re-enables an account (an operator at the command line),
-/// with its audit row, in one transaction. Disabling ends every session
-/// at once.
-pub async fn set_user_disabled(db: &Db, user_id: i64, disabled: bool) -> Result<bool, AppError> {
+/// Disables or re-enables an account (an operator at the command line, at
+/// `now_ms`), with its audit row, in one transaction. Disabling ends every
+/// session at once.
+pub async fn set_user_disabled(
+    db: &Db,
+    user_id: i64,
+    disabled: bool,
+    now_ms: i64,
+) -> Result<bool, AppError> {
     let mut tx = db.begin().await?;
     let changed = users::set_disabled(&mut *tx, user_id, disabled).await?;
     if changed && disabled {
@@ -237,7 +252,7 @@ pub async fn set_user_disabled(db: &Db, user_id: i64, disabled: bool) -> Result<
         detail: "cli",
         ..Default::default()
     };
-    audit::append(&mut *tx, action, entry).await?;
+    audit::append(&mut *tx, action, entry, now_ms).await?;
     tx.commit().await?;
     Ok(changed)
 }

@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use crate::server::db::{self, reservations::Tag, Db};
+use crate::server::{
+    clock::Clock,
+    db::{self, reservations::Tag, Db},
+};
 
 /// How long a reservation stands without renewal: three renewals, so a
 /// live call's reservation is never released under it unless the database
@@ -27,6 +30,8 @@ pub struct Instance {
     /// each (a lease's row serves several): the only ones renewed, so one
     /// whose call died without settling (a panic) still expires.
     live: Mutex<HashMap<i64, usize>>,
+    /// Reservations expire, and are swept, by this clock.
+    clock: Arc<Clock>,
 }
 
 impl Instance {
@@ -34,7 +39,7 @@ impl Instance {
     /// unique among live instances), else a name of this process's own:
     /// host, address and a random part, since neither host names (fixed in
     /// some container setups) nor addresses are unique across machines.
-    pub fn new(configured: Option<&str>, addr: std::net::SocketAddr) -> Self {
+    pub fn new(configured: Option<&str>, addr: std::net::SocketAddr, clock: Arc<Clock>) -> Self {
         let configured = configured.map(str::trim).filter(|name| !name.is_empty());
         let name = match configured {
             Some(name) => name.to_owned(),
@@ -44,6 +49,7 @@ impl Instance {
             name,
             named: configured.is_some(),
             live: Mutex::default(),
+            clock,
         }
     }
 
@@ -76,7 +82,7 @@ impl Instance {
     pub fn tag(&self) -> Tag<'_> {
         Tag {
             instance: &self.name,
-            expires_at: expiry_from_now(),
+            expires_at: self.expiry_from_now(),
         }
     }
 
@@ -84,7 +90,7 @@ impl Instance {
     /// name left (it died mid-call), and whatever else has expired.
     pub async fn release_left_behind(&self, db: &Db) {
         let predecessor = self.named.then_some(self.name.as_str());
-        match db::give_back::release_abandoned(db, db::now_ms(), predecessor).await {
+        match db::give_back::release_abandoned(db, self.clock.now_ms(), predecessor).await {
             Ok(0) => {}
             Ok(released) => tracing::warn!(
                 released,
@@ -103,17 +109,18 @@ impl Instance {
             loop {
                 tick.tick().await;
                 let live: Vec<i64> = self.live_ids().keys().copied().collect();
-                if let Err(err) = db::reservations::renew(&db, &live, expiry_from_now()).await {
+                let renewed_until = self.expiry_from_now();
+                if let Err(err) = db::reservations::renew(&db, &live, renewed_until).await {
                     tracing::warn!(error = %err, "could not renew reservations");
                 }
-                match db::give_back::release_abandoned(&db, db::now_ms(), None).await {
+                match db::give_back::release_abandoned(&db, self.clock.now_ms(), None).await {
                     Ok(0) => {}
                     Ok(released) => {
                         tracing::warn!(released, "released expired reservations")
                     }
                     Err(err) => tracing::warn!(error = %err, "could not sweep reservations"),
                 }
-                let a_day_ago = db::now_ms() - crate::server::clock::DAY_MS;
+                let a_day_ago = self.clock.now_ms() - crate::server::clock::DAY_MS;
                 if let Err(err) = db::reservations::forget_releases_before(&db, a_day_ago).await {
                     tracing::warn!(error = %err, "could not prune the noted releases");
                 }
@@ -122,8 +129,10 @@ impl Instance {
     }
 }
 
-fn expiry_from_now() -> i64 {
-    db::now_ms() + RESERVATION_TTL.as_millis() as i64
+impl Instance {
+    fn expiry_from_now(&self) -> i64 {
+        self.clock.now_ms() + RESERVATION_TTL.as_millis() as i64
+    }
 }
 
 fn host_name() -> String {

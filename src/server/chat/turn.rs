@@ -293,10 +293,14 @@ async fn prepare_rows(
     mut rows: Vec<MessageRow>,
     paid_by: PaidBy,
 ) -> Result<PreparedTurn, AppError> {
+    let now_ms = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
     let mut conversation = match existing {
         Some(conversation) => conversation,
-        None => conversations::create(&mut *tx, user.id, &title_from(text), &request.model).await?,
+        None => {
+            let title = title_from(text);
+            conversations::create(&mut *tx, user.id, &title, &request.model, now_ms).await?
+        }
     };
     let user_message_id = if request.regenerate {
         conversations::delete_trailing_assistant_messages(&mut *tx, conversation.id).await?;
@@ -311,7 +315,8 @@ async fn prepare_rows(
                     .await?;
             }
         }
-        let id = conversations::insert_user_message(&mut *tx, conversation.id, text).await?;
+        let id =
+            conversations::insert_user_message(&mut *tx, conversation.id, text, now_ms).await?;
         rows.push(MessageRow {
             id,
             role: Speaker::User,
@@ -335,6 +340,7 @@ async fn prepare_rows(
         conversation.id,
         &request.model,
         request.thinking_budget,
+        now_ms,
     )
     .await?;
     let assistant_id = conversations::insert_assistant_placeholder(
@@ -342,6 +348,7 @@ async fn prepare_rows(
         conversation.id,
         &request.model,
         paid_by,
+        now_ms,
     )
     .await?;
     tx.commit().await?;

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, users::UserRow, Db};
+use super::{users::UserRow, Db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
@@ -42,6 +42,7 @@ pub async fn insert(
     name: &str,
     prefix: &str,
     token_hash: &str,
+    now_ms: i64,
 ) -> Result<TokenRow, InsertError> {
     let sql = format!(
         "INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at) \
@@ -52,7 +53,7 @@ pub async fn insert(
         .bind(name)
         .bind(prefix)
         .bind(token_hash)
-        .bind(now_ms())
+        .bind(now_ms)
         .fetch_one(db)
         .await
         .map_err(|err| match &err {
@@ -104,13 +105,14 @@ pub async fn revoke(
     db: impl super::Exec<'_>,
     token_id: i64,
     owner: Option<i64>,
+    now_ms: i64,
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE api_tokens SET revoked_at = $1 \
          WHERE id = $2 AND revoked_at IS NULL AND ($3 < 0 OR user_id = $3) RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
-        .bind(now_ms())
+        .bind(now_ms)
         .bind(token_id)
         .bind(owner.unwrap_or(-1))
         .fetch_optional(db)
@@ -123,13 +125,14 @@ pub async fn revoke_by_name(
     db: impl super::Exec<'_>,
     user_id: i64,
     name: &str,
+    now_ms: i64,
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE api_tokens SET revoked_at = $1 \
          WHERE user_id = $2 AND name = $3 AND revoked_at IS NULL RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
-        .bind(now_ms())
+        .bind(now_ms)
         .bind(user_id)
         .bind(name)
         .fetch_optional(db)

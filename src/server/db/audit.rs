@@ -1,7 +1,7 @@
 //! The append-only audit log of security events and admin actions.
 //! Never pass a secret in `detail`.
 
-use super::{now_ms, Db};
+use super::Db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
@@ -108,12 +108,13 @@ pub async fn append(
     db: impl super::Exec<'_>,
     action: AuditAction,
     entry: AuditEntry<'_>,
+    now_ms: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor_user_id, subject_user_id, action, detail, ip) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(now_ms())
+    .bind(now_ms)
     .bind(entry.actor_user_id)
     .bind(entry.subject_user_id)
     .bind(action.as_str())

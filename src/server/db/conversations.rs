@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, optional_word, word, Db, Exec};
+use super::{optional_word, word, Db, Exec};
 pub use crate::model::chat::ReplyUsage;
 use crate::model::domain::{MessageStatus, PaidBy, Speaker};
 
@@ -77,8 +77,9 @@ pub async fn create(
     user_id: i64,
     title: &str,
     model: &str,
+    now_ms: i64,
 ) -> Result<ConversationRow, sqlx::Error> {
-    let now = now_ms();
+    let now = now_ms;
     let sql = format!(
         "INSERT INTO conversations (user_id, title, model, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
          RETURNING {CONVERSATION_COLUMNS}"
@@ -175,11 +176,12 @@ pub async fn touch(
     id: i64,
     model: &str,
     thinking_budget: Option<i64>,
+    now_ms: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE conversations SET updated_at = $1, model = $2, thinking_budget = $3 WHERE id = $4",
     )
-    .bind(now_ms())
+    .bind(now_ms)
     .bind(model)
     .bind(thinking_budget)
     .bind(id)
@@ -206,6 +208,7 @@ pub async fn insert_user_message(
     db: impl Exec<'_>,
     conversation_id: i64,
     content: &str,
+    now_ms: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO messages (conversation_id, role, content, status, created_at) \
@@ -213,7 +216,7 @@ pub async fn insert_user_message(
     )
     .bind(conversation_id)
     .bind(content)
-    .bind(now_ms())
+    .bind(now_ms)
     .fetch_one(db)
     .await
 }
@@ -224,6 +227,7 @@ pub async fn insert_assistant_placeholder(
     conversation_id: i64,
     model: &str,
     paid_by: PaidBy,
+    now_ms: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO messages (conversation_id, role, content, model, status, paid_by, created_at) \
@@ -232,7 +236,7 @@ pub async fn insert_assistant_placeholder(
     .bind(conversation_id)
     .bind(model)
     .bind(paid_by.as_str())
-    .bind(now_ms())
+    .bind(now_ms)
     .fetch_one(db)
     .await
 }

@@ -282,6 +282,7 @@ pub async fn sessions_for_user(
     db: &Db,
     user_id: i64,
     limit: i64,
+    now_ms: i64,
 ) -> Result<Vec<SessionUse>, sqlx::Error> {
     const RECENT_MS: i64 = 30 * 24 * 60 * 60 * 1000;
     let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
@@ -293,7 +294,7 @@ pub async fn sessions_for_user(
     )
     .bind(user_id)
     .bind(limit)
-    .bind(super::now_ms() - RECENT_MS)
+    .bind(now_ms - RECENT_MS)
     .fetch_all(db)
     .await?;
     Ok(rows

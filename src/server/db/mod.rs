@@ -184,11 +184,6 @@ fn ensure_sqlite_dir(url: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Current time in unix milliseconds, the unit every timestamp column uses.
-pub fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
-
 /// True when `err` says the database could not be reached (server down or
 /// restarting, connection cut, pool out of time), as opposed to a query it
 /// refused. Such a failure changed nothing and is worth retrying later.

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Db};
+use super::Db;
 use crate::{model::caching::PromptCaching, server::config::FreePlanOverrides};
 
 pub const FREE: &str = "free";
@@ -58,7 +58,11 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
 /// Creates the free plan from the environment (or defaults) on a new
 /// database; on later starts, values set in the environment win. One
 /// transaction: an instance never sees the plan half overridden.
-pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, sqlx::Error> {
+pub async fn ensure_free_plan(
+    db: &Db,
+    env: &FreePlanOverrides,
+    now_ms: i64,
+) -> Result<Plan, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO plans (name, requests_per_minute, requests_per_day, tokens_per_day, models, max_tokens, created_at) \
@@ -70,7 +74,7 @@ pub async fn ensure_free_plan(db: &Db, env: &FreePlanOverrides) -> Result<Plan, 
     .bind(env.tokens_per_day.map(|t| t as i64).unwrap_or(DEFAULT_TOKENS_PER_DAY))
     .bind(env.models.clone().unwrap_or_else(|| DEFAULT_MODELS.to_owned()))
     .bind(env.max_tokens.map(i64::from).unwrap_or(DEFAULT_MAX_TOKENS))
-    .bind(now_ms())
+    .bind(now_ms)
     .execute(&mut *tx)
     .await?;
     let overrides: [(&str, Option<i64>); 4] = [
@@ -144,7 +148,7 @@ pub async fn list_with_user_counts(db: &Db) -> Result<Vec<(Plan, i64)>, sqlx::Er
 }
 
 /// Creates (`plan.id == 0`) or updates a plan. Errors on a duplicate name.
-pub async fn save(db: impl super::Exec<'_>, plan: &Plan) -> Result<Plan, sqlx::Error> {
+pub async fn save(db: impl super::Exec<'_>, plan: &Plan, now_ms: i64) -> Result<Plan, sqlx::Error> {
     let models = plan.models.join(",");
     let row = if plan.id == 0 {
         let sql = format!(
@@ -161,7 +165,7 @@ pub async fn save(db: impl super::Exec<'_>, plan: &Plan) -> Result<Plan, sqlx::E
             .bind(plan.max_tokens)
             .bind(i64::from(plan.allows_server_tools))
             .bind(plan.prompt_caching.as_str())
-            .bind(now_ms())
+            .bind(now_ms)
             .fetch_one(db)
             .await?
     } else {

@@ -256,13 +256,12 @@ pub async fn renew(db: &Db, ids: &[i64], expires_at: i64) -> Result<u64, sqlx::E
 }
 
 /// Notes, in the transaction that gives them back, that the releases
-/// `ids` (holds of calls that never left keyward) were applied.
+/// (holds of calls that never left keyward; id and time) were applied.
 pub async fn note_released(
     conn: &mut sqlx::AnyConnection,
-    ids: &[i64],
-    at: i64,
+    releases: &[(i64, i64)],
 ) -> Result<(), sqlx::Error> {
-    for chunk in ids.chunks(200) {
+    for chunk in releases.chunks(200) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
             .collect();
@@ -271,8 +270,8 @@ pub async fn note_released(
             values.join(", ")
         );
         let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id).bind(at);
+        for (id, at) in chunk {
+            query = query.bind(*id).bind(*at);
         }
         query.execute(&mut *conn).await?;
     }

@@ -10,7 +10,8 @@ use tower_sessions::{
     session_store::{self, SessionStore},
 };
 
-use super::{now_ms, Db};
+use super::Db;
+use crate::server::clock::system_now_ms;
 
 /// Session data key holding the logged-in user's id.
 pub const USER_ID_KEY: &str = "user_id";
@@ -84,7 +85,7 @@ impl SessionStore for DbSessionStore {
         let row =
             sqlx::query("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
                 .bind(id.to_string())
-                .bind(now_ms())
+                .bind(system_now_ms())
                 .fetch_optional(&self.db)
                 .await
                 .map_err(backend_err)?;
@@ -129,7 +130,7 @@ pub async fn delete_all_for_user(
 
 pub async fn delete_expired(db: &Db) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-        .bind(now_ms())
+        .bind(system_now_ms())
         .execute(db)
         .await?;
     Ok(done.rows_affected())

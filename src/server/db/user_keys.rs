@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Db};
+use super::Db;
 use crate::server::vault::SealedKey;
 
 #[derive(Debug, Clone)]
@@ -57,6 +57,7 @@ pub async fn upsert(
     provider: &str,
     sealed: &SealedKey,
     last4: &str,
+    now_ms: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO user_api_keys \
@@ -73,7 +74,7 @@ pub async fn upsert(
     .bind(&sealed.nonce)
     .bind(&sealed.master_key_id)
     .bind(last4)
-    .bind(now_ms())
+    .bind(now_ms)
     .execute(db)
     .await?;
     Ok(())
@@ -92,9 +93,9 @@ pub async fn delete(
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn mark_rejected(db: &Db, id: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_rejected(db: &Db, id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE user_api_keys SET rejected_at = $1 WHERE id = $2")
-        .bind(now_ms())
+        .bind(now_ms)
         .bind(id)
         .execute(db)
         .await

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{now_ms, Db};
+use super::Db;
 use crate::model::caps::OwnKeyCaps;
 pub use crate::model::domain::Role;
 
@@ -84,6 +84,7 @@ pub async fn insert(
     email: &str,
     password_hash: &str,
     role: Option<Role>,
+    now_ms: i64,
 ) -> Result<UserRow, sqlx::Error> {
     let role_sql = match role {
         Some(Role::Admin) => "'admin'",
@@ -101,7 +102,7 @@ pub async fn insert(
         .bind(email.trim())
         .bind(normalize_email(email))
         .bind(password_hash)
-        .bind(now_ms())
+        .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?;
     let user = from_row(&row)?;

@@ -46,13 +46,14 @@ fn check_name(name: &str) -> Result<&str, AppError> {
     Ok(name)
 }
 
-/// Makes a token for `user`: asked for by the user from `ip`, or by an
-/// operator through the CLI when `ip` is `None`.
+/// Makes a token for `user` at `now_ms`: asked for by the user from `ip`,
+/// or by an operator through the CLI when `ip` is `None`.
 pub async fn create_token(
     db: &Db,
     user: &UserRow,
     name: &str,
     ip: Option<&str>,
+    now_ms: i64,
 ) -> Result<CreatedToken, AppError> {
     let name = check_name(name)?;
     if user.disabled {
@@ -67,7 +68,7 @@ pub async fn create_token(
     let (token, shown) = new_token();
     let hash = hex(&hash_token(&token));
     let mut tx = db.begin().await?;
-    let row = api_tokens::insert(&mut *tx, user.id, name, &shown, &hash)
+    let row = api_tokens::insert(&mut *tx, user.id, name, &shown, &hash, now_ms)
         .await
         .map_err(|err| match err {
             InsertError::NameTaken => AppError::Validation(format!(
@@ -82,7 +83,7 @@ pub async fn create_token(
         detail: &detail,
         ip,
     };
-    audit::append(&mut *tx, AuditAction::TokenIssued, entry).await?;
+    audit::append(&mut *tx, AuditAction::TokenIssued, entry, now_ms).await?;
     tx.commit().await?;
     tracing::info!(
         user_id = user.id,
@@ -105,20 +106,26 @@ pub async fn revoke_token(
     ip: &str,
 ) -> Result<(), AppError> {
     let owner = (!actor.is_admin()).then_some(actor.id);
+    let now_ms = state.clock.now_ms();
     let mut tx = state.db.begin().await?;
-    let revoked = api_tokens::revoke(&mut *tx, token_id, owner)
+    let revoked = api_tokens::revoke(&mut *tx, token_id, owner, now_ms)
         .await?
         .ok_or(AppError::NotFound)?;
-    audit_revocation(&mut tx, Some(actor.id), &revoked, Some(ip)).await?;
+    audit_revocation(&mut tx, Some(actor.id), &revoked, Some(ip), now_ms).await?;
     tx.commit().await?;
     state.principals.invalidate();
     Ok(())
 }
 
-/// The operator CLI: revokes `user`'s live token called `name`.
-pub async fn revoke_token_by_name(db: &Db, user: &UserRow, name: &str) -> Result<(), AppError> {
+/// The operator CLI: revokes `user`'s live token called `name`, at `now_ms`.
+pub async fn revoke_token_by_name(
+    db: &Db,
+    user: &UserRow,
+    name: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
     let mut tx = db.begin().await?;
-    let revoked = api_tokens::revoke_by_name(&mut *tx, user.id, name.trim())
+    let revoked = api_tokens::revoke_by_name(&mut *tx, user.id, name.trim(), now_ms)
         .await?
         .ok_or_else(|| {
             AppError::Validation(format!(
@@ -126,7 +133,7 @@ pub async fn revoke_token_by_name(db: &Db, user: &UserRow, name: &str) -> Result
                 user.email
             ))
         })?;
-    audit_revocation(&mut tx, None, &revoked, None).await?;
+    audit_revocation(&mut tx, None, &revoked, None, now_ms).await?;
     // Instances serving the gateway notice within their cache's lifetime.
     Ok(tx.commit().await?)
 }
@@ -136,6 +143,7 @@ async fn audit_revocation(
     actor: Option<i64>,
     revoked: &TokenRow,
     ip: Option<&str>,
+    now_ms: i64,
 ) -> Result<(), AppError> {
     let detail = format!("{} ({}…)", revoked.name, revoked.prefix);
     let entry = AuditEntry {
@@ -144,7 +152,7 @@ async fn audit_revocation(
         detail: &detail,
         ip,
     };
-    audit::append(&mut *tx, AuditAction::TokenRevoked, entry).await?;
+    audit::append(&mut *tx, AuditAction::TokenRevoked, entry, now_ms).await?;
     tracing::info!(token_id = revoked.id, "personal token revoked");
     Ok(())
 }

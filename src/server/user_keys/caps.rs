@@ -43,7 +43,13 @@ pub async fn set_caps(
     db::users::set_own_key_caps(&mut *tx, user.id, caps).await?;
     let detail = describe(caps);
     let entry = AuditEntry::own_account(user.id, ip).with_detail(&detail);
-    audit::append(&mut *tx, AuditAction::CapsChanged, entry).await?;
+    audit::append(
+        &mut *tx,
+        AuditAction::CapsChanged,
+        entry,
+        state.clock.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     // Gateway tokens carry the caps in their cached routing decision.
     state.principals.invalidate();

@@ -62,7 +62,13 @@ pub async fn save_key(
         } else {
             "probe: 403"
         };
-        audit::append(&state.db, AuditAction::KeyRejected, audit_entry(detail)).await?;
+        audit::append(
+            &state.db,
+            AuditAction::KeyRejected,
+            audit_entry(detail),
+            state.clock.now_ms(),
+        )
+        .await?;
         return Err(refusal);
     }
 
@@ -75,13 +81,14 @@ pub async fn save_key(
         .await?
         .is_some();
     let mut tx = state.db.begin().await?;
-    user_keys::upsert(&mut *tx, user.id, ANTHROPIC, &sealed, &last4(&key)).await?;
+    let now_ms = state.clock.now_ms();
+    user_keys::upsert(&mut *tx, user.id, ANTHROPIC, &sealed, &last4(&key), now_ms).await?;
     let action = if replaced {
         AuditAction::KeyReplaced
     } else {
         AuditAction::KeySaved
     };
-    audit::append(&mut *tx, action, audit_entry(&shown)).await?;
+    audit::append(&mut *tx, action, audit_entry(&shown), state.clock.now_ms()).await?;
     tx.commit().await?;
     state.principals.invalidate();
     tracing::info!(replaced, master_key_id = %sealed.master_key_id, "user key stored");
@@ -94,7 +101,13 @@ pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bo
     let removed = user_keys::delete(&mut *tx, user.id, ANTHROPIC).await?;
     if removed {
         let entry = AuditEntry::own_account(user.id, ip);
-        audit::append(&mut *tx, AuditAction::KeyRemoved, entry).await?;
+        audit::append(
+            &mut *tx,
+            AuditAction::KeyRemoved,
+            entry,
+            state.clock.now_ms(),
+        )
+        .await?;
     }
     tx.commit().await?;
     state.principals.invalidate();
@@ -143,7 +156,13 @@ pub async fn set_fallback(
     db::users::set_fallback_to_free(&mut *tx, user.id, on).await?;
     let detail = if on { "on" } else { "off" };
     let entry = AuditEntry::own_account(user.id, ip).with_detail(detail);
-    audit::append(&mut *tx, AuditAction::FallbackChanged, entry).await?;
+    audit::append(
+        &mut *tx,
+        AuditAction::FallbackChanged,
+        entry,
+        state.clock.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
     state.principals.invalidate();
     Ok(())
