@@ -93,10 +93,15 @@ pub async fn note_failure(state: &AppState, routed: &RoutedKey, err: &UpstreamEr
 
 /// After a failed call: a user key Anthropic refused is marked unhealthy.
 pub async fn note_key_rejection(state: &AppState, routed: &RoutedKey) {
-    if let Some(id) = routed.own_key_id() {
-        if let Err(err) = db::user_keys::mark_rejected(&state.db, id, state.clock.now_ms()).await {
-            tracing::error!(error = %err, "could not mark a rejected key");
-        }
-        state.principals.invalidate();
+    let Some(id) = routed.own_key_id() else {
+        return;
+    };
+    let marked = async {
+        let mut tx = state.db.begin().await?;
+        db::user_keys::mark_rejected(&mut *tx, id, state.clock.now_ms()).await?;
+        state.commit_routing_change(tx).await
+    };
+    if let Err(err) = marked.await {
+        tracing::error!(error = %err, "could not mark a rejected key");
     }
 }

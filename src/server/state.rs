@@ -21,6 +21,19 @@ impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
+
+    /// Commits `tx`, a change to what decides who pays for a user's calls
+    /// (their key, its caps or fallback, their plan, role or account, a
+    /// token), then drops the routing decisions cached for gateway tokens,
+    /// so the next call is routed afresh. Every such change ends here.
+    pub async fn commit_routing_change(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        self.principals.invalidate();
+        Ok(())
+    }
 }
 
 impl Deref for AppState {

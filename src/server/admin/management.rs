@@ -64,8 +64,7 @@ pub async fn set_plan(
         state.clock.now_ms(),
     )
     .await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     Ok(())
 }
 
@@ -99,8 +98,7 @@ pub async fn set_role(
         state.clock.now_ms(),
     )
     .await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     Ok(())
 }
 
@@ -141,8 +139,7 @@ pub async fn set_disabled(
         state.clock.now_ms(),
     )
     .await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     if disabled {
         // Their chats and gateway streams stop now, not at their end.
         state.cuts.cut_user(user.id);

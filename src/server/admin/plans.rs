@@ -181,8 +181,7 @@ pub async fn save(
         ip: Some(ip),
     };
     audit::append(&mut *tx, AuditAction::PlanSaved, entry, now_ms).await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     Ok(view(saved, 0))
 }
 

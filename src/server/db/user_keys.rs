@@ -93,7 +93,11 @@ pub async fn delete(
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn mark_rejected(db: &Db, id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_rejected(
+    db: impl super::Exec<'_>,
+    id: i64,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE user_api_keys SET rejected_at = $1 WHERE id = $2")
         .bind(now_ms)
         .bind(id)

@@ -112,8 +112,7 @@ pub async fn revoke_token(
         .await?
         .ok_or(AppError::NotFound)?;
     audit_revocation(&mut tx, Some(actor.id), &revoked, Some(ip), now_ms).await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     Ok(())
 }
 

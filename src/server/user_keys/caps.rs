@@ -50,9 +50,8 @@ pub async fn set_caps(
         state.clock.now_ms(),
     )
     .await?;
-    tx.commit().await?;
     // Gateway tokens carry the caps in their cached routing decision.
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     let user = UserRow {
         own_key_caps: caps,
         ..user.clone()

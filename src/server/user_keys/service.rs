@@ -89,8 +89,7 @@ pub async fn save_key(
         AuditAction::KeySaved
     };
     audit::append(&mut *tx, action, audit_entry(&shown), state.clock.now_ms()).await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     tracing::info!(replaced, master_key_id = %sealed.master_key_id, "user key stored");
     key_status(state, user).await?.ok_or(AppError::Internal)
 }
@@ -109,8 +108,7 @@ pub async fn remove_key(state: &AppState, user: &UserRow, ip: &str) -> Result<bo
         )
         .await?;
     }
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     Ok(removed)
 }
 
@@ -163,7 +161,6 @@ pub async fn set_fallback(
         state.clock.now_ms(),
     )
     .await?;
-    tx.commit().await?;
-    state.principals.invalidate();
+    state.commit_routing_change(tx).await?;
     Ok(())
 }
