@@ -63,7 +63,7 @@ pub fn TokensSection() -> impl IntoView {
                 "Use keyward from scripts and the official Anthropic SDKs: point them at this server "
                 "and use a token as the API key. Calls go through the same key and limits as your chats."
             </p>
-            <pre class="snippet"><code>{move || sdk_snippet(origin.get())}</code></pre>
+            <pre class="snippet" tabindex="0"><code>{move || sdk_snippet(origin.get())}</code></pre>
             {move || fresh().map(|new| view! { <FreshToken new origin /> })}
             <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading your tokens…"</p> }>
                 {move || tokens.get().map(|result| match result {
@@ -183,7 +183,7 @@ fn SetupSnippet(snippet: Snippet) -> impl IntoView {
     view! {
         <figure class="setup-snippet" data-testid=format!("setup-{}", snippet.id)>
             <figcaption>{heading}</figcaption>
-            <pre class="snippet"><code>{snippet.text}</code></pre>
+            <pre class="snippet" tabindex="0"><code>{snippet.text}</code></pre>
             <CopyButton text=Signal::derive(move || text.clone()) label />
         </figure>
     }
@@ -219,7 +219,7 @@ fn CopyButton(text: Signal<String>, #[prop(into)] label: String) -> impl IntoVie
 #[component]
 fn TokenTable(list: Vec<TokenView>, on_revoke: Callback<TokenView>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="data tokens">
                 <thead>
                     <tr><th scope="col">"Name"</th><th scope="col">"Token"</th><th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr>

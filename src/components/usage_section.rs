@@ -71,7 +71,7 @@ pub fn SessionsTable(sessions: Vec<SessionSummary>) -> impl IntoView {
         .into_any();
     }
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="data sessions">
                 <thead>
                     <tr>
@@ -114,7 +114,7 @@ pub fn SessionsTable(sessions: Vec<SessionSummary>) -> impl IntoView {
 #[component]
 fn RecentCalls(calls: Vec<CallSummary>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="data">
                 <thead>
                     <tr>

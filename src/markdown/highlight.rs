@@ -133,7 +133,7 @@ pub fn code_block(lang: &str, code: &str) -> String {
         .take(20)
         .collect();
     let mut out = String::with_capacity(code.len() * 2);
-    out.push_str("<pre class=\"code\"><code");
+    out.push_str("<pre class=\"code\" tabindex=\"0\"><code");
     if !lang.is_empty() {
         out.push_str(" class=\"language-");
         out.push_str(&lang);

@@ -185,7 +185,7 @@ fn UsersTable(page: UsersPage, sort: String) -> impl IntoView {
     let previous = (page.page > 1).then(|| with_param("page", &(page.page - 1).to_string()));
     let next = (page.page < pages).then(|| with_param("page", &(page.page + 1).to_string()));
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="data users">
                 <thead>
                     <tr>

@@ -72,7 +72,7 @@ fn AuditView(page: AuditPage, filters: (String, String, i64)) -> impl IntoView {
             view! { <p class="muted">"No entries match."</p> }.into_any()
         } else {
             view! {
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="data audit">
                         <thead><tr><th scope="col">"Time"</th><th scope="col">"Action"</th><th scope="col">"By"</th><th scope="col">"On"</th><th scope="col">"Detail"</th><th scope="col">"IP"</th></tr></thead>
                         <tbody>

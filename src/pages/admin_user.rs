@@ -14,7 +14,10 @@ use crate::{
         guards::RequireAdmin,
         usage_section::SessionsTable,
     },
-    model::admin::{PlanView, UserDetail},
+    model::{
+        admin::{AdminUserRow, PlanView, UserDayRow, UserDetail},
+        CallSummary,
+    },
 };
 
 #[component]
@@ -76,11 +79,43 @@ fn UserView(
     set_disabled: ServerAction<SetUserDisabled>,
 ) -> impl IntoView {
     let user = detail.user.clone();
+    view! {
+        <section class="card" aria-labelledby="user-heading">
+            <h1 id="user-heading">{user.email.clone()}</h1>
+            <p class="muted">
+                {format!(
+                    "{} · plan {} · key {} · {}",
+                    if user.is_admin { "admin" } else { "user" },
+                    user.plan,
+                    user.key_status,
+                    if user.disabled { "disabled" } else { "active" }
+                )}
+            </p>
+            <ManageUser user plans current_plan=detail.plan_id set_plan set_role set_disabled />
+            <h2>"Usage by day"</h2>
+            <UserDays days=detail.days />
+            <h2>"Recent calls"</h2>
+            <RecentCalls calls=detail.recent />
+            <h2>"Claude Code sessions"</h2>
+            <SessionsTable sessions=detail.sessions />
+        </section>
+    }
+}
+
+/// The admin's controls: plan, role, account on or off (the last two ask
+/// first where they take something away).
+#[component]
+fn ManageUser(
+    user: AdminUserRow,
+    plans: Vec<PlanView>,
+    current_plan: i64,
+    set_plan: ServerAction<SetUserPlan>,
+    set_role: ServerAction<SetUserRole>,
+    set_disabled: ServerAction<SetUserDisabled>,
+) -> impl IntoView {
     let user_id = user.id;
-    let email = user.email.clone();
     let is_admin = user.is_admin;
     let disabled = user.disabled;
-    let current_plan = detail.plan_id;
     let chosen_plan = RwSignal::new(current_plan);
     let on_plan = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -89,7 +124,7 @@ fn UserView(
             plan_id: chosen_plan.get_untracked(),
         });
     };
-    let role_email = email.clone();
+    let role_email = user.email.clone();
     let toggle_role = move |_| {
         if is_admin && !confirm(&format!("Remove admin rights from {role_email}?")) {
             return;
@@ -99,7 +134,7 @@ fn UserView(
             admin: !is_admin,
         });
     };
-    let status_email = email.clone();
+    let status_email = user.email;
     let toggle_disabled = move |_| {
         if !disabled
             && !confirm(&format!(
@@ -114,79 +149,71 @@ fn UserView(
         });
     };
     view! {
-        <section class="card" aria-labelledby="user-heading">
-            <h1 id="user-heading">{email}</h1>
-            <p class="muted">
-                {format!(
-                    "{} · plan {} · key {} · {}",
-                    if is_admin { "admin" } else { "user" },
-                    user.plan,
-                    user.key_status,
-                    if disabled { "disabled" } else { "active" }
-                )}
-            </p>
-            <div class="manage">
-                <form on:submit=on_plan class="inline-form">
-                    <label for="plan-select">"Plan"</label>
-                    <select
-                        id="plan-select"
-                        name="plan_id"
-                        on:change=move |ev| {
-                            if let Ok(id) = event_target_value(&ev).parse() {
-                                chosen_plan.set(id);
-                            }
+        <div class="manage">
+            <form on:submit=on_plan class="inline-form">
+                <label for="plan-select">"Plan"</label>
+                <select
+                    id="plan-select"
+                    name="plan_id"
+                    on:change=move |ev| {
+                        if let Ok(id) = event_target_value(&ev).parse() {
+                            chosen_plan.set(id);
                         }
-                    >
-                        {plans.into_iter().map(|plan| {
-                            let selected = plan.id == current_plan;
-                            view! { <option value=plan.id.to_string() selected=selected>{plan.name}</option> }
-                        }).collect_view()}
-                    </select>
-                    <button type="submit" class="button small-plain">"Change plan"</button>
-                </form>
-                <button type="button" class="button small-plain" on:click=toggle_role>
-                    {if is_admin { "Remove admin" } else { "Make admin" }}
-                </button>
-                <button type="button" class=if disabled { "button small-plain" } else { "button danger" } on:click=toggle_disabled>
-                    {if disabled { "Enable user" } else { "Disable user" }}
-                </button>
-            </div>
-            <h2>"Usage by day"</h2>
-            {if detail.days.is_empty() {
-                view! { <p class="muted">"No calls in this period."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="data">
-                            <thead><tr><th scope="col">"Day"</th><th scope="col">"Paid by"</th><th scope="col">"Requests"</th><th scope="col">"Tokens"</th><th scope="col">"Cost"</th></tr></thead>
-                            <tbody>
-                                {detail.days.into_iter().map(|d| view! {
-                                    <tr><td>{d.day}</td><td>{d.paid_by.as_str()}</td><td>{d.requests}</td><td>{d.tokens}</td><td>{format_usd(d.cost)}</td></tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
-            <h2>"Recent calls"</h2>
-            {if detail.recent.is_empty() {
-                view! { <p class="muted">"No calls yet."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="data">
-                            <thead><tr><th scope="col">"Time"</th><th scope="col">"Model"</th><th scope="col">"Paid by"</th><th scope="col">"Tokens in/out"</th><th scope="col">"Cost"</th><th scope="col">"Status"</th></tr></thead>
-                            <tbody>
-                                {detail.recent.into_iter().map(|c| view! {
-                                    <tr><td>{c.at}</td><td>{c.model}</td><td>{c.paid_by.as_str()}</td><td>{format!("{} / {}", c.input_tokens, c.output_tokens)}</td><td>{format_usd(c.cost_micro_usd)}</td><td>{c.status}</td></tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
-            <h2>"Claude Code sessions"</h2>
-            <SessionsTable sessions=detail.sessions />
-        </section>
+                    }
+                >
+                    {plans.into_iter().map(|plan| {
+                        let selected = plan.id == current_plan;
+                        view! { <option value=plan.id.to_string() selected=selected>{plan.name}</option> }
+                    }).collect_view()}
+                </select>
+                <button type="submit" class="button small-plain">"Change plan"</button>
+            </form>
+            <button type="button" class="button small-plain" on:click=toggle_role>
+                {if is_admin { "Remove admin" } else { "Make admin" }}
+            </button>
+            <button type="button" class=if disabled { "button small-plain" } else { "button danger" } on:click=toggle_disabled>
+                {if disabled { "Enable user" } else { "Disable user" }}
+            </button>
+        </div>
     }
+}
+
+#[component]
+fn UserDays(days: Vec<UserDayRow>) -> impl IntoView {
+    if days.is_empty() {
+        return view! { <p class="muted">"No calls in this period."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap" tabindex="0">
+            <table class="data">
+                <thead><tr><th scope="col">"Day"</th><th scope="col">"Paid by"</th><th scope="col">"Requests"</th><th scope="col">"Tokens"</th><th scope="col">"Cost"</th></tr></thead>
+                <tbody>
+                    {days.into_iter().map(|d| view! {
+                        <tr><td>{d.day}</td><td>{d.paid_by.as_str()}</td><td>{d.requests}</td><td>{d.tokens}</td><td>{format_usd(d.cost)}</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn RecentCalls(calls: Vec<CallSummary>) -> impl IntoView {
+    if calls.is_empty() {
+        return view! { <p class="muted">"No calls yet."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap" tabindex="0">
+            <table class="data">
+                <thead><tr><th scope="col">"Time"</th><th scope="col">"Model"</th><th scope="col">"Paid by"</th><th scope="col">"Tokens in/out"</th><th scope="col">"Cost"</th><th scope="col">"Status"</th></tr></thead>
+                <tbody>
+                    {calls.into_iter().map(|c| view! {
+                        <tr><td>{c.at}</td><td>{c.model}</td><td>{c.paid_by.as_str()}</td><td>{format!("{} / {}", c.input_tokens, c.output_tokens)}</td><td>{format_usd(c.cost_micro_usd)}</td><td>{c.status}</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
 }
