@@ -125,19 +125,36 @@ struct Demand {
     calls: i64,
     /// When the window began.
     since_ms: i64,
+    /// The calls of the window just before, if it ended when this began:
+    /// a window only begun still sizes a lease by the one before.
+    previous: i64,
 }
 
 impl Demand {
+    fn new(now_ms: i64) -> Self {
+        Demand {
+            calls: 0,
+            since_ms: now_ms,
+            previous: 0,
+        }
+    }
+
     /// Counts `calls` admitted at `now_ms`, in a new window if the last
     /// one has ended.
     fn add(&mut self, calls: i64, now_ms: i64) {
         if now_ms - self.since_ms >= DEMAND_WINDOW_MS {
+            let adjacent = now_ms - self.since_ms < 2 * DEMAND_WINDOW_MS;
             *self = Demand {
-                calls: 0,
-                since_ms: now_ms,
+                previous: if adjacent { self.calls } else { 0 },
+                ..Demand::new(now_ms)
             };
         }
         self.calls += calls;
+    }
+
+    /// The busier of this window and the one before it.
+    fn rate(&self) -> i64 {
+        self.calls.max(self.previous)
     }
 }
 
@@ -348,17 +365,16 @@ impl Book {
     fn note_demand(&mut self, user_id: i64, calls: i64, now_ms: i64) {
         self.demand
             .entry(user_id)
-            .or_insert(Demand {
-                calls: 0,
-                since_ms: now_ms,
-            })
+            .or_insert(Demand::new(now_ms))
             .add(calls, now_ms);
     }
 }
 
 /// The lease `user_id`'s demand earns beside calls of at most
-/// `tokens_per_call`: twice the calls of their latest demand window, none
-/// unless that was a burst.
+/// `tokens_per_call`: twice the calls of their busier latest window (the
+/// one under way, or the one before it while this one has only begun, so
+/// a steady user's lease does not shrink at each window's start and run
+/// dry mid-bucket), none unless that was a burst.
 fn headroom_for(
     demand: &HashMap<i64, Demand>,
     user_id: i64,
@@ -368,7 +384,7 @@ fn headroom_for(
     let calls = demand
         .get(&user_id)
         .filter(|demand| now_ms - demand.since_ms < 2 * DEMAND_WINDOW_MS)
-        .map_or(0, |demand| demand.calls);
+        .map_or(0, Demand::rate);
     if calls < MIN_BURST {
         return Headroom::default();
     }
@@ -471,6 +487,13 @@ mod tests {
             Headroom::default(),
             "forgotten after a quiet spell"
         );
+        // A steady user: a window only begun is sized by the one before.
+        leases.record(Vec::new(), &HashMap::from([(7, 30)]), 2_000);
+        leases.record(Vec::new(), &HashMap::from([(7, 2)]), 2_100);
+        assert_eq!(leases.headroom(7, 10, 2_101).requests, 60);
+        // After a gap, the window before does not count.
+        leases.record(Vec::new(), &HashMap::from([(7, 2)]), 2_400);
+        assert_eq!(leases.headroom(7, 10, 2_401), Headroom::default());
         assert_eq!(
             leases.headroom(8, 10, 1_050),
             Headroom::default(),
