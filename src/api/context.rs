@@ -86,12 +86,5 @@ pub async fn as_user<T>(
 pub async fn as_admin<T>(
     body: impl AsyncFnOnce(&RequestContext, &UserRow) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
-    with_status(
-        async {
-            let ctx = request_context()?;
-            let admin = ctx.require_admin()?;
-            body(&ctx, admin).await
-        }
-        .await,
-    )
+    as_user(async |ctx, _| body(ctx, ctx.require_admin()?).await).await
 }

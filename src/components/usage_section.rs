@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::{chat::message::format_usd, usage_bar::UsageBar};
 use crate::{
     api::usage::my_usage,
-    model::{CallSummary, SessionSummary, UsageSummary},
+    model::{domain::PaidBy, CallSummary, SessionSummary, UsageSummary},
 };
 
 #[component]
@@ -53,7 +53,7 @@ fn UsageView(summary: UsageSummary) -> impl IntoView {
         {if summary.recent.is_empty() {
             view! { <p class="muted">"No calls yet."</p> }.into_any()
         } else {
-            view! { <RecentCalls calls=summary.recent /> }.into_any()
+            view! { <RecentCalls calls=summary.recent name_payer=PaidBy::label /> }.into_any()
         }}
         <h3>"Claude Code sessions"</h3>
         <SessionsTable sessions=summary.sessions />
@@ -111,8 +111,13 @@ pub fn SessionsTable(sessions: Vec<SessionSummary>) -> impl IntoView {
     .into_any()
 }
 
+/// A table of calls, newest first; `name_payer` words who paid (the user
+/// reads "your key", an admin "user").
 #[component]
-fn RecentCalls(calls: Vec<CallSummary>) -> impl IntoView {
+pub fn RecentCalls(
+    calls: Vec<CallSummary>,
+    name_payer: fn(PaidBy) -> &'static str,
+) -> impl IntoView {
     view! {
         <div class="table-wrap" tabindex="0">
             <table class="data">
@@ -130,7 +135,7 @@ fn RecentCalls(calls: Vec<CallSummary>) -> impl IntoView {
                     {calls
                         .into_iter()
                         .map(|call| {
-                            let paid_by = call.paid_by.label();
+                            let paid_by = name_payer(call.paid_by);
                             view! {
                                 <tr>
                                     <td>{call.at}</td>

@@ -12,11 +12,11 @@ use crate::{
         alert::{action_error, ErrorAlert},
         chat::message::format_usd,
         guards::RequireAdmin,
-        usage_section::SessionsTable,
+        usage_section::{RecentCalls, SessionsTable},
     },
     model::{
         admin::{AdminUserRow, PlanView, UserDayRow, UserDetail},
-        CallSummary,
+        domain::PaidBy,
     },
 };
 
@@ -95,7 +95,11 @@ fn UserView(
             <h2>"Usage by day"</h2>
             <UserDays days=detail.days />
             <h2>"Recent calls"</h2>
-            <RecentCalls calls=detail.recent />
+            {if detail.recent.is_empty() {
+                view! { <p class="muted">"No calls yet."</p> }.into_any()
+            } else {
+                view! { <RecentCalls calls=detail.recent name_payer=PaidBy::as_str /> }.into_any()
+            }}
             <h2>"Claude Code sessions"</h2>
             <SessionsTable sessions=detail.sessions />
         </section>
@@ -190,26 +194,6 @@ fn UserDays(days: Vec<UserDayRow>) -> impl IntoView {
                 <tbody>
                     {days.into_iter().map(|d| view! {
                         <tr><td>{d.day}</td><td>{d.paid_by.as_str()}</td><td>{d.requests}</td><td>{d.tokens}</td><td>{format_usd(d.cost)}</td></tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-    }
-    .into_any()
-}
-
-#[component]
-fn RecentCalls(calls: Vec<CallSummary>) -> impl IntoView {
-    if calls.is_empty() {
-        return view! { <p class="muted">"No calls yet."</p> }.into_any();
-    }
-    view! {
-        <div class="table-wrap" tabindex="0">
-            <table class="data">
-                <thead><tr><th scope="col">"Time"</th><th scope="col">"Model"</th><th scope="col">"Paid by"</th><th scope="col">"Tokens in/out"</th><th scope="col">"Cost"</th><th scope="col">"Status"</th></tr></thead>
-                <tbody>
-                    {calls.into_iter().map(|c| view! {
-                        <tr><td>{c.at}</td><td>{c.model}</td><td>{c.paid_by.as_str()}</td><td>{format!("{} / {}", c.input_tokens, c.output_tokens)}</td><td>{format_usd(c.cost_micro_usd)}</td><td>{c.status}</td></tr>
                     }).collect_view()}
                 </tbody>
             </table>

@@ -269,10 +269,8 @@ mod tests {
         })
     }
 
-    /// A batch whose COMMIT reached the database but whose answer was lost
-    /// is retried: the rows that are in already are not written again.
-    #[tokio::test]
-    async fn a_retried_batch_skips_the_rows_its_lost_commit_wrote() {
+    /// A fresh SQLite database (its file's path) with one account.
+    async fn database_with_a_user() -> (Db, std::path::PathBuf, db::users::UserRow) {
         let path =
             std::env::temp_dir().join(format!("keyward-settle-{}.db", rand::random::<u64>()));
         let db = db::connect(&format!("sqlite:{}?mode=rwc", path.display()))
@@ -282,6 +280,14 @@ mod tests {
         let user = db::users::insert(&db, "ada@example.com", "hash", None, 0)
             .await
             .unwrap();
+        (db, path, user)
+    }
+
+    /// A batch whose COMMIT reached the database but whose answer was lost
+    /// is retried: the rows that are in already are not written again.
+    #[tokio::test]
+    async fn a_retried_batch_skips_the_rows_its_lost_commit_wrote() {
+        let (db, path, user) = database_with_a_user().await;
         let (first, second) = (call(user.id, 7), call(user.id, 8));
         let mut conn = db.acquire().await.unwrap();
         write_in(&mut conn, &[&first], false).await.unwrap();
@@ -305,15 +311,7 @@ mod tests {
             reserve_many::{reserve_many, Ask},
             usage::Limits,
         };
-        let path =
-            std::env::temp_dir().join(format!("keyward-release-{}.db", rand::random::<u64>()));
-        let db = db::connect(&format!("sqlite:{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
-        db::migrate(&db, db::Backend::Sqlite).await.unwrap();
-        let user = db::users::insert(&db, "ada@example.com", "hash", None, 0)
-            .await
-            .unwrap();
+        let (db, path, user) = database_with_a_user().await;
         let limits = Limits {
             requests_per_minute: None,
             requests_per_day: Some(10),

@@ -140,22 +140,8 @@ mod tests {
     use super::*;
 
     fn row(role: &str, content: &str, status: &str) -> MessageRow {
-        MessageRow {
-            id: 0,
-            role: role.parse().unwrap(),
-            content: content.into(),
-            model: String::new(),
-            status: status.parse().unwrap(),
-            error: None,
-            paid_by: None,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_micro_usd: 0,
-            cache_read_tokens: 0,
-            saved_micro_usd: 0,
-            thinking: None,
-            created_at: 0,
-        }
+        let (role, status) = (role.parse().unwrap(), status.parse().unwrap());
+        MessageRow::new(0, role, content.into(), status)
     }
 
     #[test]

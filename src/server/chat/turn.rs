@@ -317,22 +317,12 @@ async fn prepare_rows(
         }
         let id =
             conversations::insert_user_message(&mut *tx, conversation.id, text, now_ms).await?;
-        rows.push(MessageRow {
+        rows.push(MessageRow::new(
             id,
-            role: Speaker::User,
-            content: text.to_owned(),
-            model: String::new(),
-            status: MessageStatus::Complete,
-            error: None,
-            paid_by: None,
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_micro_usd: 0,
-            cache_read_tokens: 0,
-            saved_micro_usd: 0,
-            thinking: None,
-            created_at: 0,
-        });
+            Speaker::User,
+            text.to_owned(),
+            MessageStatus::Complete,
+        ));
         Some(id)
     };
     conversations::touch(

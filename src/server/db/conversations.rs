@@ -20,6 +20,7 @@ pub struct ConversationRow {
     pub thinking_budget: Option<i64>,
 }
 
+/// A stored message. `MessageRow::new` makes one with no usage yet.
 #[derive(Debug, Clone)]
 pub struct MessageRow {
     pub id: i64,
@@ -36,6 +37,27 @@ pub struct MessageRow {
     pub saved_micro_usd: i64,
     pub thinking: Option<String>,
     pub created_at: i64,
+}
+
+impl MessageRow {
+    pub fn new(id: i64, role: Speaker, content: String, status: MessageStatus) -> Self {
+        Self {
+            id,
+            role,
+            content,
+            model: String::new(),
+            status,
+            error: None,
+            paid_by: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_micro_usd: 0,
+            cache_read_tokens: 0,
+            saved_micro_usd: 0,
+            thinking: None,
+            created_at: 0,
+        }
+    }
 }
 
 const CONVERSATION_COLUMNS: &str =
