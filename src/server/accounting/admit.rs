@@ -11,7 +11,7 @@ use super::{
 use crate::server::{
     db::{
         leases::{Owed, Unused},
-        reservations::Tag,
+        reservations::{self, Tag},
         reserve_many::{reserve_many, rows_of, Ask, Decided, Headroom},
     },
     limits::Hold,
@@ -60,7 +60,7 @@ pub(super) async fn answer(
         }
         return Owed::leases(returning);
     }
-    let asks: Vec<Ask> = waiting.iter().map(|r| r.ask.clone()).collect();
+    let mut asks: Vec<Ask> = waiting.iter().map(|r| r.ask.clone()).collect();
     let now_ms = asks.iter().map(|ask| ask.now_ms).max().unwrap_or(0);
     let headroom: HashMap<i64, Headroom> = users
         .iter()
@@ -75,10 +75,17 @@ pub(super) async fn answer(
         })
         .collect();
     // Twice at most: a batch that failed (a deadlock between instances on
-    // Postgres, a connection that dropped) changed nothing. A database
-    // that is down is not asked twice: callers hear so at once.
+    // Postgres, a connection that dropped) most likely changed nothing. But
+    // it may have committed before its answer was lost: its rows are owed
+    // back (a row it never wrote gives nothing back), and the second try
+    // names rows of its own. A database that is down is not asked twice:
+    // callers hear so at once.
+    let mut unanswered = Vec::new();
     let mut decided = try_reserve(conn, &asks, &headroom, &returning, tag).await;
     if decided.is_err() && !conn.is_down() {
+        unanswered = rows_of(&asks);
+        asks.iter_mut()
+            .for_each(|ask| ask.row = reservations::new_id());
         decided = try_reserve(conn, &asks, &headroom, &returning, tag).await;
     }
     let decided = match decided {
@@ -89,9 +96,10 @@ pub(super) async fn answer(
                 let _ = request.reply.send(Answer::Unavailable);
             }
             // The batch may have committed before its answer was lost.
+            unanswered.extend(rows_of(&asks));
             return Owed {
                 leases: returning,
-                unanswered: rows_of(&asks),
+                unanswered,
             };
         }
     };
@@ -114,7 +122,10 @@ pub(super) async fn answer(
         // A caller that left drops the answer here, and with it the hold.
         let _ = request.reply.send(answer);
     }
-    Owed::default()
+    Owed {
+        leases: Vec::new(),
+        unanswered,
+    }
 }
 
 /// Takes the next bucket's lease ahead for busy users whose lease nears

@@ -126,7 +126,7 @@ struct Demand {
     /// When the window began.
     since_ms: i64,
     /// The calls of the window just before, if it ended when this began:
-    /// a window only begun still sizes a lease by the one before.
+    /// a window just begun still sizes a lease by the one before.
     previous: i64,
 }
 
@@ -371,10 +371,10 @@ impl Book {
 }
 
 /// The lease `user_id`'s demand earns beside calls of at most
-/// `tokens_per_call`: twice the calls of their busier latest window (the
-/// one under way, or the one before it while this one has only begun, so
-/// a steady user's lease does not shrink at each window's start and run
-/// dry mid-bucket), none unless that was a burst.
+/// `tokens_per_call`: twice the calls of the busier of their window under
+/// way and the one just before it (so a steady user's lease does not
+/// shrink at each window's start and run dry mid-bucket), none unless that
+/// was a burst.
 fn headroom_for(
     demand: &HashMap<i64, Demand>,
     user_id: i64,
