@@ -30,6 +30,13 @@ SDK_VENV := target/sdk-venv
 DEBUG_SITE := target/site-debug
 run test unit-and-integration e2e deploy-test: export LEPTOS_SITE_ROOT := $(DEBUG_SITE)
 
+# After every site build: brotli and gzip copies of the assets, which /pkg
+# serves to browsers that accept them (a copy older than its asset is
+# dropped when the server starts). Debug builds compress quickly; a release
+# build at brotli's best.
+PRECOMPRESS_DEBUG   := ./target/debug/keyward precompress --quality 5
+PRECOMPRESS_RELEASE := ./target/release/keyward precompress
+
 .PHONY: help run test build bench tools browser-tools sdk-tools deploy-tools lint unit-and-integration e2e deploy-test
 
 help: ## list the commands
@@ -69,6 +76,7 @@ deploy-tools: ## nginx (Debian's nginx-light), for the deployment test
 
 run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/)
 	cargo leptos build
+	$(PRECOMPRESS_DEBUG)
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
 		exec ./target/debug/keyward serve; \
 	fi; \
@@ -80,11 +88,13 @@ run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/
 	ANTHROPIC_BASE_URL=http://$(MOCK_ADDR) ANTHROPIC_API_KEY=$(DEMO_PLATFORM_KEY) KEYWARD_DEMO_MODE=true \
 		./target/debug/keyward serve
 
-build: tools ## release build: target/release/keyward + target/site
+build: tools ## release build: target/release/keyward + target/site (assets precompressed)
 	cargo leptos build --release
+	$(PRECOMPRESS_RELEASE)
 
 bench: tools ## benchmarks on a release build: time to first token, gateway load (c=1/16/64), the free tier against own keys (SQLite, Postgres), dashboard at 1M rows
 	cargo leptos build --release
+	$(PRECOMPRESS_RELEASE)
 	cargo build --release --features ssr --bin mock_llm
 	cargo bench --features ssr --bench ttft
 	cargo bench --features ssr --bench gateway
@@ -112,10 +122,12 @@ e2e: browser-tools ## Playwright in Debian Chromium against the debug build
 deploy-test: tools browser-tools deploy-tools ## deploy/ for real: nginx + TLS, two instances on PostgreSQL (KEYWARD_TEST_POSTGRES_URL), rolling restart and a database outage under load
 	@[ -n "$$KEYWARD_TEST_POSTGRES_URL" ] || { echo "deploy-test needs a PostgreSQL superuser URL in KEYWARD_TEST_POSTGRES_URL (.ci/run sets it when PostgreSQL answers)"; exit 1; }
 	cargo leptos build
+	$(PRECOMPRESS_DEBUG)
 	timeout 900 $(CARGO) test --features ssr --test deploy -- --test-threads 4 --nocapture
 
 test: tools browser-tools ## everything: lint, unit, integration, browser, and the deployment test when PostgreSQL is configured
 	cargo leptos build
+	$(PRECOMPRESS_DEBUG)
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit-and-integration
 	$(MAKE) --no-print-directory e2e

@@ -30,6 +30,8 @@ pub enum CliError {
     Database(#[from] sqlx::Error),
     #[error("could not read the password from standard input: {0}")]
     Stdin(std::io::Error),
+    #[error("could not compress the site's assets in {dir}: {source}")]
+    Precompress { dir: String, source: std::io::Error },
 }
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
@@ -166,6 +168,31 @@ pub async fn rotate_keys(config: &Config) -> Result<(), CliError> {
              they were left untouched. Add the missing key to KEYWARD_OLD_MASTER_KEYS and re-run.",
             ids.len(),
             ids.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `precompress [--quality Q]`: brotli and gzip copies of the site's
+/// assets, with what each saves.
+pub fn precompress(quality: u32) -> Result<(), CliError> {
+    let options = super::startup::leptos_options();
+    let dir = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
+    let failed = |source| CliError::Precompress {
+        dir: dir.display().to_string(),
+        source,
+    };
+    let done = super::precompress::precompress_dir(&dir, quality).map_err(failed)?;
+    if done.is_empty() {
+        println!("{}: every asset has fresh copies", dir.display());
+    }
+    for asset in done {
+        println!(
+            "{}: {} KB, brotli {} KB, gzip {} KB",
+            asset.path.display(),
+            asset.bytes / 1024,
+            asset.brotli / 1024,
+            asset.gzip / 1024
         );
     }
     Ok(())

@@ -64,6 +64,13 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         rows: usize,
     },
+    /// Write brotli and gzip copies of the site's assets (`LEPTOS_SITE_ROOT`'s
+    /// pkg directory) for `/pkg` to serve; `make build` runs it.
+    Precompress {
+        /// Brotli's quality, 0–11 (11: smallest, slowest).
+        #[arg(long, default_value_t = 11)]
+        quality: u32,
+    },
     /// Revoke a user's personal token by name.
     RevokeToken {
         #[arg(long)]

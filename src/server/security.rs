@@ -36,16 +36,20 @@ pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Res
     // 304 when unchanged), or after an upgrade it could pair a new page
     // with the old wasm, which cannot hydrate it. Pages and data, and
     // whatever else did not choose, are a user's own: never stored.
-    let cache_policy = if req.uri().path().starts_with("/pkg/") {
-        "no-cache"
-    } else {
-        "no-store"
-    };
+    let is_asset = req.uri().path().starts_with("/pkg/");
+    let cache_policy = if is_asset { "no-cache" } else { "no-store" };
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static(cache_policy));
+    if is_asset {
+        // An asset comes as its brotli or gzip copy, or as it is, by the
+        // request's Accept-Encoding: a shared cache must keep them apart.
+        headers
+            .entry(header::VARY)
+            .or_insert(HeaderValue::from_static("accept-encoding"));
+    }
     let set = |headers: &mut HeaderMap, name, value: &'static str| {
         headers
             .entry(name)

@@ -301,6 +301,15 @@ fn router(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT));
     let secure_cookies = state.config.secure_cookies;
     let pkg_dir = Path::new(&*leptos_options.site_root).join(&*leptos_options.site_pkg_dir);
+    // A copy older than its asset would pair a rebuilt page with an old wasm.
+    match super::precompress::remove_stale(&pkg_dir) {
+        Ok(0) => {}
+        Ok(removed) => tracing::warn!(
+            removed,
+            "removed compressed assets older than their sources; run `keyward precompress` after a build"
+        ),
+        Err(err) => tracing::warn!(error = %err, dir = %pkg_dir.display(), "could not check the compressed assets"),
+    }
 
     Router::new()
         .route("/logout", post(logout))

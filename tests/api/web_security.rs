@@ -167,8 +167,48 @@ async fn assets_are_revalidated_and_pages_never_stored(db: TestDb) {
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 }
 
+/// The wasm (and every asset) is served as its brotli or gzip copy,
+/// compressed at build time (`keyward precompress`, which `make test` and
+/// `make build` run), to a browser that accepts it, and as it is to one
+/// that does not.
+async fn assets_are_served_precompressed(db: TestDb) {
+    let app = spawn_app(db).await;
+    let pkg = std::path::Path::new(
+        &std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site-debug".into()),
+    )
+    .join("pkg");
+    for (accepts, encoding) in [("br, gzip", "br"), ("gzip", "gz")] {
+        let answer = app
+            .client
+            .get(app.url("/pkg/keyward.wasm"))
+            .header(header::ACCEPT_ENCODING, accepts)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let sent_as = answer.headers()[header::CONTENT_ENCODING].clone();
+        assert_eq!(sent_as, if encoding == "gz" { "gzip" } else { "br" });
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/wasm");
+        assert_eq!(answer.headers()[header::VARY], "accept-encoding");
+        let copy = std::fs::read(pkg.join(format!("keyward.wasm.{encoding}")))
+            .expect("make test compresses the site's assets after building them");
+        assert_eq!(answer.bytes().await.unwrap(), copy);
+    }
+    let plain = app
+        .client
+        .get(app.url("/pkg/keyward.css"))
+        .header(header::ACCEPT_ENCODING, "identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    let original = std::fs::read(pkg.join("keyward.css")).unwrap();
+    assert_eq!(plain.bytes().await.unwrap(), original);
+}
+
 db_tests!(
     assets_are_revalidated_and_pages_never_stored,
+    assets_are_served_precompressed,
     cross_origin_posts_are_rejected,
     pages_carry_security_headers_and_a_nonce_csp,
     json_endpoints_get_a_locked_down_csp,
