@@ -162,7 +162,7 @@ pub fn AssistantMessage(
             </Show>
             <div class="msg-body markdown" inner_html=html></div>
             <Show when=move || streaming() && content.with(String::is_empty)>
-                <p class="typing" aria-live="polite">"Claude is replying…"</p>
+                <p class="typing">"Claude is replying…"</p>
             </Show>
             {move || error.get().map(|message| view! { <p class="alert alert-error" role="alert">{message}</p> })}
         </article>

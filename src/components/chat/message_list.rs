@@ -9,7 +9,10 @@ use super::{
 };
 use crate::{
     error::AppError,
-    model::{chat::ConversationView, domain::Speaker},
+    model::{
+        chat::ConversationView,
+        domain::{MessageStatus, Speaker},
+    },
 };
 
 #[component]
@@ -30,10 +33,33 @@ pub fn MessageList(
             })
             .unwrap_or_default()
     };
+    // What a screen reader hears of a reply: that it began and how it
+    // ended, never each token as it streams.
+    let announcement = move || {
+        let status = match chat.live.get() {
+            Some(reply) => Some(reply.status.get()),
+            // Only what this tab just sent is news; a loaded history is not.
+            None => chat.local.with(|messages| {
+                messages
+                    .as_ref()?
+                    .last()
+                    .filter(|m| m.role == Speaker::Assistant)
+                    .map(|m| m.status)
+            }),
+        };
+        match status {
+            Some(MessageStatus::Streaming) => "Claude is replying…",
+            Some(MessageStatus::Complete) => "Claude replied.",
+            Some(MessageStatus::Stopped) => "The reply stopped; what arrived is kept.",
+            Some(MessageStatus::Error) => "The reply failed.",
+            None => "",
+        }
+    };
     let on_edit = Callback::new(move |(id, text): (i64, String)| send.run(Turn::Edit { id, text }));
     let can_edit = Signal::derive(move || !chat.sending.get() && chat.live.get().is_none());
 
     view! {
+        <p class="visually-hidden" role="status" data-testid="reply-announcement">{announcement}</p>
         <Transition fallback=|| view! { <p class="muted" aria-busy="true">"Loading conversation…"</p> }>
             {move || {
                 if let Some(Err(err)) = history.get() {
