@@ -30,14 +30,19 @@ SDK_VENV := target/sdk-venv
 DEBUG_SITE := target/site-debug
 run test unit-and-integration e2e deploy-test: export LEPTOS_SITE_ROOT := $(DEBUG_SITE)
 
-# After every site build: brotli and gzip copies of the assets, which /pkg
-# serves to browsers that accept them (a copy older than its asset is
-# dropped when the server starts). Debug builds compress quickly; a release
-# build at brotli's best.
-PRECOMPRESS_DEBUG   := ./target/debug/keyward precompress --quality 5
-PRECOMPRESS_RELEASE := ./target/release/keyward precompress
+# Rarely opened pages (settings, the admin's) go to wasm chunks of their
+# own, loaded when first opened (`lazy_page!` in src/app.rs): the chat
+# loads without them. cargo-leptos splits only when asked on its command line.
+LEPTOS_BUILD := cargo leptos build --split
 
-.PHONY: help run test build bench tools browser-tools sdk-tools deploy-tools lint unit-and-integration e2e deploy-test
+# After every site build: the assets are published under the build's own
+# id (pkg/v/<id>/, which pages link and browsers cache for good), with
+# brotli and gzip copies /pkg serves to browsers that accept them. Debug
+# builds compress quickly; a release build at brotli's best.
+PREPARE_ASSETS_DEBUG   := ./target/debug/keyward prepare-assets --quality 5
+PREPARE_ASSETS_RELEASE := ./target/release/keyward prepare-assets
+
+.PHONY: help run test build bench tools browser-tools sdk-tools deploy-tools lighthouse-tools lint unit-and-integration e2e deploy-test
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -66,6 +71,10 @@ sdk-tools: ## the official Anthropic Python (virtualenv) and TypeScript SDKs, fo
 	@cd tests/sdk/ts && { [ node_modules/.package-lock.json -nt package-lock.json ] \
 		|| npm ci --no-audit --no-fund --loglevel=error; }
 
+lighthouse-tools: browser-tools ## Lighthouse (pinned: 12.2.3 is the last for Node 20), for the page-load benchmark
+	@cd benches/lighthouse && { [ node_modules/.package-lock.json -nt package-lock.json ] \
+		|| npm ci --no-audit --no-fund --loglevel=error; }
+
 DEMO_PLATFORM_KEY := sk-ant-api03-keyward-mock-platform-key
 DEMO_USER_KEY     := sk-ant-api03-keyward-mock-user-key-TRY1
 MOCK_ADDR         := 127.0.0.1:4010
@@ -75,8 +84,8 @@ deploy-tools: ## nginx (Debian's nginx-light), for the deployment test
 		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light; }
 
 run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/)
-	cargo leptos build
-	$(PRECOMPRESS_DEBUG)
+	$(LEPTOS_BUILD)
+	$(PREPARE_ASSETS_DEBUG)
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then \
 		exec ./target/debug/keyward serve; \
 	fi; \
@@ -89,17 +98,18 @@ run: tools ## build, migrate and serve on http://127.0.0.1:3000 (SQLite in data/
 		./target/debug/keyward serve
 
 build: tools ## release build: target/release/keyward + target/site (assets precompressed)
-	cargo leptos build --release
-	$(PRECOMPRESS_RELEASE)
+	$(LEPTOS_BUILD) --release
+	$(PREPARE_ASSETS_RELEASE)
 
-bench: tools ## benchmarks on a release build: time to first token, gateway load (c=1/16/64), the free tier against own keys (SQLite, Postgres), dashboard at 1M rows
-	cargo leptos build --release
-	$(PRECOMPRESS_RELEASE)
+bench: tools lighthouse-tools ## benchmarks on a release build: time to first token, gateway load (c=1/16/64), the free tier against own keys (SQLite, Postgres), dashboard at 1M rows, page load under Lighthouse
+	$(LEPTOS_BUILD) --release
+	$(PREPARE_ASSETS_RELEASE)
 	cargo build --release --features ssr --bin mock_llm
 	cargo bench --features ssr --bench ttft
 	cargo bench --features ssr --bench gateway
 	cargo bench --features ssr --bench admission
 	cargo bench --features ssr --bench dashboard
+	cargo bench --features ssr --bench pageload
 
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check
@@ -121,13 +131,13 @@ e2e: browser-tools ## Playwright in Debian Chromium against the debug build
 
 deploy-test: tools browser-tools deploy-tools ## deploy/ for real: nginx + TLS, two instances on PostgreSQL (KEYWARD_TEST_POSTGRES_URL), rolling restart and a database outage under load
 	@[ -n "$$KEYWARD_TEST_POSTGRES_URL" ] || { echo "deploy-test needs a PostgreSQL superuser URL in KEYWARD_TEST_POSTGRES_URL (.ci/run sets it when PostgreSQL answers)"; exit 1; }
-	cargo leptos build
-	$(PRECOMPRESS_DEBUG)
+	$(LEPTOS_BUILD)
+	$(PREPARE_ASSETS_DEBUG)
 	timeout 900 $(CARGO) test --features ssr --test deploy -- --test-threads 4 --nocapture
 
 test: tools browser-tools ## everything: lint, unit, integration, browser, and the deployment test when PostgreSQL is configured
-	cargo leptos build
-	$(PRECOMPRESS_DEBUG)
+	$(LEPTOS_BUILD)
+	$(PREPARE_ASSETS_DEBUG)
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit-and-integration
 	$(MAKE) --no-print-directory e2e

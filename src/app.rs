@@ -1,10 +1,10 @@
 //! The HTML shell, the root component and the routes.
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    lazy_route, path, Lazy, LazyRoute,
 };
 
 use crate::{
@@ -22,6 +22,9 @@ use crate::{
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_csp();
+    // The current build's directory when one was published (its files are
+    // cached for good), so the stylesheet is always this build's.
+    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -30,6 +33,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <link rel="stylesheet" id="leptos" href=stylesheet />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -61,15 +65,7 @@ pub fn App() -> impl IntoView {
     provide_context(AuthState::new(user));
     provide_context(site);
 
-    // Browser tests wait for this before they click: hydration has finished.
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
-
     view! {
-        <Stylesheet id="leptos" href="/pkg/keyward.css" />
         <Title formatter=|page: String| if page.is_empty() { "keyward".to_owned() } else { format!("{page} · keyward") } />
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
@@ -80,16 +76,44 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage />
                     <Route path=path!("/signup") view=SignupPage />
                     <Route path=path!("/chat/:id?") view=ChatPage />
-                    <Route path=path!("/settings") view=SettingsPage />
-                    <Route path=path!("/admin") view=AdminPage />
-                    <Route path=path!("/admin/users/:id") view=AdminUserPage />
-                    <Route path=path!("/admin/plans") view=AdminPlansPage />
-                    <Route path=path!("/admin/audit") view=AdminAuditPage />
+                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} />
+                    <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
+                    <Route path=path!("/admin/users/:id") view={Lazy::<AdminUserRoute>::new()} />
+                    <Route path=path!("/admin/plans") view={Lazy::<AdminPlansRoute>::new()} />
+                    <Route path=path!("/admin/audit") view={Lazy::<AdminAuditRoute>::new()} />
                 </Routes>
             </main>
         </Router>
     }
 }
+
+/// A page whose code the browser loads when it is first opened, from a wasm
+/// chunk of its own (`cargo leptos build --split`), so the chat a visitor
+/// lands on does not wait for pages most visits never open. The server
+/// renders it as any other page and links its chunk for preloading.
+macro_rules! lazy_page {
+    ($route:ident, $page:ident) => {
+        #[doc = concat!("[`", stringify!($page), "`], loaded when first opened.")]
+        pub struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$page /> }.into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(SettingsRoute, SettingsPage);
+lazy_page!(AdminRoute, AdminPage);
+lazy_page!(AdminUserRoute, AdminUserPage);
+lazy_page!(AdminPlansRoute, AdminPlansPage);
+lazy_page!(AdminAuditRoute, AdminAuditPage);
 
 /// The logged-in user of the request being rendered (server), serialised
 /// into the page for hydration.

@@ -21,5 +21,16 @@ pub mod server;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    // As `leptos::mount::hydrate_lazy`: a lazily loaded page hydrates once
+    // its chunk has arrived. Then the page says hydration has finished.
+    wasm_bindgen_futures::spawn_local(async {
+        let Some(body) = leptos::prelude::document().body() else {
+            return;
+        };
+        leptos::mount::hydrate_from_async(body.clone(), app::App)
+            .await
+            .forget();
+        // Browser tests wait for this before they click.
+        let _ = body.set_attribute("data-hydrated", "true");
+    });
 }

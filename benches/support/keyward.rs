@@ -3,8 +3,11 @@
 
 use std::{
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::Duration,
 };
+
+use reqwest::cookie::{CookieStore, Jar};
 
 use serde_json::Value;
 
@@ -102,17 +105,20 @@ pub async fn start_keyward(mock_url: &str, start: Start<'_>) -> Keyward {
 pub struct Account {
     base: String,
     browser: reqwest::Client,
+    cookies: Arc<Jar>,
 }
 
 impl Account {
     /// Signs up `email` (the first account on a database is its admin).
     pub async fn sign_up(base: &str, email: &str) -> Self {
+        let cookies = Arc::new(Jar::default());
         let account = Self {
             base: base.to_owned(),
             browser: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(cookies.clone())
                 .build()
                 .expect("client"),
+            cookies,
         };
         account
             .call("signup", &[("email", email), ("password", PASSWORD)])
@@ -135,6 +141,40 @@ impl Account {
         let text = answer.text().await.unwrap_or_default();
         assert!(status.is_success(), "{endpoint}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The `Cookie` header the browser sends: its session, for another
+    /// client to act as this user.
+    pub fn cookie_header(&self) -> String {
+        let url = self.base.parse().expect("base url");
+        self.cookies
+            .cookies(&url)
+            .and_then(|value| value.to_str().ok().map(str::to_owned))
+            .expect("signed in: a session cookie")
+    }
+
+    /// One chat turn, as the chat page sends it; returns the conversation's
+    /// id once the reply has streamed to its end.
+    pub async fn chat(&self, conversation_id: Option<i64>, text: &str) -> i64 {
+        let answer = self
+            .browser
+            .post(format!("{}/chat/send", self.base))
+            .header("origin", &self.base)
+            .json(&serde_json::json!({
+                "conversation_id": conversation_id,
+                "text": text,
+                "model": "claude-haiku-4-5",
+            }))
+            .send()
+            .await
+            .expect("chat turn sent");
+        assert!(answer.status().is_success(), "chat turn: {}", answer.status());
+        let events = answer.text().await.expect("chat turn streamed");
+        events
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find_map(|event| event["conversation_id"].as_i64())
+            .expect("the turn names its conversation")
     }
 
     /// Saves the user's own Anthropic key (the mock's user key).

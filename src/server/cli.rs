@@ -30,8 +30,8 @@ pub enum CliError {
     Database(#[from] sqlx::Error),
     #[error("could not read the password from standard input: {0}")]
     Stdin(std::io::Error),
-    #[error("could not compress the site's assets in {dir}: {source}")]
-    Precompress { dir: String, source: std::io::Error },
+    #[error("could not prepare the site's assets in {dir}: {source}")]
+    Assets { dir: String, source: std::io::Error },
 }
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
@@ -173,23 +173,24 @@ pub async fn rotate_keys(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `precompress [--quality Q]`: brotli and gzip copies of the site's
-/// assets, with what each saves.
-pub fn precompress(quality: u32) -> Result<(), CliError> {
+/// `prepare-assets [--quality Q]`: publishes the build in the site's pkg
+/// directory under its own id and compresses it, saying what each file saves.
+pub fn prepare_assets(quality: u32) -> Result<(), CliError> {
     let options = super::startup::leptos_options();
     let dir = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
-    let failed = |source| CliError::Precompress {
+    let published = super::assets::prepare(&dir, quality).map_err(|source| CliError::Assets {
         dir: dir.display().to_string(),
         source,
+    })?;
+    println!("{}: this build's assets, served as immutable", published.dir.display());
+    let Some(compressed) = published.prepared else {
+        println!("(published before: unchanged)");
+        return Ok(());
     };
-    let done = super::precompress::precompress_dir(&dir, quality).map_err(failed)?;
-    if done.is_empty() {
-        println!("{}: every asset has fresh copies", dir.display());
-    }
-    for asset in done {
+    for asset in compressed {
         println!(
             "{}: {} KB, brotli {} KB, gzip {} KB",
-            asset.path.display(),
+            asset.path.file_name().unwrap_or_default().to_string_lossy(),
             asset.bytes / 1024,
             asset.brotli / 1024,
             asset.gzip / 1024

@@ -64,9 +64,11 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         rows: usize,
     },
-    /// Write brotli and gzip copies of the site's assets (`LEPTOS_SITE_ROOT`'s
-    /// pkg directory) for `/pkg` to serve; `make build` runs it.
-    Precompress {
+    /// After a build: publish the site's assets (`LEPTOS_SITE_ROOT`'s pkg
+    /// directory) under the build's own id, which browsers cache for good,
+    /// with brotli and gzip copies; `make build` runs it.
+    #[command(alias = "precompress")]
+    PrepareAssets {
         /// Brotli's quality, 0–11 (11: smallest, slowest).
         #[arg(long, default_value_t = 11)]
         quality: u32,

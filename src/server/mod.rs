@@ -14,7 +14,7 @@ pub mod gateway;
 pub mod limits;
 pub mod metrics;
 pub mod payer;
-pub mod precompress;
+pub mod assets;
 pub mod routing;
 pub mod security;
 mod serve;

@@ -18,8 +18,21 @@ pub fn page_csp(nonce: &str) -> String {
     )
 }
 
+/// A build's own assets: a year, and no revalidation even on reload.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
 /// Used for responses that did not set their own policy (JSON, assets).
 const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Whether `path` is a file in a build's own directory, `/pkg/v/<id>/…`
+/// (not the pointer to the current one, nor a copy being written).
+fn in_build_directory(path: &str) -> bool {
+    path.strip_prefix("/pkg/v/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, file)| {
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) && !file.is_empty()
+        })
+}
 
 /// Middleware: refuses cross-site state-changing requests, then adds the
 /// security headers to whatever the app answers.
@@ -32,13 +45,23 @@ pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Res
         )
             .into_response();
     }
-    // Asset names carry no hash yet: a browser must revalidate them (a
-    // 304 when unchanged), or after an upgrade it could pair a new page
-    // with the old wasm, which cannot hydrate it. Pages and data, and
-    // whatever else did not choose, are a user's own: never stored.
-    let is_asset = req.uri().path().starts_with("/pkg/");
-    let cache_policy = if is_asset { "no-cache" } else { "no-store" };
+    // A build's own directory (`/pkg/v/<id>/`) never changes: a browser
+    // keeps its files for good, and the next build is a new address. Other
+    // assets must be revalidated (a 304 when unchanged), or after an
+    // upgrade a browser could pair a new page with the old wasm, which
+    // cannot hydrate it. Pages and data, and whatever else did not choose,
+    // are a user's own: never stored.
+    let path = req.uri().path();
+    let is_asset = path.starts_with("/pkg/");
+    let is_versioned = in_build_directory(path);
     let mut response = next.run(req).await;
+    let found = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+    let cache_policy = match (is_asset, is_versioned) {
+        // Only what was found: a 404 today may be there after a deploy.
+        (_, true) if found => IMMUTABLE,
+        (true, _) => "no-cache",
+        (false, _) => "no-store",
+    };
     let headers = response.headers_mut();
     headers
         .entry(header::CACHE_CONTROL)
@@ -135,6 +158,17 @@ mod tests {
             map.insert(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn only_files_in_a_build_directory_are_immutable() {
+        assert!(in_build_directory("/pkg/v/0123abcd4567ef89/keyward.wasm"));
+        assert!(in_build_directory("/pkg/v/0123abcd4567ef89/snippets/x/a.js"));
+        assert!(!in_build_directory("/pkg/v/current"), "the pointer changes");
+        assert!(!in_build_directory("/pkg/v/.0123abcd.partial/keyward.wasm"));
+        assert!(!in_build_directory("/pkg/v/0123abcd4567ef89/"));
+        assert!(!in_build_directory("/pkg/keyward.wasm"));
+        assert!(!in_build_directory("/chat/v/0123/x"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     accounting::LedgerWriter,
+    assets,
     anthropic::{AnthropicClient, Transport},
     auth::{self, LoginThrottle},
     calls::Instance,
@@ -177,6 +178,16 @@ impl Application {
         if let Ok(addr) = listener.local_addr() {
             leptos_options.site_addr = addr;
         }
+        // `/pkg` serves the whole pkg directory; pages link the current
+        // build's own directory in it.
+        let pkg_dir = leptos_options.site_pkg_dir.clone();
+        match assets::linked_pkg_dir(&leptos_options.site_root, &pkg_dir) {
+            Some(linked) => leptos_options.site_pkg_dir = linked.into(),
+            None => tracing::warn!(
+                "no published build under {}/{pkg_dir}: pages link unversioned assets, which browsers revalidate; run `keyward prepare-assets` after a build",
+                leptos_options.site_root
+            ),
+        }
         let http = probe_client();
         let clock: Arc<Clock> = Arc::default();
         let instance = Arc::new(Instance::new(
@@ -202,7 +213,7 @@ impl Application {
             principals: Arc::default(),
             count_window: Arc::default(),
         });
-        let router = router(state.clone());
+        let router = router(state.clone(), &pkg_dir);
         Ok(Self {
             listener,
             router,
@@ -289,7 +300,9 @@ async fn buffer_page_body(
     }
 }
 
-fn router(state: AppState) -> Router {
+/// `pkg_dir`: the site's pkg directory, as configured (the pages' own
+/// `site_pkg_dir` may name a version inside it).
+fn router(state: AppState, pkg_dir: &str) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = route_list();
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
@@ -300,13 +313,14 @@ fn router(state: AppState) -> Router {
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT));
     let secure_cookies = state.config.secure_cookies;
-    let pkg_dir = Path::new(&*leptos_options.site_root).join(&*leptos_options.site_pkg_dir);
+    let pkg_path = format!("/{pkg_dir}");
+    let pkg_dir = Path::new(&*leptos_options.site_root).join(pkg_dir);
     // A copy older than its asset would pair a rebuilt page with an old wasm.
-    match super::precompress::remove_stale(&pkg_dir) {
+    match assets::compress::remove_stale(&pkg_dir) {
         Ok(0) => {}
         Ok(removed) => tracing::warn!(
             removed,
-            "removed compressed assets older than their sources; run `keyward precompress` after a build"
+            "removed compressed assets older than their sources; run `keyward prepare-assets` after a build"
         ),
         Err(err) => tracing::warn!(error = %err, dir = %pkg_dir.display(), "could not check the compressed assets"),
     }
@@ -326,7 +340,7 @@ fn router(state: AppState) -> Router {
         // Below: routes that need no session.
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .nest_service(&format!("/{}", leptos_options.site_pkg_dir), ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
+        .nest_service(&pkg_path, ServeDir::new(pkg_dir).precompressed_br().precompressed_gzip())
         .layer(from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(from_fn(move |req, next| security::web_security(secure_cookies, req, next)))
         .layer(CompressionLayer::new())

@@ -141,20 +141,63 @@ async fn oversized_bodies_are_refused(db: TestDb) {
     assert_eq!(error["error"]["type"], "request_too_large");
 }
 
-/// Assets are revalidated (a 304 when unchanged), so an upgrade never pairs
-/// a new page with an old wasm; pages and data are never stored.
-async fn assets_are_revalidated_and_pages_never_stored(db: TestDb) {
+/// The site's pkg directory, where `make test` builds and prepares it.
+fn pkg_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site-debug".into()))
+        .join("pkg")
+}
+
+/// The build directory a page links (`/pkg/v/<id>`), read off the page.
+fn linked_build(page: &str) -> String {
+    let at = page
+        .find("/pkg/v/")
+        .expect("pages link a published build (make test runs keyward prepare-assets)");
+    let id: String = page[at + "/pkg/v/".len()..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    format!("/pkg/v/{id}")
+}
+
+/// A page links the current build's own directory, whose files are cached
+/// for good (the next build is a new address, so an upgrade never pairs a
+/// page with another build's wasm); other assets are revalidated, and
+/// pages and data are never stored.
+async fn a_page_links_its_own_build_which_browsers_keep(db: TestDb) {
     let app = spawn_app(db).await;
     let page = app.get("/login").await;
     assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+    let page = page.text().await.unwrap();
+    let build = linked_build(&page);
+    let current = std::fs::read_to_string(pkg_dir().join("v/current")).unwrap();
+    assert_eq!(build, format!("/pkg/v/{}", current.trim()));
+    for file in ["keyward.css", "keyward.js", "keyward.wasm"] {
+        let url = format!("{build}/{file}");
+        assert!(page.contains(&url), "the page links {url}");
+        let asset = app.get(&url).await;
+        assert_eq!(asset.status(), StatusCode::OK, "{url}");
+        assert_eq!(
+            asset.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+    }
+    // What is not there may be after a deploy: never kept.
+    let missing = app.get(&format!("{build}/nothing.js")).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.headers()[header::CACHE_CONTROL], "no-cache");
+    // The pointer to the current build changes with every build.
+    let pointer = app.get("/pkg/v/current").await;
+    assert_ne!(
+        pointer.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+
     let data = app.call("usage/mine", &[]).await;
     assert_eq!(data.headers()[header::CACHE_CONTROL], "no-store");
     let css = app.get("/pkg/keyward.css").await;
-    assert_eq!(
-        css.status(),
-        StatusCode::OK,
-        "the site must be built first (make test builds it)"
-    );
+    assert_eq!(css.status(), StatusCode::OK);
     assert_eq!(css.headers()[header::CACHE_CONTROL], "no-cache");
     let modified = css.headers()[header::LAST_MODIFIED].clone();
     let again = app
@@ -167,20 +210,18 @@ async fn assets_are_revalidated_and_pages_never_stored(db: TestDb) {
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 }
 
-/// The wasm (and every asset) is served as its brotli or gzip copy,
-/// compressed at build time (`keyward precompress`, which `make test` and
-/// `make build` run), to a browser that accepts it, and as it is to one
-/// that does not.
+/// The wasm (and every asset) of a build is served as its brotli or gzip
+/// copy, compressed once when the build was prepared (`keyward
+/// prepare-assets`, which `make test` and `make build` run), to a browser
+/// that accepts it, and as it is to one that does not.
 async fn assets_are_served_precompressed(db: TestDb) {
     let app = spawn_app(db).await;
-    let pkg = std::path::Path::new(
-        &std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site-debug".into()),
-    )
-    .join("pkg");
+    let build = linked_build(&app.get("/login").await.text().await.unwrap());
+    let dir = pkg_dir().join(build.trim_start_matches("/pkg/"));
     for (accepts, encoding) in [("br, gzip", "br"), ("gzip", "gz")] {
         let answer = app
             .client
-            .get(app.url("/pkg/keyward.wasm"))
+            .get(app.url(&format!("{build}/keyward.wasm")))
             .header(header::ACCEPT_ENCODING, accepts)
             .send()
             .await
@@ -190,24 +231,24 @@ async fn assets_are_served_precompressed(db: TestDb) {
         assert_eq!(sent_as, if encoding == "gz" { "gzip" } else { "br" });
         assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/wasm");
         assert_eq!(answer.headers()[header::VARY], "accept-encoding");
-        let copy = std::fs::read(pkg.join(format!("keyward.wasm.{encoding}")))
+        let copy = std::fs::read(dir.join(format!("keyward.wasm.{encoding}")))
             .expect("make test compresses the site's assets after building them");
         assert_eq!(answer.bytes().await.unwrap(), copy);
     }
     let plain = app
         .client
-        .get(app.url("/pkg/keyward.css"))
+        .get(app.url(&format!("{build}/keyward.css")))
         .header(header::ACCEPT_ENCODING, "identity")
         .send()
         .await
         .unwrap();
     assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
-    let original = std::fs::read(pkg.join("keyward.css")).unwrap();
+    let original = std::fs::read(dir.join("keyward.css")).unwrap();
     assert_eq!(plain.bytes().await.unwrap(), original);
 }
 
 db_tests!(
-    assets_are_revalidated_and_pages_never_stored,
+    a_page_links_its_own_build_which_browsers_keep,
     assets_are_served_precompressed,
     cross_origin_posts_are_rejected,
     pages_carry_security_headers_and_a_nonce_csp,

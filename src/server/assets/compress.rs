@@ -1,6 +1,6 @@
-//! The site's assets compressed once, at build time (`keyward precompress`,
-//! which `make build` runs), instead of on every request: `/pkg` serves
-//! `keyward.wasm.br` (or `.gz`) to a browser that accepts it. Brotli at its
+//! The site's assets compressed once, at build time (`keyward
+//! prepare-assets`, which `make build` runs), instead of on every request:
+//! `/pkg` serves `keyward.wasm.br` (or `.gz`) to a browser that accepts it. Brotli at its
 //! best quality makes the wasm about a fifth smaller than gzip, and costs
 //! seconds — once, not per visitor.
 //!
@@ -19,6 +19,8 @@ use std::{
 const EXTENSIONS: [&str; 5] = ["wasm", "js", "css", "svg", "html"];
 /// The two encodings browsers accept that `/pkg` serves precompressed.
 const ENCODINGS: [&str; 2] = ["br", "gz"];
+/// A copy being written, renamed into place when whole.
+const PARTIAL: &str = "partial";
 
 /// One asset and the sizes of its copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,14 @@ pub fn remove_stale(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Whether `path` is made from an asset here (a compressed copy, or one
+/// being written) rather than written by the build.
+pub fn is_derived(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ENCODINGS.contains(&e) || e == PARTIAL)
+}
+
 fn assets(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut assets = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -129,7 +139,7 @@ fn gzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
 /// Writes through a temporary file and a rename, so a server never serves
 /// half a copy; returns its size.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<u64> {
-    let partial = sibling(path, "partial");
+    let partial = sibling(path, PARTIAL);
     fs::write(&partial, bytes)?;
     fs::rename(&partial, path)?;
     Ok(bytes.len() as u64)

@@ -1,0 +1,70 @@
+// Audits one page with Lighthouse's default (mobile) profile in Debian's
+// Chromium and prints one line of JSON: the scores and timings the page-load
+// benchmark reports. benches/pageload.rs starts keyward, signs in, and runs
+// this once per page and round.
+//
+//   node audit.mjs URL            (LIGHTHOUSE_COOKIE: a session cookie header)
+
+import lighthouse from 'lighthouse';
+import * as chromeLauncher from 'chrome-launcher';
+
+const url = process.argv[2];
+if (!url) {
+  console.error('usage: node audit.mjs URL');
+  process.exit(2);
+}
+const cookie = process.env.LIGHTHOUSE_COOKIE;
+
+const chrome = await chromeLauncher.launch({
+  chromePath: process.env.CHROME_PATH ?? '/usr/bin/chromium',
+  // A fresh profile each run: nothing cached, as for a first visit.
+  chromeFlags: [
+    '--headless=new',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+try {
+  const result = await lighthouse(url, {
+    port: chrome.port,
+    output: 'json',
+    logLevel: 'error',
+    onlyCategories: ['performance', 'accessibility'],
+    extraHeaders: cookie ? { Cookie: cookie } : undefined,
+  });
+  const { lhr } = result;
+  if (lhr.runtimeError) {
+    throw new Error(`${lhr.runtimeError.code}: ${lhr.runtimeError.message}`);
+  }
+  const audit = (id) => lhr.audits[id]?.numericValue ?? null;
+  const requests = lhr.audits['network-requests']?.details?.items ?? [];
+  const wasmBytes = requests
+    .filter((r) => r.url.endsWith('.wasm'))
+    .reduce((sum, r) => sum + (r.transferSize ?? 0), 0);
+  // A page that redirected (to /login, say) was not the page asked for.
+  const finalUrl = lhr.finalDisplayedUrl ?? lhr.finalUrl;
+  console.log(
+    JSON.stringify({
+      url: finalUrl,
+      performance: Math.round(lhr.categories.performance.score * 100),
+      accessibility: Math.round(lhr.categories.accessibility.score * 100),
+      fcp_ms: audit('first-contentful-paint'),
+      lcp_ms: audit('largest-contentful-paint'),
+      tbt_ms: audit('total-blocking-time'),
+      tti_ms: audit('interactive'),
+      bytes: audit('total-byte-weight'),
+      wasm_bytes: wasmBytes,
+      failed_accessibility: Object.values(lhr.audits)
+        .filter((a) => lhr.categories.accessibility.auditRefs.some((r) => r.id === a.id && r.weight > 0))
+        .filter((a) => a.score !== null && a.score < 1)
+        .map((a) => a.id),
+    }),
+  );
+} finally {
+  await chrome.kill();
+}
