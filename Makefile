@@ -9,9 +9,9 @@ WASM_BINDGEN_VERSION := 0.2.130
 BINARYEN_VERSION     := 132.0.0
 BINARYEN_MAJOR       := 132
 
-# cargo-leptos builds debug code with RUSTFLAGS="--cfg erase_components" (it
-# appends that to any RUSTFLAGS it inherits, so RUSTFLAGS must stay unset for
-# it) and sets LEPTOS_OUTPUT_NAME, which leptos reads at compile time (it names
+# cargo-leptos builds every profile with RUSTFLAGS="--cfg erase_components"
+# (`always-erase-components` in Cargo.toml; it appends that to any RUSTFLAGS
+# it inherits, so RUSTFLAGS must stay unset for it) and sets LEPTOS_OUTPUT_NAME, which leptos reads at compile time (it names
 # the wasm file pages load). Plain cargo commands get exactly the same flags
 # and variable, so every step shares one build and test binaries serve the
 # right assets.
@@ -104,12 +104,12 @@ build: tools ## release build: target/release/keyward + target/site (assets prec
 bench: tools lighthouse-tools ## benchmarks on a release build: time to first token, gateway load (c=1/16/64), the free tier against own keys (SQLite, Postgres), dashboard at 1M rows, page load under Lighthouse
 	$(LEPTOS_BUILD) --release
 	$(PREPARE_ASSETS_RELEASE)
-	cargo build --release --features ssr --bin mock_llm
-	cargo bench --features ssr --bench ttft
-	cargo bench --features ssr --bench gateway
-	cargo bench --features ssr --bench admission
-	cargo bench --features ssr --bench dashboard
-	cargo bench --features ssr --bench pageload
+	$(CARGO) build --release --features ssr --bin mock_llm
+	$(CARGO) bench --features ssr --bench ttft
+	$(CARGO) bench --features ssr --bench gateway
+	$(CARGO) bench --features ssr --bench admission
+	$(CARGO) bench --features ssr --bench dashboard
+	$(CARGO) bench --features ssr --bench pageload
 
 lint: ## rustfmt and clippy (warnings are errors)
 	cargo fmt --check

@@ -124,6 +124,11 @@ async fn main() {
             "{} was audited as {landed}: the session cookie did not take",
             page.name
         );
+        assert_eq!(
+            run["hydrated"], true,
+            "{} never hydrated: its scores would mean nothing",
+            page.name
+        );
         let performance = run["performance"].as_i64().unwrap_or(0);
         let accessibility = run["accessibility"].as_i64().unwrap_or(0);
         let (tbt, tti) = (number(&run, "tbt_ms"), number(&run, "tti_ms"));
@@ -132,7 +137,10 @@ async fn main() {
             misses.push(format!("performance {performance}"));
         }
         if accessibility < MIN_ACCESSIBILITY {
-            misses.push(format!("accessibility {accessibility} ({})", run["failed_accessibility"]));
+            misses.push(format!(
+                "accessibility {accessibility} ({})",
+                run["failed_accessibility"]
+            ));
         }
         if page.name == "/chat" && tti > CHAT_MAX_TTI_MS {
             misses.push(format!("TTI {tti:.0} ms"));
@@ -151,7 +159,11 @@ async fn main() {
             tti,
             number(&run, "bytes") / 1024.0,
             number(&run, "wasm_bytes") / 1024.0,
-            if misses.is_empty() { "met".to_owned() } else { format!("MISSED: {}", misses.join(", ")) }
+            if misses.is_empty() {
+                "met".to_owned()
+            } else {
+                format!("MISSED: {}", misses.join(", "))
+            }
         );
         missed.extend(misses.into_iter().map(|m| format!("{} {m}", page.name)));
     }

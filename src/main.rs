@@ -94,7 +94,9 @@ async fn run() -> ExitCode {
             .await
             .map_err(|e| e.to_string()),
         Command::RotateKeys => cli::rotate_keys(&config).await.map_err(|e| e.to_string()),
-        Command::PrepareAssets { quality } => cli::prepare_assets(quality).map_err(|e| e.to_string()),
+        Command::PrepareAssets { quality } => {
+            cli::prepare_assets(quality).map_err(|e| e.to_string())
+        }
         Command::GenMasterKey => {
             cli::gen_master_key();
             Ok(())

@@ -7,6 +7,7 @@
 
 import lighthouse from 'lighthouse';
 import * as chromeLauncher from 'chrome-launcher';
+import puppeteer from 'puppeteer-core';
 
 const url = process.argv[2];
 if (!url) {
@@ -29,14 +30,20 @@ const chrome = await chromeLauncher.launch({
     '--disable-sync',
   ],
 });
+const browser = await puppeteer.connect({ browserURL: `http://127.0.0.1:${chrome.port}` });
 try {
-  const result = await lighthouse(url, {
-    port: chrome.port,
-    output: 'json',
-    logLevel: 'error',
-    onlyCategories: ['performance', 'accessibility'],
-    extraHeaders: cookie ? { Cookie: cookie } : undefined,
-  });
+  const page = await browser.newPage();
+  const result = await lighthouse(
+    url,
+    {
+      output: 'json',
+      logLevel: 'error',
+      onlyCategories: ['performance', 'accessibility'],
+      extraHeaders: cookie ? { Cookie: cookie } : undefined,
+    },
+    undefined,
+    page,
+  );
   const { lhr } = result;
   if (lhr.runtimeError) {
     throw new Error(`${lhr.runtimeError.code}: ${lhr.runtimeError.message}`);
@@ -46,11 +53,16 @@ try {
   const wasmBytes = requests
     .filter((r) => r.url.endsWith('.wasm'))
     .reduce((sum, r) => sum + (r.transferSize ?? 0), 0);
-  // A page that redirected (to /login, say) was not the page asked for.
+  // A page that redirected (to /login, say) was not the page asked for,
+  // and a page that never hydrated only looks fast.
   const finalUrl = lhr.finalDisplayedUrl ?? lhr.finalUrl;
+  const hydrated = await page
+    .waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 })
+    .then(() => true, () => false);
   console.log(
     JSON.stringify({
       url: finalUrl,
+      hydrated,
       performance: Math.round(lhr.categories.performance.score * 100),
       accessibility: Math.round(lhr.categories.accessibility.score * 100),
       fcp_ms: audit('first-contentful-paint'),
@@ -66,5 +78,6 @@ try {
     }),
   );
 } finally {
+  await browser.disconnect();
   await chrome.kill();
 }

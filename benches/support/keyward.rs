@@ -168,7 +168,11 @@ impl Account {
             .send()
             .await
             .expect("chat turn sent");
-        assert!(answer.status().is_success(), "chat turn: {}", answer.status());
+        assert!(
+            answer.status().is_success(),
+            "chat turn: {}",
+            answer.status()
+        );
         let events = answer.text().await.expect("chat turn streamed");
         events
             .lines()

@@ -132,7 +132,9 @@ test('an earlier message can be edited and resent, replacing what followed it', 
   const sent = page.locator('article.msg-user .user-text');
 
   // Escape leaves the message as it was.
-  await page.locator('article.msg-user').first().getByRole('button', { name: 'Edit' }).click();
+  const firstEdit = page.locator('article.msg-user').first().getByRole('button', { name: 'Edit' });
+  await expect(firstEdit).toHaveAccessibleName('Edit “mock:echo first answer”');
+  await firstEdit.click();
   const box = page.getByLabel('Edit message');
   await expect(box).toHaveValue('mock:echo first answer');
   await box.fill('something else');

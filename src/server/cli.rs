@@ -182,12 +182,16 @@ pub fn prepare_assets(quality: u32) -> Result<(), CliError> {
         dir: dir.display().to_string(),
         source,
     })?;
-    println!("{}: this build's assets, served as immutable", published.dir.display());
-    let Some(compressed) = published.prepared else {
-        println!("(published before: unchanged)");
-        return Ok(());
+    let how = if published.existed {
+        "found whole in place"
+    } else {
+        "published"
     };
-    for asset in compressed {
+    println!(
+        "{}: this build's assets, {how}; pages link them now",
+        published.dir.display()
+    );
+    for asset in published.prepared {
         println!(
             "{}: {} KB, brotli {} KB, gzip {} KB",
             asset.path.file_name().unwrap_or_default().to_string_lossy(),

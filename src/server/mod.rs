@@ -3,6 +3,7 @@
 pub mod accounting;
 pub mod admin;
 pub mod anthropic;
+pub mod assets;
 pub mod auth;
 pub mod calls;
 pub mod chat;
@@ -14,7 +15,6 @@ pub mod gateway;
 pub mod limits;
 pub mod metrics;
 pub mod payer;
-pub mod assets;
 pub mod routing;
 pub mod security;
 mod serve;

@@ -163,7 +163,9 @@ mod tests {
     #[test]
     fn only_files_in_a_build_directory_are_immutable() {
         assert!(in_build_directory("/pkg/v/0123abcd4567ef89/keyward.wasm"));
-        assert!(in_build_directory("/pkg/v/0123abcd4567ef89/snippets/x/a.js"));
+        assert!(in_build_directory(
+            "/pkg/v/0123abcd4567ef89/snippets/x/a.js"
+        ));
         assert!(!in_build_directory("/pkg/v/current"), "the pointer changes");
         assert!(!in_build_directory("/pkg/v/.0123abcd.partial/keyward.wasm"));
         assert!(!in_build_directory("/pkg/v/0123abcd4567ef89/"));

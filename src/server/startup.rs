@@ -32,8 +32,8 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     accounting::LedgerWriter,
-    assets,
     anthropic::{AnthropicClient, Transport},
+    assets,
     auth::{self, LoginThrottle},
     calls::Instance,
     clock::Clock,
@@ -315,15 +315,6 @@ fn router(state: AppState, pkg_dir: &str) -> Router {
     let secure_cookies = state.config.secure_cookies;
     let pkg_path = format!("/{pkg_dir}");
     let pkg_dir = Path::new(&*leptos_options.site_root).join(pkg_dir);
-    // A copy older than its asset would pair a rebuilt page with an old wasm.
-    match assets::compress::remove_stale(&pkg_dir) {
-        Ok(0) => {}
-        Ok(removed) => tracing::warn!(
-            removed,
-            "removed compressed assets older than their sources; run `keyward prepare-assets` after a build"
-        ),
-        Err(err) => tracing::warn!(error = %err, dir = %pkg_dir.display(), "could not check the compressed assets"),
-    }
 
     Router::new()
         .route("/logout", post(logout))

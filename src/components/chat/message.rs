@@ -45,6 +45,16 @@ pub fn usage_title(model: &str, usage: ReplyUsage) -> String {
     title
 }
 
+/// The first `chars` characters of `text` on one line, with an ellipsis
+/// when cut.
+fn snippet(text: &str, chars: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", line[..cut].trim_end()),
+        None => line,
+    }
+}
+
 /// A message of the user's. With `on_edit` (its id, and what resends it),
 /// it offers "Edit" while `can_edit` holds: the text
 /// opens in a box, and "Resend" replaces the message and everything after
@@ -66,6 +76,9 @@ pub fn UserMessage(
             }
         }
     });
+    // Each message's button names the message it edits, for a screen
+    // reader listing the page's buttons (the visible word comes first).
+    let edit_label = format!("Edit “{}”", snippet(&content, 40));
     let original = StoredValue::new(content.clone());
     let cancel = move || {
         text.set(original.get_value());
@@ -117,7 +130,7 @@ pub fn UserMessage(
                 }
             }}
             <Show when=move || on_edit.is_some() && can_edit.get() && !editing.get()>
-                <button type="button" class="button small-plain msg-edit-button" title="Edit this message and send it again" on:click=move |_| editing.set(true)>
+                <button type="button" class="button small-plain msg-edit-button" title="Edit this message and send it again" aria-label=edit_label.clone() on:click=move |_| editing.set(true)>
                     "Edit"
                 </button>
             </Show>
@@ -198,6 +211,13 @@ pub fn StoredMessage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_button_names_the_start_of_its_message() {
+        assert_eq!(snippet("short\nmessage", 40), "short message");
+        assert_eq!(snippet("héllo wörld again", 11), "héllo wörld…");
+        assert_eq!(snippet("twelve chars", 12), "twelve chars");
+    }
 
     #[test]
     fn the_hover_says_what_caching_saved_or_cost() {

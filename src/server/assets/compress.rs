@@ -1,12 +1,10 @@
-//! The site's assets compressed once, at build time (`keyward
-//! prepare-assets`, which `make build` runs), instead of on every request:
-//! `/pkg` serves `keyward.wasm.br` (or `.gz`) to a browser that accepts it. Brotli at its
+//! A build's assets compressed once, when it is published (`keyward
+//! prepare-assets`), instead of on every request: `/pkg` serves
+//! `keyward.wasm.br` (or `.gz`) to a browser that accepts it. Brotli at its
 //! best quality makes the wasm about a fifth smaller than gzip, and costs
-//! seconds — once, not per visitor.
-//!
-//! A compressed copy older than its asset is stale (the asset was rebuilt
-//! without compressing again): served, it would pair a new page with an old
-//! wasm. `remove_stale` drops such copies when the server starts.
+//! seconds — once, not per visitor. A build's directory is compressed
+//! before it is put in place and never changes after, so a copy cannot go
+//! stale.
 
 use std::{
     fs,
@@ -57,31 +55,6 @@ pub fn precompress_dir(dir: &Path, quality: u32) -> io::Result<Vec<Compressed>> 
     Ok(done)
 }
 
-/// Removes compressed copies older than their asset, or whose asset is
-/// gone; returns how many.
-pub fn remove_stale(dir: &Path) -> io::Result<usize> {
-    let mut removed = 0;
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(encoding) = path.extension().and_then(|e| e.to_str()) else {
-            continue;
-        };
-        if !ENCODINGS.contains(&encoding) {
-            continue;
-        }
-        let asset = path.with_extension("");
-        let stale = match fs::metadata(&asset).and_then(|meta| meta.modified()) {
-            Ok(modified) => !is_fresh(&path, modified),
-            Err(_) => true,
-        };
-        if stale {
-            fs::remove_file(&path)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 /// Whether `path` is made from an asset here (a compressed copy, or one
 /// being written) rather than written by the build.
 pub fn is_derived(path: &Path) -> bool {
@@ -90,20 +63,26 @@ pub fn is_derived(path: &Path) -> bool {
         .is_some_and(|e| ENCODINGS.contains(&e) || e == PARTIAL)
 }
 
+/// The assets under `dir`, subdirectories (wasm-bindgen's snippets)
+/// included.
 fn assets(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut assets = Vec::new();
+    let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
+        if path.is_dir() {
+            found.extend(assets(&path)?);
+            continue;
+        }
         let wanted = path
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| EXTENSIONS.contains(&e));
-        if wanted && path.is_file() {
-            assets.push(path);
+        if wanted {
+            found.push(path);
         }
     }
-    assets.sort();
-    Ok(assets)
+    found.sort();
+    Ok(found)
 }
 
 /// `keyward.wasm` → `keyward.wasm.br`.
@@ -170,9 +149,12 @@ mod tests {
         )
         .unwrap();
         fs::write(dir.join("notes.txt"), "not an asset").unwrap();
+        fs::create_dir_all(dir.join("snippets/x")).unwrap();
+        fs::write(dir.join("snippets/x/inline0.js"), "snippet();".repeat(100)).unwrap();
 
         let done = precompress_dir(&dir, 5).unwrap();
-        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(done.len(), 3, "{done:?}");
+        assert!(dir.join("snippets/x/inline0.js.br").exists());
         let mut unbrotli = Vec::new();
         brotli::Decompressor::new(fs::File::open(dir.join("keyward.wasm.br")).unwrap(), 4096)
             .read_to_end(&mut unbrotli)
@@ -187,27 +169,6 @@ mod tests {
         assert!(done.iter().all(|c| c.brotli < c.bytes && c.gzip < c.bytes));
 
         assert!(precompress_dir(&dir, 5).unwrap().is_empty(), "up to date");
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_copy_older_than_its_rebuilt_asset_is_removed() {
-        let dir = site();
-        fs::write(dir.join("keyward.js"), "old();".repeat(100)).unwrap();
-        precompress_dir(&dir, 1).unwrap();
-        assert_eq!(remove_stale(&dir).unwrap(), 0, "fresh copies stay");
-        // The asset is rebuilt after its copies were made.
-        let later = SystemTime::now() + std::time::Duration::from_secs(5);
-        let asset = fs::File::options()
-            .write(true)
-            .open(dir.join("keyward.js"))
-            .unwrap();
-        asset.set_modified(later).unwrap();
-        fs::write(dir.join("gone.js.br"), b"orphan").unwrap();
-        assert_eq!(remove_stale(&dir).unwrap(), 3);
-        assert!(!dir.join("keyward.js.br").exists());
-        assert!(!dir.join("keyward.js.gz").exists());
-        assert!(dir.join("keyward.js").exists());
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -13,7 +13,7 @@ pub use compress::Compressed;
 pub use version::Published;
 
 /// Publishes the build in `pkg` and compresses its copy (brotli at
-/// `quality`, 0–11).
+/// `quality`, 0–11); returns what was compressed now.
 pub fn prepare(pkg: &Path, quality: u32) -> std::io::Result<Published<Vec<Compressed>>> {
     version::publish(pkg, |copy| compress::precompress_dir(copy, quality))
 }

@@ -6,9 +6,11 @@
 //!
 //! A directory rather than hashed file names: the wasm-bindgen glue, the
 //! split loader and lazy chunks refer to each other by relative names,
-//! which keep working unchanged inside one directory. Earlier builds are
-//! kept (`KEEP` of them), so a tab opened before an upgrade still finds
-//! its own files, lazy chunks included.
+//! which keep working unchanged inside one directory. Where a site is
+//! published again in place (a deployed one), earlier builds are kept
+//! (`KEEP` of them), so a tab opened before an upgrade still finds its own
+//! files, lazy chunks included. (cargo-leptos empties the site root on
+//! every build, so a build machine's site holds only its latest build.)
 
 use std::{
     fs,
@@ -22,6 +24,8 @@ use sha2::{Digest, Sha256};
 pub const VERSIONS_DIR: &str = "v";
 /// Names the version pages link to.
 const CURRENT: &str = "current";
+/// Held while a build is published.
+const LOCK: &str = ".lock";
 /// Versions kept, the current one included.
 const KEEP: usize = 4;
 
@@ -77,44 +81,71 @@ pub fn build_id(pkg: &Path) -> io::Result<String> {
 pub struct Published<T> {
     pub id: String,
     pub dir: PathBuf,
-    /// What `prepare` returned; `None` when the version was there already.
-    pub prepared: Option<T>,
+    /// What `prepare` returned.
+    pub prepared: T,
+    /// Whether the version was there already (copied by a deploy, or
+    /// published before), checked whole.
+    pub existed: bool,
 }
 
-/// Copies the build into `pkg/v/<id>/` and lets `prepare` finish the copy
-/// (compress it) before it is renamed into place whole, so a version that
-/// exists is complete; then makes it the current one and drops the oldest
-/// beyond `KEEP`. An unchanged build is found in place and kept as it is.
+/// Publishes the build in `pkg` as `pkg/v/<id>/` and makes it current.
+///
+/// One publisher at a time (a lock file in `pkg/v`). The build is copied to
+/// a directory of this run's own, checked against the id, finished by
+/// `prepare` (compressed) and only then renamed into place, so a version
+/// directory is always whole. One that exists already is checked against
+/// its id first (a deploy may have copied it, a kill may have cut it), and
+/// replaced when it does not match; `prepare` then only completes it.
+/// Finally the oldest versions beyond `KEEP` go.
 pub fn publish<T>(
     pkg: &Path,
-    prepare: impl FnOnce(&Path) -> io::Result<T>,
+    prepare: impl Fn(&Path) -> io::Result<T>,
 ) -> io::Result<Published<T>> {
-    let id = build_id(pkg)?;
     let versions = pkg.join(VERSIONS_DIR);
+    fs::create_dir_all(&versions)?;
+    let lock = fs::File::create(versions.join(LOCK))?;
+    lock.lock()?;
+    remove_leftovers(&versions)?;
+
+    let id = build_id(pkg)?;
     let dir = versions.join(&id);
-    let mut prepared = None;
-    if !dir.is_dir() {
-        let partial = versions.join(format!(".{id}.partial"));
-        if partial.exists() {
-            fs::remove_dir_all(&partial)?;
-        }
+    let existed = dir.is_dir() && build_id(&dir)? == id;
+    let prepared = if existed {
+        prepare(&dir)?
+    } else {
+        let copy = versions.join(format!(".{id}.{}.partial", std::process::id()));
         for relative in build_files(pkg)? {
-            let to = partial.join(&relative);
+            let to = copy.join(&relative);
             if let Some(parent) = to.parent() {
                 fs::create_dir_all(parent)?;
             }
             fs::copy(pkg.join(&relative), to)?;
         }
-        prepared = Some(prepare(&partial)?);
-        fs::rename(&partial, &dir)?;
-    }
+        if build_id(&copy)? != id {
+            fs::remove_dir_all(&copy)?;
+            return Err(io::Error::other(
+                "the build changed while it was being published; run again once it is done",
+            ));
+        }
+        let prepared = prepare(&copy)?;
+        if dir.exists() {
+            remove_version(&dir)?;
+        }
+        fs::rename(&copy, &dir)?;
+        prepared
+    };
     // Newest first by when each was made current.
     touch(&dir)?;
     let pointer = versions.join(format!(".{CURRENT}.partial"));
     fs::write(&pointer, &id)?;
     fs::rename(&pointer, versions.join(CURRENT))?;
     prune(&versions, &id)?;
-    Ok(Published { id, dir, prepared })
+    Ok(Published {
+        id,
+        dir,
+        prepared,
+        existed,
+    })
 }
 
 /// The current version's id, when one was published and is still there.
@@ -130,8 +161,8 @@ fn touch(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.set_modified(std::time::SystemTime::now())
 }
 
-/// Keeps the `KEEP` most recently published versions (the current one
-/// always).
+/// Keeps the `KEEP` most recently published versions, the current one
+/// always.
 fn prune(versions: &Path, current: &str) -> io::Result<()> {
     let mut older = Vec::new();
     for entry in fs::read_dir(versions)? {
@@ -144,7 +175,29 @@ fn prune(versions: &Path, current: &str) -> io::Result<()> {
     }
     older.sort_by(|a, b| b.0.cmp(&a.0));
     for (_, dir) in older.into_iter().skip(KEEP - 1) {
-        fs::remove_dir_all(dir)?;
+        remove_version(&dir)?;
+    }
+    Ok(())
+}
+
+/// Takes a version out of reach (renamed to a hidden name) before deleting
+/// it: a deletion cut short never leaves a partial version under its id.
+fn remove_version(dir: &Path) -> io::Result<()> {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let doomed = dir.with_file_name(format!(".{name}.{}.removed", std::process::id()));
+    fs::rename(dir, &doomed)?;
+    fs::remove_dir_all(doomed)
+}
+
+/// Copies and deletions an earlier run left when it was killed (no other
+/// run is under way: the caller holds the lock).
+fn remove_leftovers(versions: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(versions)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && entry.path().is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        }
     }
     Ok(())
 }
@@ -170,18 +223,60 @@ mod tests {
     fn a_build_is_copied_whole_under_its_id_and_made_current() {
         let pkg = pkg();
         fs::write(pkg.join("keyward.wasm.br"), b"derived").unwrap();
-        let Published { id, dir, prepared } = publish(&pkg, nothing).unwrap();
-        assert_eq!(prepared, Some(()));
+        // A run killed earlier left a copy behind.
+        fs::create_dir_all(pkg.join("v/.0123.99.partial")).unwrap();
+        // `prepare` finishes the copy before it is in place.
+        let prepare = |copy: &Path| {
+            let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with('.') && name.ends_with(".partial"),
+                "{name}"
+            );
+            fs::write(copy.join("keyward.wasm.br"), b"compressed")
+        };
+        let Published {
+            id, dir, existed, ..
+        } = publish(&pkg, prepare).unwrap();
+        assert!(!existed);
         assert_eq!(id.len(), 16);
+        assert_eq!(
+            fs::read(dir.join("keyward.wasm.br")).unwrap(),
+            b"compressed"
+        );
+        assert!(
+            !pkg.join("v/.0123.99.partial").exists(),
+            "leftovers are removed"
+        );
         assert_eq!(current(&pkg).as_deref(), Some(id.as_str()));
-        assert_eq!(fs::read(dir.join("keyward.wasm")).unwrap(), b"\0asm build one");
-        assert_eq!(fs::read(dir.join("snippets/x/inline0.js")).unwrap(), b"snippet();");
-        assert!(!dir.join("keyward.wasm.br").exists(), "copies are made afresh");
+        assert_eq!(
+            fs::read(dir.join("keyward.wasm")).unwrap(),
+            b"\0asm build one"
+        );
+        assert_eq!(
+            fs::read(dir.join("snippets/x/inline0.js")).unwrap(),
+            b"snippet();"
+        );
         assert!(!dir.join(VERSIONS_DIR).exists(), "versions do not nest");
 
-        // Published again unchanged: the same id, nothing copied again.
+        // Published again unchanged: the same id, found whole in place.
         let again = publish(&pkg, nothing).unwrap();
-        assert_eq!((again.id, again.prepared), (id, None));
+        assert_eq!((again.id, again.existed), (id, true));
+        fs::remove_dir_all(pkg).unwrap();
+    }
+
+    #[test]
+    fn a_version_cut_short_is_replaced_whole() {
+        let pkg = pkg();
+        let first = publish(&pkg, nothing).unwrap();
+        // A deploy's copy (or a kill) left the wasm half written.
+        fs::write(first.dir.join("keyward.wasm"), b"\0as").unwrap();
+        let again = publish(&pkg, nothing).unwrap();
+        assert_eq!(again.id, first.id);
+        assert!(!again.existed);
+        assert_eq!(
+            fs::read(again.dir.join("keyward.wasm")).unwrap(),
+            b"\0asm build one"
+        );
         fs::remove_dir_all(pkg).unwrap();
     }
 
@@ -194,7 +289,10 @@ mod tests {
         let second = publish(&pkg, nothing).unwrap().id;
         assert_ne!(first, second);
         assert_eq!(current(&pkg).as_deref(), Some(second.as_str()));
-        assert_eq!(fs::read(first_dir.join("keyward.wasm")).unwrap(), b"\0asm build one");
+        assert_eq!(
+            fs::read(first_dir.join("keyward.wasm")).unwrap(),
+            b"\0asm build one"
+        );
 
         // Only KEEP versions stay: the oldest go first.
         for n in 3..=6 {
