@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    lazy_route, path, Lazy, LazyRoute,
+    lazy_route, path, Lazy, LazyRoute, SsrMode,
 };
 
 use crate::{
@@ -71,16 +71,20 @@ pub fn App() -> impl IntoView {
             <a class="skip-link" href="#main">"Skip to content"</a>
             <Nav />
             <main id="main">
+                // Every page is sent whole, its data in place (SsrMode::Async):
+                // the queries take milliseconds, and streamed fragments filled
+                // in after the first paint moved the page under the reader
+                // (a layout shift of 0.39 on /admin, by Lighthouse).
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=HomePage />
-                    <Route path=path!("/login") view=LoginPage />
-                    <Route path=path!("/signup") view=SignupPage />
-                    <Route path=path!("/chat/:id?") view=ChatPage />
-                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} />
-                    <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
-                    <Route path=path!("/admin/users/:id") view={Lazy::<AdminUserRoute>::new()} />
-                    <Route path=path!("/admin/plans") view={Lazy::<AdminPlansRoute>::new()} />
-                    <Route path=path!("/admin/audit") view={Lazy::<AdminAuditRoute>::new()} />
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/signup") view=SignupPage ssr=SsrMode::Async />
+                    <Route path=path!("/chat/:id?") view=ChatPage ssr=SsrMode::Async />
+                    <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/users/:id") view={Lazy::<AdminUserRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/plans") view={Lazy::<AdminPlansRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view={Lazy::<AdminAuditRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -69,8 +69,11 @@ try {
       lcp_ms: audit('largest-contentful-paint'),
       tbt_ms: audit('total-blocking-time'),
       tti_ms: audit('interactive'),
+      speed_index_ms: audit('speed-index'),
+      cls: audit('cumulative-layout-shift'),
       bytes: audit('total-byte-weight'),
       wasm_bytes: wasmBytes,
+      lcp_element: lhr.audits['largest-contentful-paint-element']?.details?.items?.[0]?.items?.[0]?.node?.snippet ?? null,
       failed_accessibility: Object.values(lhr.audits)
         .filter((a) => lhr.categories.accessibility.auditRefs.some((r) => r.id === a.id && r.weight > 0))
         .filter((a) => a.score !== null && a.score < 1)
