@@ -173,7 +173,7 @@ fn prune(versions: &Path, current: &str) -> io::Result<()> {
         }
         older.push((entry.metadata()?.modified()?, entry.path()));
     }
-    older.sort_by(|a, b| b.0.cmp(&a.0));
+    older.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, dir) in older.into_iter().skip(KEEP - 1) {
         remove_version(&dir)?;
     }
