@@ -22,9 +22,7 @@ use crate::{
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_csp();
-    // The current build's directory when one was published (its files are
-    // cached for good), so the stylesheet is always this build's.
-    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    let stylesheet = stylesheet(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -33,7 +31,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                <link rel="stylesheet" id="leptos" href=stylesheet />
+                {stylesheet}
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -42,6 +40,20 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The current build's stylesheet: inlined when the build was published,
+/// else linked from the pkg directory pages use (a published build's is
+/// cached for good, so it is always this build's).
+fn stylesheet(options: &LeptosOptions) -> AnyView {
+    #[cfg(feature = "ssr")]
+    if let Some(css) = crate::server::assets::inline_css::of_build(options) {
+        let nonce = leptos::nonce::use_nonce();
+        return view! { <style id="leptos" nonce=nonce inner_html=css.to_string()></style> }
+            .into_any();
+    }
+    let href = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    view! { <link rel="stylesheet" id="leptos" href=href /> }.into_any()
 }
 
 #[cfg(feature = "ssr")]

@@ -7,13 +7,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-/// Content-Security-Policy for HTML pages. Scripts run only from our origin
-/// or with this response's nonce (the hydration bootstrap); wasm needs
-/// `wasm-unsafe-eval`. No inline styles, no framing.
+/// Content-Security-Policy for HTML pages. Scripts and styles come only
+/// from our origin or with this response's nonce (the hydration bootstrap,
+/// the inlined stylesheet); wasm needs `wasm-unsafe-eval`. No other inline
+/// style or script, no framing.
 pub fn page_csp(nonce: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+         style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }
@@ -217,7 +218,8 @@ mod tests {
     #[test]
     fn csp_carries_nonce_and_forbids_framing() {
         let csp = page_csp("abc");
-        assert!(csp.contains("'nonce-abc'"));
+        assert!(csp.contains("script-src 'self' 'nonce-abc'"));
+        assert!(csp.contains("style-src 'self' 'nonce-abc';"));
         assert!(csp.contains("frame-ancestors 'none'"));
         assert!(!csp.contains("unsafe-inline"));
     }

@@ -160,8 +160,8 @@ fn linked_build(page: &str) -> String {
     format!("/pkg/v/{id}")
 }
 
-/// A page links the current build's own directory, whose files are cached
-/// for good (the next build is a new address, so an upgrade never pairs a
+/// A page links the current build's own directory (and inlines its
+/// stylesheet), whose files are cached for good (the next build is a new address, so an upgrade never pairs a
 /// page with another build's wasm); other assets are revalidated, and
 /// pages and data are never stored.
 async fn a_page_links_its_own_build_which_browsers_keep(db: TestDb) {
@@ -172,9 +172,26 @@ async fn a_page_links_its_own_build_which_browsers_keep(db: TestDb) {
     let build = linked_build(&page);
     let current = std::fs::read_to_string(pkg_dir().join("v/current")).unwrap();
     assert_eq!(build, format!("/pkg/v/{}", current.trim()));
-    for file in ["keyward.css", "keyward.js", "keyward.wasm"] {
+    // The stylesheet is inlined whole (first paint waits for no request),
+    // under the response's CSP nonce.
+    let css = std::fs::read_to_string(
+        pkg_dir()
+            .join(build.trim_start_matches("/pkg/"))
+            .join("keyward.css"),
+    )
+    .unwrap();
+    let inlined = page
+        .split_once(r#"<style id="leptos" nonce=""#)
+        .and_then(|(_, rest)| rest.split_once("\">"))
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .map(|(css, _)| css)
+        .expect("the stylesheet is inlined with a nonce");
+    assert_eq!(inlined, css);
+    for file in ["keyward.js", "keyward.wasm", "keyward.css"] {
         let url = format!("{build}/{file}");
-        assert!(page.contains(&url), "the page links {url}");
+        if file != "keyward.css" {
+            assert!(page.contains(&url), "the page links {url}");
+        }
         let asset = app.get(&url).await;
         assert_eq!(asset.status(), StatusCode::OK, "{url}");
         assert_eq!(

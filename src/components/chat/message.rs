@@ -12,10 +12,17 @@ use crate::{
 };
 
 /// "$0.0012" from micro-USD ("-$0.0012" below zero: a saving that was a
-/// cost, when a turn only wrote to the prompt cache).
+/// cost, when a turn only wrote to the prompt cache), rounded half away
+/// from zero to a hundredth of a cent. In integers, so exact: a float
+/// shows 150 micro-USD (0.00015, just under in binary) as $0.0001.
 pub fn format_usd(micro: i64) -> String {
     let sign = if micro < 0 { "-" } else { "" };
-    format!("{sign}${:.4}", micro.unsigned_abs() as f64 / 1_000_000.0)
+    let ten_thousandths = (micro.unsigned_abs() + 50) / 100;
+    format!(
+        "{sign}${}.{:04}",
+        ten_thousandths / 10_000,
+        ten_thousandths % 10_000
+    )
 }
 
 /// Hover text with the tokens and cost of a reply, and what prompt
@@ -245,5 +252,17 @@ mod tests {
             "Claude Haiku 4.5 · 0 input + 0 output tokens · $0.0000"
         );
         assert_eq!(format_usd(-1_250), "-$0.0013");
+    }
+
+    #[test]
+    fn dollars_are_rounded_to_a_hundredth_of_a_cent() {
+        assert_eq!(format_usd(0), "$0.0000");
+        assert_eq!(format_usd(49), "$0.0000");
+        assert_eq!(format_usd(50), "$0.0001");
+        assert_eq!(format_usd(150), "$0.0002");
+        assert_eq!(format_usd(1_234_567), "$1.2346");
+        assert_eq!(format_usd(12_000_000), "$12.0000");
+        assert_eq!(format_usd(-999_950), "-$1.0000");
+        assert_eq!(format_usd(i64::MIN), "-$9223372036854.7758");
     }
 }

@@ -5,6 +5,7 @@
 //! gzip (`compress`).
 
 pub mod compress;
+pub mod inline_css;
 pub mod version;
 
 use std::path::Path;
