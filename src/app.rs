@@ -17,8 +17,9 @@ use crate::{
     },
 };
 
-/// The document around the app. On the server it also sets this response's
-/// Content-Security-Policy with the nonce that the hydration script carries.
+/// The document around the app. On the server it also hands this
+/// response's nonce (which the hydration script and the inlined stylesheet
+/// carry) to `security::web_security`, which sets the page's CSP with it.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_csp();
@@ -58,14 +59,12 @@ fn stylesheet(options: &LeptosOptions) -> AnyView {
 
 #[cfg(feature = "ssr")]
 fn set_page_csp() {
-    use leptos_axum::ResponseOptions;
-    let (Some(nonce), Some(response)) =
-        (leptos::nonce::use_nonce(), use_context::<ResponseOptions>())
-    else {
-        return;
-    };
-    if let Ok(value) = http::HeaderValue::from_str(&crate::server::security::page_csp(&nonce)) {
-        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    use crate::server::security::PageNonce;
+    let nonce = leptos::nonce::use_nonce();
+    let slot = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<PageNonce>().cloned());
+    if let (Some(nonce), Some(slot)) = (nonce, slot) {
+        slot.set(&nonce);
     }
 }
 

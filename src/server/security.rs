@@ -35,9 +35,29 @@ fn in_build_directory(path: &str) -> bool {
         })
 }
 
+/// Where a page's shell leaves the nonce its inline scripts and style
+/// carry (`app::shell`), for `web_security` to put the page's CSP on the
+/// response. Carried by the request itself, so the header never depends on
+/// the renderer passing it on (a page once went out with the locked-down
+/// default policy, which blocked its own scripts).
+#[derive(Clone, Default)]
+pub struct PageNonce(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl PageNonce {
+    pub fn set(&self, nonce: &str) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(nonce.to_owned());
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
+    }
+}
+
 /// Middleware: refuses cross-site state-changing requests, then adds the
 /// security headers to whatever the app answers.
-pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Response {
+pub async fn web_security(secure_cookies: bool, mut req: Request, next: Next) -> Response {
     if let Err(reason) = check_same_origin(req.method(), req.uri().path(), req.headers()) {
         tracing::warn!(reason, path = %req.uri().path(), "refused cross-site request");
         return (
@@ -55,7 +75,18 @@ pub async fn web_security(secure_cookies: bool, req: Request, next: Next) -> Res
     let path = req.uri().path();
     let is_asset = path.starts_with("/pkg/");
     let is_versioned = in_build_directory(path);
+    let page_nonce = PageNonce::default();
+    req.extensions_mut().insert(page_nonce.clone());
     let mut response = next.run(req).await;
+    // A page: its shell has run by the time its head is sent.
+    if let Some(csp) = page_nonce
+        .get()
+        .and_then(|nonce| HeaderValue::from_str(&page_csp(&nonce)).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     let found = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
     let cache_policy = match (is_asset, is_versioned) {
         // Only what was found: a 404 today may be there after a deploy.
