@@ -72,29 +72,67 @@ async fn pages_carry_security_headers_and_a_nonce_csp(db: TestDb) {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline"), "{csp}");
-
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .expect("CSP has a nonce")
-        .to_owned();
     let html = response.text().await.unwrap();
-    let scripts = html.matches("<script").count();
-    let with_nonce = html.matches(&format!("nonce=\"{nonce}\"")).count();
-    assert!(scripts > 0, "the page has the hydration script");
-    assert!(
-        with_nonce >= scripts,
-        "every inline script carries this response's nonce"
-    );
+    let nonce = assert_everything_inline_carries_the_headers_nonce(&csp, &html, "/login");
 
     let other = app.get("/login").await;
     let other_csp = other.headers()[header::CONTENT_SECURITY_POLICY]
         .to_str()
         .unwrap();
     assert!(!other_csp.contains(&nonce), "a fresh nonce per response");
+
+    // Signed in: the chat (with its conversation list), a lazily loaded
+    // page, and the not-found page, rendered by the fallback.
+    app.signup("csp@example.com", "correct horse battery staple")
+        .await;
+    for path in ["/chat", "/settings", "/no-such-page"] {
+        let page = app.get(path).await;
+        let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let html = page.text().await.unwrap();
+        assert_everything_inline_carries_the_headers_nonce(&csp, &html, path);
+    }
+}
+
+/// The page's CSP names a nonce, and every inline script and style carries
+/// exactly it (a page whose header lost its nonce cannot run its own
+/// scripts). Returns the nonce.
+fn assert_everything_inline_carries_the_headers_nonce(csp: &str, html: &str, path: &str) -> String {
+    assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("{path}: the page's CSP has no nonce: {csp}"))
+        .to_owned();
+    assert!(
+        csp.contains(&format!("script-src 'self' 'nonce-{nonce}'"))
+            && csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")),
+        "{path}: {csp}"
+    );
+    let inline = html.matches("<script").count() + html.matches("<style").count();
+    let nonces: Vec<&str> = html
+        .split("nonce=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(
+        inline > 1,
+        "{path}: the hydration script and the stylesheet"
+    );
+    assert_eq!(
+        nonces.len(),
+        inline,
+        "{path}: every inline script and style has a nonce"
+    );
+    assert!(
+        nonces.iter().all(|n| *n == nonce),
+        "{path}: every nonce is the header's"
+    );
+    nonce
 }
 
 async fn json_endpoints_get_a_locked_down_csp(db: TestDb) {
