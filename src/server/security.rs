@@ -75,12 +75,16 @@ pub async fn web_security(secure_cookies: bool, mut req: Request, next: Next) ->
     let path = req.uri().path();
     let is_asset = path.starts_with("/pkg/");
     let is_versioned = in_build_directory(path);
-    let page_nonce = PageNonce::default();
-    req.extensions_mut().insert(page_nonce.clone());
+    // Only a page renders the shell: assets and server functions need no slot.
+    let might_be_page = !is_asset && matches!(*req.method(), Method::GET | Method::HEAD);
+    let page_nonce = might_be_page.then(PageNonce::default);
+    if let Some(slot) = &page_nonce {
+        req.extensions_mut().insert(slot.clone());
+    }
     let mut response = next.run(req).await;
     // A page: its shell has run by the time its head is sent.
     if let Some(csp) = page_nonce
-        .get()
+        .and_then(|slot| slot.get())
         .and_then(|nonce| HeaderValue::from_str(&page_csp(&nonce)).ok())
     {
         response
