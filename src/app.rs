@@ -8,7 +8,7 @@ use leptos_router::{
 };
 
 use crate::{
-    components::{auth_state::AuthState, nav::Nav},
+    components::{auth_state::AuthState, hydration_script::HydrationScript, nav::Nav},
     model::{SiteInfo, UserView},
     pages::{
         admin::AdminPage, admin_audit::AdminAuditPage, admin_plans::AdminPlansPage,
@@ -33,11 +33,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 {stylesheet}
-                <HydrationScripts options />
                 <MetaTags />
             </head>
             <body>
                 <App />
+                <HydrationScript options />
             </body>
         </html>
     }

@@ -3,8 +3,11 @@
 // benchmark reports. benches/pageload.rs starts keyward, signs in, and runs
 // this once per page and round.
 //
-//   node audit.mjs URL            (LIGHTHOUSE_COOKIE: a session cookie header)
+//   node audit.mjs URL            (LIGHTHOUSE_COOKIE: a session cookie header;
+//                                  LIGHTHOUSE_REPORT_DIR: also keep each full
+//                                  report there, to see what set a timing)
 
+import { mkdirSync, writeFileSync } from 'node:fs';
 import lighthouse from 'lighthouse';
 import * as chromeLauncher from 'chrome-launcher';
 import puppeteer from 'puppeteer-core';
@@ -48,6 +51,12 @@ try {
   if (lhr.runtimeError) {
     throw new Error(`${lhr.runtimeError.code}: ${lhr.runtimeError.message}`);
   }
+  const reportDir = process.env.LIGHTHOUSE_REPORT_DIR;
+  if (reportDir) {
+    mkdirSync(reportDir, { recursive: true });
+    const name = new URL(finalUrlOf(lhr)).pathname.replaceAll('/', '_') || '_';
+    writeFileSync(`${reportDir}/${name}-${Date.now()}.json`, JSON.stringify(lhr));
+  }
   const audit = (id) => lhr.audits[id]?.numericValue ?? null;
   const requests = lhr.audits['network-requests']?.details?.items ?? [];
   const wasmBytes = requests
@@ -55,7 +64,7 @@ try {
     .reduce((sum, r) => sum + (r.transferSize ?? 0), 0);
   // A page that redirected (to /login, say) was not the page asked for,
   // and a page that never hydrated only looks fast.
-  const finalUrl = lhr.finalDisplayedUrl ?? lhr.finalUrl;
+  const finalUrl = finalUrlOf(lhr);
   const hydrated = await page
     .waitForSelector('body[data-hydrated="true"]', { timeout: 30_000 })
     .then(() => true, () => false);
@@ -83,4 +92,8 @@ try {
 } finally {
   await browser.disconnect();
   await chrome.kill();
+}
+
+function finalUrlOf(lhr) {
+  return lhr.finalDisplayedUrl ?? lhr.finalUrl;
 }

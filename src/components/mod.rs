@@ -6,6 +6,7 @@ pub mod api_key_section;
 pub mod auth_state;
 pub mod chat;
 pub mod guards;
+pub mod hydration_script;
 pub mod key_caps_section;
 pub mod nav;
 pub mod password_section;

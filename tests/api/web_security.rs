@@ -302,7 +302,55 @@ async fn assets_are_served_precompressed(db: TestDb) {
     assert_eq!(plain.bytes().await.unwrap(), original);
 }
 
+/// What a page's hydration script loads, once the page is painted: the
+/// glue, the wasm and the wasm chunks of a lazily loaded page.
+fn hydration_arguments(page: &str) -> (String, String, Vec<String>) {
+    let arguments = page
+        .rsplit_once("})(")
+        .and_then(|(_, rest)| rest.split_once(");</script>"))
+        .map(|(arguments, _)| format!("[{arguments}]"))
+        .expect("the page ends with its hydration script");
+    serde_json::from_str(&arguments).expect("the script's arguments are JSON")
+}
+
+/// Nothing is fetched for the wasm before the page is painted: no preload in
+/// the head; the hydration script at the end of the body starts the glue, the
+/// wasm and, beside them, the chunks of a lazily loaded page: the settings
+/// page's own and no admin page's. The chat, in the main wasm, needs none.
+async fn a_lazy_page_fetches_its_chunks_beside_the_wasm(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.signup("chunks@example.com", PASSWORD).await;
+
+    let chat = app.get("/chat").await.text().await.unwrap();
+    let build = linked_build(&chat);
+    let preloads = |page: &str| page.contains(r#"rel="preload""#) || page.contains("modulepreload");
+    assert!(!preloads(&chat), "{chat}");
+    let (glue, wasm, chunks) = hydration_arguments(&chat);
+    assert_eq!(glue, format!("{build}/keyward.js"));
+    assert_eq!(wasm, format!("{build}/keyward.wasm"));
+    assert_eq!(chunks, Vec::<String>::new());
+
+    let settings = app.get("/settings").await.text().await.unwrap();
+    assert!(!preloads(&settings), "{settings}");
+    let (_, _, chunks) = hydration_arguments(&settings);
+    assert!(
+        chunks.iter().any(|chunk| chunk.contains("settings_route")),
+        "{chunks:?}"
+    );
+    assert!(
+        !chunks.iter().any(|chunk| chunk.contains("admin")),
+        "{chunks:?}"
+    );
+    for chunk in &chunks {
+        assert!(chunk.starts_with(&format!("{build}/")), "{chunk}");
+        let answer = app.get(chunk).await;
+        assert_eq!(answer.status(), StatusCode::OK, "{chunk}");
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/wasm");
+    }
+}
+
 db_tests!(
+    a_lazy_page_fetches_its_chunks_beside_the_wasm,
     a_page_links_its_own_build_which_browsers_keep,
     assets_are_served_precompressed,
     cross_origin_posts_are_rejected,

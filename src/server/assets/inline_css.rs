@@ -7,36 +7,19 @@
 //! Only a published build's stylesheet is inlined: its file never changes
 //! under its path, so it is read once per process.
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-    sync::{Arc, OnceLock, RwLock},
-};
+use std::sync::Arc;
 
 use leptos::config::LeptosOptions;
+
+use super::published_file::PublishedFiles;
 
 /// The stylesheet of the build pages link, when that is a published one
 /// (`pkg/v/<id>`) and its file is there.
 pub fn of_build(options: &LeptosOptions) -> Option<Arc<str>> {
-    static READ: OnceLock<RwLock<HashMap<PathBuf, Arc<str>>>> = OnceLock::new();
-    let published = format!("/{}/", super::version::VERSIONS_DIR);
-    if !options.site_pkg_dir.contains(&published) {
-        return None;
-    }
-    let path = Path::new(&*options.site_root)
-        .join(&*options.site_pkg_dir)
-        .join(format!("{}.css", options.output_name));
-    let read = READ.get_or_init(RwLock::default);
-    if let Some(css) = read.read().ok()?.get(&path) {
-        return Some(css.clone());
-    }
-    let css = std::fs::read_to_string(&path).ok()?;
-    // Inside <style> nothing is escaped: text that would close the element
-    // is linked instead (never in our own stylesheet).
-    if css.to_ascii_lowercase().contains("</style") {
-        return None;
-    }
-    let css: Arc<str> = css.into();
-    read.write().ok()?.insert(path, css.clone());
-    Some(css)
+    static READ: PublishedFiles<Arc<str>> = PublishedFiles::new();
+    READ.read(options, &format!("{}.css", options.output_name), |css| {
+        // Inside <style> nothing is escaped: text that would close the element
+        // is linked instead (never in our own stylesheet).
+        (!css.to_ascii_lowercase().contains("</style")).then(|| css.into())
+    })
 }

@@ -6,6 +6,8 @@
 
 pub mod compress;
 pub mod inline_css;
+mod published_file;
+pub mod split_manifest;
 pub mod version;
 
 use std::path::Path;
