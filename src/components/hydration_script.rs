@@ -93,7 +93,7 @@ mod tests {
             r#"}})("/pkg/v/abc/keyward.js","{wasm}",["/pkg/v/abc/chunk_7.wasm"]);"#
         )));
         assert!(!script.contains("//"), "{script}");
-        assert!(script.contains("requestAnimationFrame"));
+        assert!(script.contains("first-contentful-paint"));
     }
 
     #[test]
