@@ -27,21 +27,18 @@ fn script_text(options: &LeptosOptions, chunks: &[String]) -> String {
     // In <script> nothing is escaped: no argument may close it.
     let arguments = arguments.replace('<', "\\u003c");
     let arguments = &arguments[1..arguments.len() - 1];
-    format!(
-        "{}({arguments});",
-        without_comments(include_str!("hydration_script.js"))
-    )
+    format!("{}({arguments});", *SCRIPT)
 }
 
-/// The script as pages carry it: its comments are for this repository's
-/// readers, not worth sending with every page.
-fn without_comments(script: &str) -> String {
-    script
+/// The script as pages carry it, made once: its comments are for this
+/// repository's readers, not worth sending with every page.
+static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    include_str!("hydration_script.js")
         .lines()
         .filter(|line| !line.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n")
-}
+});
 
 /// The wasm's file name as cargo-leptos writes it: with `LEPTOS_OUTPUT_NAME`
 /// set at compile time (as the Makefile does for every build) the output

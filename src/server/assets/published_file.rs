@@ -9,9 +9,11 @@ use std::{
 
 use leptos::config::LeptosOptions;
 
-/// What was read of each published file, by path.
+/// What was read of each published file, by path; `None` for one that is
+/// not there or was refused, so a build without it costs no disk read per
+/// page either.
 pub struct PublishedFiles<T> {
-    read: OnceLock<RwLock<HashMap<PathBuf, T>>>,
+    read: OnceLock<RwLock<HashMap<PathBuf, Option<T>>>>,
 }
 
 impl<T: Clone> PublishedFiles<T> {
@@ -39,10 +41,10 @@ impl<T: Clone> PublishedFiles<T> {
             .join(file);
         let read = self.read.get_or_init(RwLock::default);
         if let Some(known) = read.read().ok()?.get(&path) {
-            return Some(known.clone());
+            return known.clone();
         }
-        let parsed = parse(std::fs::read_to_string(&path).ok()?)?;
+        let parsed = std::fs::read_to_string(&path).ok().and_then(parse);
         read.write().ok()?.insert(path, parsed.clone());
-        Some(parsed)
+        parsed
     }
 }
