@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::{
+    books::balanced_books,
     chat_helpers::{chat_app, mock_with_platform_key},
     db_tests,
     gateway::{body, create_token, post},
@@ -183,6 +184,8 @@ async fn gateway_calls_are_grouped_by_claude_code_session(db: TestDb) {
         }
         assert_eq!(call.send().await.unwrap().status(), StatusCode::OK);
     }
+    // A gateway call's ledger row is queued, not written before the reply.
+    balanced_books(&app.db).await;
     let usage: Value = app.call("usage/mine", &[]).await.json().await.unwrap();
     let sessions = usage["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{sessions:?}");
