@@ -33,6 +33,10 @@ test('a reply streams in, survives a reload, and conversations can be switched a
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('article.msg-user .user-text')).toHaveText(['First topic, slowly please mock:slow']);
   await expect(replies(page)).toHaveCount(1);
+  // Hydration keeps the server's rendering of a stored reply, code
+  // highlighting included (the browser does not render it again).
+  await expect(replies(page).last().locator('.markdown')).toHaveText(full);
+  await expect(replies(page).last().locator('.markdown pre code span[class^="tok-"]').first()).toBeVisible();
 
   await page.getByRole('button', { name: 'New chat' }).click();
   await expect(page.getByText('What can I help with?')).toBeVisible();

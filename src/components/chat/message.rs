@@ -2,13 +2,11 @@
 
 use leptos::prelude::*;
 
-use crate::{
-    markdown,
-    model::{
-        chat::{MessageView, ReplyUsage},
-        domain::{MessageStatus, PaidBy, Speaker},
-        models,
-    },
+use super::markdown_body::MarkdownHtml;
+use crate::model::{
+    chat::{MessageView, ReplyUsage},
+    domain::{MessageStatus, PaidBy, Speaker},
+    models,
 };
 
 /// "$0.0012" from micro-USD ("-$0.0012" below zero: a saving that was a
@@ -163,7 +161,6 @@ pub fn AssistantMessage(
         PaidBy::OwnKey => ("badge badge-user", paid_by.label()),
         PaidBy::Platform => ("badge badge-free", paid_by.label()),
     });
-    let html = move || markdown::render(&content.get());
     let streaming = move || status.get() == MessageStatus::Streaming;
     view! {
         <article class="msg msg-assistant" aria-label="Claude" data-paid-by=paid_by_attr data-status=move || status.get().as_str()>
@@ -180,7 +177,7 @@ pub fn AssistantMessage(
                     <p class="thinking-text">{move || thinking.get()}</p>
                 </details>
             </Show>
-            <div class="msg-body markdown" inner_html=html></div>
+            <div class="msg-body markdown" inner_html=MarkdownHtml(content)></div>
             <Show when=move || streaming() && content.with(String::is_empty)>
                 <p class="typing">"Claude is replying…"</p>
             </Show>

@@ -2,6 +2,7 @@
 
 pub mod composer;
 pub mod live_reply;
+pub mod markdown_body;
 pub mod message;
 pub mod message_list;
 pub mod sidebar;
