@@ -32,15 +32,28 @@ struct Page {
     cookie: Option<String>,
 }
 
+/// Lighthouse's own failure to record a trace (`NO_NAVSTART`) says nothing
+/// about the page: such a run is tried again, at most this many times.
+const TRACE_RETRIES: usize = 2;
+
 fn audit(url: &str, cookie: Option<&str>) -> Value {
-    let mut node = Command::new("node");
-    node.arg(AUDITOR).arg(url);
-    if let Some(cookie) = cookie {
-        node.env("LIGHTHOUSE_COOKIE", cookie);
-    }
-    let out = node
-        .output()
-        .unwrap_or_else(|e| panic!("node {AUDITOR}: {e} (make lighthouse-tools)"));
+    let mut attempt = 0;
+    let out = loop {
+        let mut node = Command::new("node");
+        node.arg(AUDITOR).arg(url);
+        if let Some(cookie) = cookie {
+            node.env("LIGHTHOUSE_COOKIE", cookie);
+        }
+        let out = node
+            .output()
+            .unwrap_or_else(|e| panic!("node {AUDITOR}: {e} (make lighthouse-tools)"));
+        let trace_lost = String::from_utf8_lossy(&out.stderr).contains("NO_NAVSTART");
+        if out.status.success() || !trace_lost || attempt == TRACE_RETRIES {
+            break out;
+        }
+        attempt += 1;
+        eprintln!("lighthouse lost the trace of {url}; running it again");
+    };
     assert!(
         out.status.success(),
         "lighthouse on {url} failed: {}",

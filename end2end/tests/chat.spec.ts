@@ -24,6 +24,8 @@ test('a reply streams in, survives a reload, and conversations can be switched a
   await expect(replies(page).last()).toHaveAttribute('data-status', 'complete', { timeout: 20_000 });
   const full = (await replies(page).last().locator('.markdown').textContent()) ?? '';
   expect(full.length).toBeGreaterThan(early.length);
+  // Rendered in the browser as it streamed (the renderer is a chunk of its own).
+  await expect(replies(page).last().locator('.markdown pre code span[class^="tok-"]').first()).toBeVisible();
   await expect(replies(page).last()).toHaveAttribute('data-paid-by', 'platform');
   await expect(replies(page).last().getByText('free tier')).toBeVisible();
   await expect(page).toHaveURL(/\/chat\/\d+$/);
@@ -50,12 +52,29 @@ test('a reply streams in, survives a reload, and conversations can be switched a
   await sidebar.getByRole('link', { name: /First topic/ }).click();
   await expect(page).toHaveURL(firstUrl);
   await expect(page.locator('article.msg-user .user-text')).toHaveText(['First topic, slowly please mock:slow']);
+  // Opened in the tab, not loaded with the page: rendered here.
+  await expect(replies(page).last().locator('.markdown')).toHaveText(full);
 
   page.once('dialog', (dialog) => dialog.accept());
   await sidebar.getByRole('listitem').filter({ hasText: 'Second topic' }).getByRole('button', { name: 'Delete conversation' }).click();
   await expect(sidebar.getByRole('link')).toHaveCount(1);
   await page.reload();
   await expect(page.getByRole('complementary', { name: 'Conversations' }).getByRole('link')).toHaveCount(1);
+});
+
+test('when the markdown renderer cannot be fetched, replies show as plain text and the chat goes on', async ({ page }) => {
+  await page.route(/split_keyward_markdown_renderer[^/]*\.wasm/, (route) => route.abort());
+  await signUp(page, uniqueEmail('no-renderer'));
+  await gotoHydrated(page, '/chat');
+  await send(page, 'Show me some code');
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  // The markdown as written (every mock reply has a code block), not nothing.
+  await expect(replies(page).last().locator('.markdown')).toContainText('```');
+  await expect(replies(page).last().locator('.markdown pre')).toHaveCount(0);
+  await send(page, 'And another');
+  await expect(replies(page)).toHaveCount(2);
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+  await expect(replies(page).last().locator('.markdown')).toContainText('```');
 });
 
 test('Stop keeps the partial reply', async ({ page }) => {

@@ -12,6 +12,7 @@ use crate::{
     components::{
         chat::{
             composer::Composer,
+            markdown_body::load_renderer,
             message_list::MessageList,
             sidebar::Sidebar,
             state::{ChatState, Turn},
@@ -110,7 +111,9 @@ fn ChatView() -> impl IntoView {
     });
 
     view! {
-        <div class="chat-layout">
+        // The first touch, click or focus on the page fetches the markdown
+        // renderer, before a reply (or another conversation) needs it.
+        <div class="chat-layout" on:pointerdown=move |_| load_renderer() on:focusin=move |_| load_renderer()>
             <Sidebar version=chat.sidebar_version current=chat.conversation_id on_new_chat=new_chat on_deleted />
             <section class="chat-main" aria-label="Conversation">
                 <Show when=move || site.demo_mode>
