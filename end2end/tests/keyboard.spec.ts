@@ -44,7 +44,9 @@ test('signing up, chatting (send, stop, regenerate) and saving a key work from t
   await page.keyboard.type('A long story mock:slow');
   await page.keyboard.press('Enter');
   const stop = page.getByRole('button', { name: 'Stop' });
-  await expect(stop).toBeVisible();
+  // Stopped once the reply has begun (a Stop before that takes the message back).
+  const streaming = page.locator('article.msg-assistant[data-status="streaming"] .markdown');
+  await expect(streaming).not.toBeEmpty();
   await tabTo(page, stop);
   await expectVisibleFocus(stop);
   await page.keyboard.press('Enter');
@@ -61,6 +63,7 @@ test('signing up, chatting (send, stop, regenerate) and saving a key work from t
   await expect(page.locator('article.msg-assistant')).toHaveCount(1);
   await expect(page.locator('article.msg-assistant')).toHaveAttribute('data-status', 'streaming');
   await expect(announcement).toHaveText('Claude is replying…');
+  await expect(streaming).not.toBeEmpty();
   await tabTo(page, stop);
   await page.keyboard.press('Enter');
   await expect(page.locator('article.msg-assistant')).toHaveAttribute('data-status', 'stopped');

@@ -156,7 +156,9 @@ pub fn use_chat_stream(chat: ChatState) -> ChatStream {
             abort.set_value(None);
             match result {
                 Err(message) if !started => {
-                    // Nothing was sent: put the text back and say why.
+                    // No reply began: put the text back and say why (the
+                    // user's own Stop needs no explaining; the sidebar is
+                    // asked again in case the server had kept the message).
                     chat.local.set(Some(before));
                     chat.live.set(None);
                     // Nothing typed is lost: a refused message (or edit,
@@ -164,7 +166,11 @@ pub fn use_chat_stream(chat: ChatState) -> ChatStream {
                     if turn_is_new || chat.draft.with_untracked(|d| d.trim().is_empty()) {
                         chat.draft.set(text);
                     }
-                    chat.page_error.set(Some(message));
+                    if handle.was_aborted() {
+                        chat.sidebar_version.update(|v| *v += 1);
+                    } else {
+                        chat.page_error.set(Some(message));
+                    }
                     chat.sending.set(false);
                     return;
                 }
