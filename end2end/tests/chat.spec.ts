@@ -77,6 +77,24 @@ test('when the markdown renderer cannot be fetched, replies show as plain text a
   await expect(replies(page).last().locator('.markdown')).toContainText('```');
 });
 
+test('Stop before the server answers puts the message back, without an error', async ({ page }) => {
+  await signUp(page, uniqueEmail('early-stop'));
+  await gotoHydrated(page, '/chat');
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/chat/send', async (route) => {
+    await held;
+    await route.continue().catch(() => {});
+  });
+  await send(page, 'Never mind');
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.getByRole('button', { name: 'Send' })).toBeVisible();
+  await expect(page.getByLabel('Message')).toHaveValue('Never mind');
+  await expect(page.getByRole('alert')).toHaveCount(0);
+  await expect(replies(page)).toHaveCount(0);
+  release();
+});
+
 test('Stop keeps the partial reply', async ({ page }) => {
   await signUp(page, uniqueEmail('stop'));
   await gotoHydrated(page, '/chat');

@@ -5,13 +5,14 @@
 //! that HTML: the browser renders markdown only for text it did not get
 //! from the server (a reply streaming in, a conversation opened in the
 //! tab). So the renderer (pulldown-cmark, its entity tables and the
-//! highlighter: about a tenth of the wasm) is a chunk of its own, loaded
+//! highlighter: about a sixth of the wasm) is a chunk of its own, loaded
 //! when the user first does something on the chat page, not a part of the
-//! download every page waits for. Renders already made are kept, so a list
-//! drawn again (a reply finished, a message edited) shows them at once
-//! instead of waiting for a render.
+//! download every page waits for. Until it is there, text the browser has
+//! to render is shown as written; renders already made are kept, so a list
+//! drawn again (a reply finished, another conversation opened) shows them
+//! at once.
 
-use std::{cell::Cell, rc::Rc};
+use std::rc::Rc;
 
 use leptos::{
     prelude::*,
@@ -22,51 +23,43 @@ use leptos::{
     },
 };
 
+use browser::Body;
+
 /// The HTML of `text`, rendered as markdown, for an element's `inner_html`.
 #[derive(Clone, Copy)]
 pub struct MarkdownHtml(pub Signal<String>);
 
-/// The element whose content the effect keeps rendered, the effect, and
-/// the number of the element's newest text (a render that finishes after a
-/// newer text arrived is not shown).
+/// The element's body (what it shows, what it waits to show) and the
+/// effect that keeps it in step with the text.
 pub struct MarkdownHtmlState {
-    element: Element,
-    latest: Rc<Cell<u64>>,
+    body: Rc<Body>,
     _effect: RenderEffect<()>,
 }
 
 impl MarkdownHtml {
-    /// Shows the text's HTML in `element` now (unless `from_server`: the
-    /// element already shows it) and again whenever the text changes.
-    fn follow(
-        self,
-        element: &Element,
-        from_server: bool,
-        latest: Rc<Cell<u64>>,
-    ) -> MarkdownHtmlState {
-        let target = element.clone();
-        let text = self.0;
-        let newest = latest.clone();
+    /// Shows the text in `body` now (unless `from_server`: the element
+    /// already shows it) and again whenever the text changes.
+    fn follow(self, body: Rc<Body>, from_server: bool) -> MarkdownHtmlState {
+        let shown = body.clone();
         let effect = RenderEffect::new(move |ran_before: Option<()>| {
             // Read on every run, the first included, so a change reruns this.
-            let text = text.get();
-            if ran_before.is_none() && from_server {
-                browser::remember(text, target.inner_html());
-            } else {
-                newest.set(newest.get() + 1);
-                browser::show(&target, text, newest.clone());
-            }
+            self.0.with(|text| {
+                if ran_before.is_none() && from_server {
+                    shown.rendered_by_server(text);
+                } else {
+                    shown.show(text);
+                }
+            });
         });
         MarkdownHtmlState {
-            element: element.clone(),
-            latest,
+            body,
             _effect: effect,
         }
     }
 }
 
-/// Loads the markdown renderer ahead of its first use, once, so the first
-/// reply streams in without waiting for it.
+/// Loads the markdown renderer ahead of its first use, so the first reply
+/// streams in without waiting for it; after a failed load, tries again.
 pub fn load_renderer() {
     #[cfg(feature = "hydrate")]
     browser::load();
@@ -87,70 +80,187 @@ mod browser {
 
     use crate::markdown;
 
-    /// Renders kept at most; past that the oldest go all at once (a reply
-    /// that streamed in leaves one per piece; only the last is worth
-    /// keeping, and it is always the newest).
-    const KEPT: usize = 64;
+    /// Renders kept at most (one per reply in the tab, in practice); past
+    /// that they all go at once.
+    const KEPT: usize = 256;
+
+    /// How far the renderer's chunk has come.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Renderer {
+        NotAskedFor,
+        Loading,
+        Loaded,
+        /// The fetch failed: text is shown as written until the user's
+        /// next touch or focus tries again.
+        Failed,
+    }
 
     thread_local! {
         /// Markdown text → its HTML, for the renders made so far.
         static RENDERED: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
-        static ASKED_FOR: Cell<bool> = const { Cell::new(false) };
-    }
-
-    pub fn load() {
-        if !ASKED_FOR.replace(true) {
-            // Rendering nothing fetches the renderer's chunk; if that
-            // fails, the first render tries again.
-            leptos::task::spawn_local(async {
-                let _ = render_markdown(String::new()).await;
-            });
-        }
+        static RENDERER: Cell<Renderer> = const { Cell::new(Renderer::NotAskedFor) };
+        /// Bodies waiting for the renderer, shown as written meanwhile.
+        static WAITING: RefCell<Vec<Rc<Body>>> = const { RefCell::new(Vec::new()) };
     }
 
     /// In a chunk of its own (`cargo leptos build --split`). Leptos's
     /// `#[lazy]` would abort the whole app when the chunk cannot be fetched
-    /// (offline, say); this way a failed load is an error to handle.
-    #[leptos::wasm_split::wasm_split(keyward_markdown_renderer, wasm_split_path = ::leptos::wasm_split, fallible)]
+    /// (offline, say); `fallible` makes that an error to handle.
+    #[leptos::wasm_split::wasm_split(
+        keyward_markdown_renderer,
+        wasm_split_path = ::leptos::wasm_split,
+        preload(fetch_renderer),
+        fallible
+    )]
     fn render_markdown(text: String) -> Result<String, SplitLoaderError> {
         Ok(markdown::render(&text))
     }
 
-    pub fn remember(text: String, html: String) {
-        RENDERED.with_borrow_mut(|rendered| {
-            if rendered.len() >= KEPT {
-                rendered.clear();
+    /// The user touched or focused the page: fetch the renderer, again if
+    /// it failed before.
+    pub fn load() {
+        start(true);
+    }
+
+    fn start(retry_failed: bool) {
+        match RENDERER.get() {
+            Renderer::NotAskedFor => {}
+            Renderer::Failed if retry_failed => {}
+            Renderer::Loaded => {
+                leptos::task::spawn_local(render_all_waiting());
+                return;
             }
-            rendered.insert(text, html);
+            Renderer::Failed | Renderer::Loading => return,
+        }
+        RENDERER.set(Renderer::Loading);
+        leptos::task::spawn_local(async {
+            if fetch_renderer().await.is_ok() {
+                RENDERER.set(Renderer::Loaded);
+                render_all_waiting().await;
+            } else {
+                RENDERER.set(Renderer::Failed);
+            }
         });
     }
 
-    /// Shows `text` in `target`: at once when it was rendered before,
-    /// otherwise once the renderer has it, unless a newer text (`latest`
-    /// has moved on) came first.
-    pub fn show(target: &Element, text: String, latest: Rc<Cell<u64>>) {
-        if let Some(html) = RENDERED.with_borrow(|rendered| rendered.get(&text).cloned()) {
-            Rndr::set_inner_html(target, &html);
-            return;
+    /// Everything that waited gets its newest text rendered.
+    async fn render_all_waiting() {
+        for body in WAITING.take() {
+            body.render_waiting().await;
         }
-        let this = latest.get();
-        let target = target.clone();
-        leptos::task::spawn_local(async move {
-            let html = render_markdown(text.clone()).await;
-            if latest.get() != this {
+    }
+
+    /// One element showing a reply's body.
+    pub struct Body {
+        target: Element,
+        /// The text whose markdown the element shows now, if it does.
+        rendered: RefCell<Option<String>>,
+        /// The newest text, shown as written until the renderer is here.
+        waiting: RefCell<Option<String>>,
+        queued: Cell<bool>,
+        /// The render this body last kept: a reply streaming in keeps only
+        /// its newest, not one per piece.
+        kept: RefCell<Option<String>>,
+    }
+
+    impl Body {
+        pub fn new(target: &Element) -> Rc<Self> {
+            Rc::new(Self {
+                target: target.clone(),
+                rendered: RefCell::new(None),
+                waiting: RefCell::new(None),
+                queued: Cell::new(false),
+                kept: RefCell::new(None),
+            })
+        }
+
+        /// The element holds the server's rendering of `text`: kept, and
+        /// remembered for a list drawn again.
+        pub fn rendered_by_server(&self, text: &str) {
+            let html = self.target.inner_html();
+            // An element emptied before hydration is nothing to reuse.
+            if !html.is_empty() || text.is_empty() {
+                self.keep(text, html);
+            }
+            *self.rendered.borrow_mut() = Some(text.to_owned());
+        }
+
+        /// Shows `text`: rendered when it was before or the renderer is
+        /// here, otherwise as written until the renderer arrives.
+        pub fn show(self: &Rc<Self>, text: &str) {
+            if self.rendered.borrow().as_deref() == Some(text) {
+                self.waiting.take();
                 return;
             }
-            match html {
-                Ok(html) => {
-                    Rndr::set_inner_html(&target, &html);
-                    remember(text, html);
-                }
-                // The renderer could not be fetched: the reply is shown as
-                // plain text rather than not at all (the next change tries
-                // the fetch again).
-                Err(_) => target.set_text_content(Some(&text)),
+            let kept = RENDERED.with_borrow(|rendered| rendered.get(text).cloned());
+            if let Some(html) = kept {
+                self.set_rendered(text, &html);
+                return;
             }
-        });
+            if RENDERER.get() == Renderer::Loaded {
+                if let Some(html) = render_now(text) {
+                    self.set_rendered(text, &html);
+                    self.keep(text, html);
+                    return;
+                }
+            }
+            self.target.set_text_content(Some(text));
+            self.rendered.take();
+            *self.waiting.borrow_mut() = Some(text.to_owned());
+            if !self.queued.replace(true) {
+                WAITING.with_borrow_mut(|waiting| waiting.push(self.clone()));
+            }
+            start(false);
+        }
+
+        async fn render_waiting(&self) {
+            self.queued.set(false);
+            let Some(text) = self.waiting.take() else {
+                return;
+            };
+            if let Ok(html) = render_markdown(text.clone()).await {
+                self.set_rendered(&text, &html);
+                self.keep(&text, html);
+            }
+        }
+
+        fn keep(&self, text: &str, html: String) {
+            RENDERED.with_borrow_mut(|rendered| {
+                if let Some(older) = self.kept.replace(Some(text.to_owned())) {
+                    if older != text {
+                        rendered.remove(&older);
+                    }
+                }
+                if rendered.len() >= KEPT {
+                    rendered.clear();
+                }
+                rendered.insert(text.to_owned(), html);
+            });
+        }
+
+        fn set_rendered(&self, text: &str, html: &str) {
+            Rndr::set_inner_html(&self.target, html);
+            *self.rendered.borrow_mut() = Some(text.to_owned());
+            self.waiting.take();
+        }
+    }
+
+    /// Renders with the loaded chunk, in this task: the call resolves at
+    /// once when its module is there.
+    fn render_now(text: &str) -> Option<String> {
+        use std::{
+            future::Future,
+            pin::pin,
+            task::{Context, Poll, Waker},
+        };
+        let mut rendering = pin!(render_markdown(text.to_owned()));
+        match rendering
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(Ok(html)) => Some(html),
+            _ => None,
+        }
     }
 }
 
@@ -158,14 +268,22 @@ mod browser {
 /// with `to_html`); this keeps the one build compiling.
 #[cfg(not(feature = "hydrate"))]
 mod browser {
-    use std::{cell::Cell, rc::Rc};
+    use std::rc::Rc;
 
     use leptos::tachys::renderer::{types::Element, Rndr};
 
-    pub fn remember(_text: String, _html: String) {}
+    pub struct Body(Element);
 
-    pub fn show(target: &Element, text: String, _latest: Rc<Cell<u64>>) {
-        Rndr::set_inner_html(target, &crate::markdown::render(&text));
+    impl Body {
+        pub fn new(target: &Element) -> Rc<Self> {
+            Rc::new(Self(target.clone()))
+        }
+
+        pub fn rendered_by_server(&self, _text: &str) {}
+
+        pub fn show(self: &Rc<Self>, text: &str) {
+            Rndr::set_inner_html(&self.0, &crate::markdown::render(text));
+        }
     }
 }
 
@@ -188,12 +306,13 @@ impl InnerHtmlValue for MarkdownHtml {
         self.0.with_untracked(String::len)
     }
 
-    /// Only the server renders pages to HTML: in the browser build, this
-    /// would put the renderer back into the main wasm for nothing.
+    /// The server's: the browser build has no use for it, and would keep
+    /// the renderer in the main wasm for it.
     fn to_html(self, buf: &mut String) {
-        #[cfg(not(feature = "hydrate"))]
-        buf.push_str(&crate::markdown::render(&self.0.get_untracked()));
-        #[cfg(feature = "hydrate")]
+        #[cfg(feature = "ssr")]
+        self.0
+            .with_untracked(|text| buf.push_str(&crate::markdown::render(text)));
+        #[cfg(not(feature = "ssr"))]
         let _ = (self, buf);
     }
 
@@ -202,17 +321,17 @@ impl InnerHtmlValue for MarkdownHtml {
     /// From the server, the element already holds this text's HTML; from a
     /// template it does not.
     fn hydrate<const FROM_SERVER: bool>(self, element: &Element) -> Self::State {
-        self.follow(element, FROM_SERVER, Rc::default())
+        self.follow(Body::new(element), FROM_SERVER)
     }
 
     fn build(self, element: &Element) -> Self::State {
-        self.follow(element, false, Rc::default())
+        self.follow(Body::new(element), false)
     }
 
-    /// The element's count goes on, so a render the old text started is
-    /// not shown over the new one.
+    /// The same element, so the same body: what it shows and waits for
+    /// carries over to the new text.
     fn rebuild(self, state: &mut Self::State) {
-        *state = self.follow(&state.element, false, state.latest.clone());
+        *state = self.follow(state.body.clone(), false);
     }
 
     fn into_cloneable(self) -> Self::Cloneable {
