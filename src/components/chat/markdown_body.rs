@@ -127,7 +127,7 @@ mod browser {
             Renderer::NotAskedFor => {}
             Renderer::Failed if retry_failed => {}
             Renderer::Loaded => {
-                leptos::task::spawn_local(render_all_waiting());
+                render_all_waiting();
                 return;
             }
             Renderer::Failed | Renderer::Loading => return,
@@ -136,7 +136,7 @@ mod browser {
         leptos::task::spawn_local(async {
             if fetch_renderer().await.is_ok() {
                 RENDERER.set(Renderer::Loaded);
-                render_all_waiting().await;
+                render_all_waiting();
             } else {
                 RENDERER.set(Renderer::Failed);
             }
@@ -144,9 +144,9 @@ mod browser {
     }
 
     /// Everything that waited gets its newest text rendered.
-    async fn render_all_waiting() {
+    fn render_all_waiting() {
         for body in WAITING.take() {
-            body.render_waiting().await;
+            body.render_waiting();
         }
     }
 
@@ -213,12 +213,13 @@ mod browser {
             start(false);
         }
 
-        async fn render_waiting(&self) {
+        /// Called once the renderer is loaded.
+        fn render_waiting(&self) {
             self.queued.set(false);
             let Some(text) = self.waiting.take() else {
                 return;
             };
-            if let Ok(html) = render_markdown(text.clone()).await {
+            if let Some(html) = render_now(&text) {
                 self.set_rendered(&text, &html);
                 self.keep(&text, html);
             }
