@@ -90,7 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/signup") view=SignupPage ssr=SsrMode::Async />
-                    <Route path=path!("/chat/:id?") view=ChatPage ssr=SsrMode::Async />
+                    <Route path=path!("/chat/:id?") view={Lazy::<ChatRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/admin/users/:id") view={Lazy::<AdminUserRoute>::new()} ssr=SsrMode::Async />
@@ -129,6 +129,48 @@ lazy_page!(AdminRoute, AdminPage);
 lazy_page!(AdminUserRoute, AdminUserPage);
 lazy_page!(AdminPlansRoute, AdminPlansPage);
 lazy_page!(AdminAuditRoute, AdminAuditPage);
+
+/// `/chat`, hydrated in a task of its own after the shell's. The browser
+/// compiles each wasm function the first time it runs, so hydrating a page
+/// is mostly compiling; done as one task, the chat page and the shell
+/// around it held the main thread (a tap, a keystroke) for longer than
+/// either does alone. Its code stays in the main wasm: the chat is the page
+/// most visits open.
+pub struct ChatRoute;
+
+impl LazyRoute for ChatRoute {
+    fn data() -> Self {
+        ChatRoute
+    }
+
+    /// The router hydrates a page once its `preload` is done, and then
+    /// needs `view` ready at once (a view still pending would not match the
+    /// server's HTML): so the wait is here.
+    async fn preload() {
+        next_task().await;
+    }
+
+    async fn view(_this: Self) -> AnyView {
+        view! { <ChatPage /> }.into_any()
+    }
+}
+
+/// Resolves in the browser's next task (a zero-delay timer), so work after
+/// it is not part of the task running now; at once on the server.
+async fn next_task() {
+    #[cfg(feature = "hydrate")]
+    {
+        let timer = js_sys::Promise::new(&mut |resolve, _reject| {
+            let queued = web_sys::window()
+                .map(|window| window.set_timeout_with_callback(&resolve).is_ok())
+                .unwrap_or(false);
+            if !queued {
+                let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(timer).await;
+    }
+}
 
 /// The logged-in user of the request being rendered (server), serialised
 /// into the page for hydration.

@@ -25,6 +25,17 @@ test('an admin sees the dashboard, moves a user to a new plan, and the user gets
   await expect(row).toHaveAttribute('data-requests-platform', '1');
   await expect(row).toHaveAttribute('data-requests-user', '0');
   await expect(row).toHaveAttribute('data-cost-usd', /^0\.\d{6}$/);
+  // Hydration kept the server's charts and rows; another period is drawn
+  // by the browser itself, with the same figures.
+  await admin.getByRole('link', { name: 'Today', exact: true }).click();
+  await expect(admin).toHaveURL(/\?days=1$/);
+  await expect(admin.getByRole('heading', { name: /^Usage on / })).toBeVisible();
+  const requestsChart = admin.getByRole('img', { name: 'Requests per day' });
+  await expect(requestsChart.locator('rect.platform')).toHaveCount(1);
+  await expect(requestsChart.locator('title')).toContainText(/platform [1-9]/);
+  await expect(admin.getByRole('img', { name: 'Top models by requests' })).toContainText('claude-haiku-4-5');
+  await expect(row).toHaveAttribute('data-requests-platform', '1');
+  await expect(admin.getByTestId('platform-cost')).toHaveText(/^\$\d+\.\d{4}$/);
 
   // A new plan with a higher daily limit.
   const plan = `team${Date.now() % 100000}`;

@@ -10,6 +10,7 @@ pub mod hydration_script;
 pub mod key_caps_section;
 pub mod nav;
 pub mod password_section;
+pub mod static_html;
 pub mod system_prompt_section;
 pub mod tokens_section;
 pub mod usage_bar;

@@ -14,8 +14,9 @@ use crate::{
         },
         chat::message::format_usd,
         guards::RequireAdmin,
+        static_html::StaticHtml,
     },
-    model::admin::{AdminUserRow, Dashboard, UsersPage},
+    model::admin::{AdminUserRow, Dashboard, TotalsView, UsersPage},
 };
 
 #[component]
@@ -53,46 +54,69 @@ fn DashboardView() -> impl IntoView {
 
 #[component]
 fn DashboardBody(data: Dashboard) -> impl IntoView {
-    let t = data.totals.clone();
-    let error_rate = if t.requests > 0 {
-        format!("{:.1} %", t.errors as f64 * 100.0 / t.requests as f64)
-    } else {
-        "–".into()
-    };
-    let latency = match (data.latency_p50_ms, data.latency_p95_ms) {
-        (Some(p50), Some(p95)) => format!("{p50} ms / {p95} ms"),
-        _ => "–".into(),
-    };
     let heading = if data.from == data.to {
         format!("Usage on {}", data.from)
     } else {
         format!("Usage from {} to {}", data.from, data.to)
     };
     let export = format!("/admin/export.csv?from={}&to={}", data.from, data.to);
+    let Dashboard {
+        from,
+        to,
+        totals,
+        days,
+        models,
+        latency_p50_ms,
+        latency_p95_ms,
+    } = data;
+    // Figures and charts have nothing live in them: hydration keeps what
+    // the server drew (see `StaticHtml`).
+    let figures = StaticHtml::new(move || {
+        view! { <Totals totals=totals.clone() latency=(latency_p50_ms, latency_p95_ms) /> }
+    });
+    let charts = StaticHtml::new(move || {
+        view! {
+            <StackedDays title="Cost per day" days=days.clone() metric=DayMetric::Cost />
+            <StackedDays title="Requests per day" days=days.clone() metric=DayMetric::Requests />
+            <SavedDays days=days.clone() />
+            <TopModels models=models.clone() />
+        }
+    });
     view! {
         <section class="card" aria-labelledby="usage-heading">
             <div class="card-head">
                 <h1 id="usage-heading">{heading}</h1>
                 <a class="button small-plain" href=export rel="external" download>"Export CSV"</a>
             </div>
-            <PeriodPicker from=data.from.clone() to=data.to.clone() />
-            <dl class="totals">
-                <div><dt>"Platform cost"</dt><dd data-testid="platform-cost">{format_usd(t.platform_cost)}</dd></div>
-                <div><dt>"Users' keys cost"</dt><dd>{format_usd(t.user_cost)}</dd></div>
-                <div><dt>"Saved by caching"</dt><dd data-testid="saved-by-caching">{format_usd(t.saved_by_caching)}</dd><dd class="hint">"both keys"</dd></div>
-                <div><dt>"Requests"</dt><dd>{t.requests.to_string()}</dd><dd class="hint">{format!("{} platform · {} own key", t.platform_requests, t.user_requests)}</dd></div>
-                <div><dt>"Tokens in / out"</dt><dd>{format!("{} / {}", t.input_tokens, t.output_tokens)}</dd><dd class="hint">{format!("{} cache", t.cache_tokens)}</dd></div>
-                <div><dt>"Active users"</dt><dd>{t.active_users.to_string()}</dd></div>
-                <div><dt>"Error rate"</dt><dd>{error_rate}</dd></div>
-                <div><dt>"Latency p50 / p95"</dt><dd>{latency}</dd></div>
-            </dl>
-            <div class="charts">
-                <StackedDays title="Cost per day" days=data.days.clone() metric=DayMetric::Cost />
-                <StackedDays title="Requests per day" days=data.days.clone() metric=DayMetric::Requests />
-                <SavedDays days=data.days />
-                <TopModels models=data.models />
-            </div>
+            <PeriodPicker from to />
+            <dl class="totals" inner_html=figures></dl>
+            <div class="charts" inner_html=charts></div>
         </section>
+    }
+}
+
+/// The period's totals, as the terms of the `<dl class="totals">`.
+#[component]
+fn Totals(totals: TotalsView, latency: (Option<i64>, Option<i64>)) -> impl IntoView {
+    let t = totals;
+    let error_rate = if t.requests > 0 {
+        format!("{:.1} %", t.errors as f64 * 100.0 / t.requests as f64)
+    } else {
+        "–".into()
+    };
+    let latency = match latency {
+        (Some(p50), Some(p95)) => format!("{p50} ms / {p95} ms"),
+        _ => "–".into(),
+    };
+    view! {
+        <div><dt>"Platform cost"</dt><dd data-testid="platform-cost">{format_usd(t.platform_cost)}</dd></div>
+        <div><dt>"Users' keys cost"</dt><dd>{format_usd(t.user_cost)}</dd></div>
+        <div><dt>"Saved by caching"</dt><dd data-testid="saved-by-caching">{format_usd(t.saved_by_caching)}</dd><dd class="hint">"both keys"</dd></div>
+        <div><dt>"Requests"</dt><dd>{t.requests.to_string()}</dd><dd class="hint">{format!("{} platform · {} own key", t.platform_requests, t.user_requests)}</dd></div>
+        <div><dt>"Tokens in / out"</dt><dd>{format!("{} / {}", t.input_tokens, t.output_tokens)}</dd><dd class="hint">{format!("{} cache", t.cache_tokens)}</dd></div>
+        <div><dt>"Active users"</dt><dd>{t.active_users.to_string()}</dd></div>
+        <div><dt>"Error rate"</dt><dd>{error_rate}</dd></div>
+        <div><dt>"Latency p50 / p95"</dt><dd>{latency}</dd></div>
     }
 }
 
@@ -184,6 +208,14 @@ fn UsersTable(page: UsersPage, sort: String) -> impl IntoView {
     let pages = (page.total + page.per_page - 1) / page.per_page;
     let previous = (page.page > 1).then(|| with_param("page", &(page.page - 1).to_string()));
     let next = (page.page < pages).then(|| with_param("page", &(page.page + 1).to_string()));
+    // Links and text only (the router follows a click on any link).
+    let users = page.users;
+    let rows = StaticHtml::new(move || {
+        users
+            .iter()
+            .map(|user| view! { <UserRow user=user.clone() /> })
+            .collect_view()
+    });
     view! {
         <div class="table-wrap" tabindex="0">
             <table class="data users">
@@ -197,9 +229,7 @@ fn UsersTable(page: UsersPage, sort: String) -> impl IntoView {
                         <SortHeader label="Last active" key="last_active" current=sort />
                     </tr>
                 </thead>
-                <tbody>
-                    {page.users.into_iter().map(|user| view! { <UserRow user /> }).collect_view()}
-                </tbody>
+                <tbody inner_html=rows></tbody>
             </table>
         </div>
         <nav class="pager" aria-label="Pages">
