@@ -156,7 +156,9 @@ impl LazyRoute for ChatRoute {
 }
 
 /// Resolves in the browser's next task (a zero-delay timer), so work after
-/// it is not part of the task running now; at once on the server.
+/// it is not part of the task running now; at once on the server. (A
+/// hidden tab runs timers at most once a second: a chat opened in the
+/// background hydrates within that second, before anyone looks at it.)
 async fn next_task() {
     #[cfg(feature = "hydrate")]
     {
