@@ -95,6 +95,33 @@ test('Stop before the server answers puts the message back, without an error', a
   release();
 });
 
+test('a message the server kept but the browser never heard back about is not stored twice when sent again', async ({ page }) => {
+  await signUp(page, uniqueEmail('lost-answer'));
+  await gotoHydrated(page, '/chat');
+  // The first send reaches the server (which stores it and answers), and
+  // the answer is lost on the way back.
+  await page.route(
+    '**/chat/send',
+    async (route) => {
+      await route.fetch();
+      await route.abort('connectionreset');
+    },
+    { times: 1 },
+  );
+  await send(page, 'Only once, please');
+  await expect(page.getByRole('alert')).toBeVisible();
+  await expect(page.getByLabel('Message')).toHaveValue('Only once, please');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(replies(page)).toHaveCount(1);
+  await expect(replies(page).last()).toHaveAttribute('data-status', 'complete');
+
+  // Stored once: one conversation, one message of the user's.
+  await gotoHydrated(page, new URL(page.url()).pathname);
+  await expect(page.locator('article.msg-user .user-text')).toHaveText(['Only once, please']);
+  await expect(replies(page)).toHaveCount(1);
+  await expect(page.locator('.conversation-list li')).toHaveCount(1);
+});
+
 test('Stop keeps the partial reply', async ({ page }) => {
   await signUp(page, uniqueEmail('stop'));
   await gotoHydrated(page, '/chat');

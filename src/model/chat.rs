@@ -23,6 +23,23 @@ pub struct ChatRequest {
     /// Extended thinking, with this many tokens of budget (at least 1,024).
     #[serde(default)]
     pub thinking_budget: Option<i64>,
+    /// The page's key for the message sent (see `TurnKey`): sent again
+    /// after the browser lost the first try, it replaces that turn.
+    #[serde(default)]
+    pub turn_key: Option<String>,
+}
+
+/// Longest turn key the server accepts.
+pub const MAX_TURN_KEY_CHARS: usize = 64;
+
+/// Whether `key` is a turn key the server takes: 1 to 64 ASCII letters,
+/// digits, `-` or `_`.
+pub fn valid_turn_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_TURN_KEY_CHARS
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The smallest thinking budget Anthropic accepts.

@@ -29,4 +29,5 @@ mod ops;
 mod sdk;
 mod server_tools;
 mod shutdown;
+mod turn_keys;
 mod web_security;

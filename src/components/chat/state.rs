@@ -39,6 +39,10 @@ pub struct ChatState {
     pub page_error: RwSignal<Option<String>>,
     /// Bumped when the conversation list should be read again.
     pub sidebar_version: RwSignal<u32>,
+    /// A message whose send was lost before its reply began, and the key
+    /// it went with: sent again as it was, it goes with the same key (the
+    /// server may have stored it, see `ChatRequest::turn_key`).
+    pub lost_try: StoredValue<Option<(String, String)>>,
 }
 
 impl ChatState {
@@ -55,6 +59,7 @@ impl ChatState {
             sending: RwSignal::new(false),
             page_error: RwSignal::new(None),
             sidebar_version: RwSignal::new(0),
+            lost_try: StoredValue::new(None),
         }
     }
 
@@ -63,5 +68,30 @@ impl ChatState {
         self.local.set(None);
         self.live.set(None);
         self.page_error.set(None);
+        self.lost_try.set_value(None);
     }
+
+    /// The key to send `text` with: the lost try's when it is that text
+    /// again, else a new one.
+    pub fn turn_key_for(&self, text: &str) -> String {
+        self.lost_try
+            .with_value(|lost| {
+                lost.as_ref()
+                    .filter(|(lost_text, _)| lost_text == text)
+                    .map(|(_, key)| key.clone())
+            })
+            .unwrap_or_else(new_turn_key)
+    }
+}
+
+/// A fresh turn key: random (the server looks it up among this user's
+/// conversations only). Sends happen in the browser alone.
+fn new_turn_key() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let part = || (js_sys::Math::random() * 4_294_967_296.0) as u32;
+        format!("{:08x}{:08x}{:08x}", part(), part(), part())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    String::from("server-rendered")
 }

@@ -52,6 +52,8 @@ pub fn use_chat_stream(chat: ChatState) -> ChatStream {
             _ => None,
         };
         let chosen_model = chat.model.get_untracked();
+        // A regenerated reply stores no message of the user's.
+        let turn_key = (!regenerate).then(|| chat.turn_key_for(&text));
         let request = ChatRequest {
             conversation_id: chat.conversation_id.get_untracked(),
             text: text.clone(),
@@ -62,6 +64,7 @@ pub fn use_chat_stream(chat: ChatState) -> ChatStream {
                 .think
                 .get_untracked()
                 .then_some(chat.thinking_budget.get_untracked()),
+            turn_key: turn_key.clone(),
         };
         let before = chat
             .local
@@ -124,6 +127,7 @@ pub fn use_chat_stream(chat: ChatState) -> ChatStream {
                 } = &event
                 {
                     started = true;
+                    chat.lost_try.set_value(None);
                     // The message just sent can be edited once it has an id.
                     if let Some(stored) = *user_message_id {
                         chat.local.update(|messages| {
@@ -161,6 +165,11 @@ pub fn use_chat_stream(chat: ChatState) -> ChatStream {
                     // asked again in case the server had kept the message).
                     chat.local.set(Some(before));
                     chat.live.set(None);
+                    // Sent again as it is, it takes the place of this try
+                    // if the server stored it.
+                    if let Some(key) = turn_key {
+                        chat.lost_try.set_value(Some((text.clone(), key)));
+                    }
                     // Nothing typed is lost: a refused message (or edit,
                     // if the box is free) goes back into the composer.
                     if turn_is_new || chat.draft.with_untracked(|d| d.trim().is_empty()) {

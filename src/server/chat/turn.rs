@@ -22,7 +22,9 @@ use crate::{
     error::AppError,
     model::{
         caching::PromptCaching,
-        chat::{drop_trailing_replies, ChatEvent, ChatRequest, MIN_THINKING_BUDGET},
+        chat::{
+            drop_trailing_replies, valid_turn_key, ChatEvent, ChatRequest, MIN_THINKING_BUDGET,
+        },
         domain::{MessageStatus, PaidBy, Speaker},
     },
     server::{
@@ -95,12 +97,13 @@ pub async fn start_turn(
     user: UserRow,
     request: ChatRequest,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>>, AppError> {
-    let text = request.text.trim();
     if request.regenerate && request.edit_message_id.is_some() {
         return Err(AppError::Validation(
             "A turn either regenerates the last reply or edits a message, not both.".into(),
         ));
     }
+    let request = take_the_place_of_a_lost_try(&state, &user, request).await?;
+    let text = request.text.trim();
     if !request.regenerate && text.is_empty() {
         return Err(AppError::Validation("Type a message first.".into()));
     }
@@ -256,6 +259,44 @@ pub async fn start_turn(
     }))
 }
 
+/// A message sent again under the key of a try the browser lost (Stop
+/// before the reply began, a dropped connection). The server may have
+/// stored that try, and the page could not know: this turn takes its place
+/// (as an edit of it would) instead of storing the message twice, or a new
+/// conversation beside the first.
+async fn take_the_place_of_a_lost_try(
+    state: &AppState,
+    user: &UserRow,
+    mut request: ChatRequest,
+) -> Result<ChatRequest, AppError> {
+    let Some(key) = request.turn_key.as_deref() else {
+        return Ok(request);
+    };
+    if !valid_turn_key(key) {
+        return Err(AppError::Validation(
+            "The chat request was malformed.".into(),
+        ));
+    }
+    // A regenerated reply stores no message of the user's.
+    if request.regenerate {
+        request.turn_key = None;
+        return Ok(request);
+    }
+    let Some((conversation_id, message_id)) =
+        conversations::find_turn(&state.db, user.id, key).await?
+    else {
+        return Ok(request);
+    };
+    if request
+        .conversation_id
+        .is_none_or(|id| id == conversation_id)
+    {
+        request.conversation_id = Some(conversation_id);
+        request.edit_message_id = Some(message_id);
+    }
+    Ok(request)
+}
+
 /// A refusal as the chat page words it.
 fn refused(refusal: Refusal) -> AppError {
     match refusal {
@@ -315,8 +356,14 @@ async fn prepare_rows(
                     .await?;
             }
         }
-        let id =
-            conversations::insert_user_message(&mut *tx, conversation.id, text, now_ms).await?;
+        let id = conversations::insert_user_message(
+            &mut *tx,
+            conversation.id,
+            text,
+            request.turn_key.as_deref(),
+            now_ms,
+        )
+        .await?;
         rows.push(MessageRow::new(
             id,
             Speaker::User,

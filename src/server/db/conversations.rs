@@ -230,16 +230,37 @@ pub async fn insert_user_message(
     db: impl Exec<'_>,
     conversation_id: i64,
     content: &str,
+    turn_key: Option<&str>,
     now_ms: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO messages (conversation_id, role, content, status, created_at) \
-         VALUES ($1, 'user', $2, 'complete', $3) RETURNING id",
+        "INSERT INTO messages (conversation_id, role, content, status, created_at, turn_key) \
+         VALUES ($1, 'user', $2, 'complete', $3, $4) RETURNING id",
     )
     .bind(conversation_id)
     .bind(content)
     .bind(now_ms)
+    .bind(turn_key)
     .fetch_one(db)
+    .await
+}
+
+/// The user's message stored under `turn_key` (its conversation and id),
+/// if one of the user's conversations has it.
+pub async fn find_turn(
+    db: impl Exec<'_>,
+    user_id: i64,
+    turn_key: &str,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.conversation_id, m.id FROM messages m \
+         JOIN conversations c ON c.id = m.conversation_id \
+         WHERE m.turn_key = $1 AND c.user_id = $2 AND m.role = 'user' \
+         ORDER BY m.id DESC LIMIT 1",
+    )
+    .bind(turn_key)
+    .bind(user_id)
+    .fetch_optional(db)
     .await
 }
 
