@@ -88,6 +88,23 @@ async fn a_message_sent_again_with_its_key_takes_the_place_of_the_stored_try(db:
     assert_eq!(messages.len(), 4, "{messages:?}");
     assert_eq!(messages[0].1, "hello there");
     assert_eq!(messages[2].1, "and then?");
+
+    // A conversation that went on since the try (in another tab, say) loses
+    // nothing: the message is stored as a turn of its own.
+    let late = send_keyed(&app, &app.client, Some(id), "hello there", "k-1").await;
+    assert_eq!(late.status, 200, "{:?}", late.events);
+    let messages = contents(&conversation(&app, id).await);
+    assert_eq!(messages.len(), 6, "{messages:?}");
+    assert_eq!(messages[0].1, "hello there");
+    assert_eq!(messages[2].1, "and then?");
+    assert_eq!(messages[4].1, "hello there");
+    // Nor does another text under the key of the last turn.
+    send_keyed(&app, &app.client, Some(id), "last words", "k-3").await;
+    send_keyed(&app, &app.client, Some(id), "other words", "k-3").await;
+    let messages = contents(&conversation(&app, id).await);
+    assert_eq!(messages.len(), 10, "{messages:?}");
+    assert_eq!(messages[6].1, "last words");
+    assert_eq!(messages[8].1, "other words");
 }
 
 async fn turn_keys_are_each_users_own_and_checked(db: TestDb) {

@@ -263,7 +263,10 @@ pub async fn start_turn(
 /// before the reply began, a dropped connection). The server may have
 /// stored that try, and the page could not know: this turn takes its place
 /// (as an edit of it would) instead of storing the message twice, or a new
-/// conversation beside the first.
+/// conversation beside the first. Only while that try is the conversation's
+/// last message of the user's, with the same text: a conversation that went
+/// on since (in another tab, say) loses nothing, and the message is stored
+/// as a turn of its own.
 async fn take_the_place_of_a_lost_try(
     state: &AppState,
     user: &UserRow,
@@ -282,17 +285,24 @@ async fn take_the_place_of_a_lost_try(
         request.turn_key = None;
         return Ok(request);
     }
-    let Some((conversation_id, message_id)) =
-        conversations::find_turn(&state.db, user.id, key).await?
-    else {
+    let stored = conversations::find_turn(&state.db, user.id, key)
+        .await?
+        .into_iter()
+        .find(|(conversation_id, _, _)| {
+            request
+                .conversation_id
+                .is_none_or(|id| id == *conversation_id)
+        });
+    let Some((conversation_id, message_id, text)) = stored else {
         return Ok(request);
     };
-    if request
-        .conversation_id
-        .is_none_or(|id| id == conversation_id)
-    {
+    let last = conversations::last_user_message(&state.db, conversation_id).await?;
+    if last == Some(message_id) && text == request.text.trim() {
         request.conversation_id = Some(conversation_id);
         request.edit_message_id = Some(message_id);
+    } else {
+        // The key is taken in that conversation: this message goes without.
+        request.turn_key = None;
     }
     Ok(request)
 }
@@ -363,7 +373,20 @@ async fn prepare_rows(
             request.turn_key.as_deref(),
             now_ms,
         )
-        .await?;
+        .await
+        .map_err(|err| {
+            // Two tries of one message at once (a retry while the first is
+            // still being stored): the page offers it again.
+            if crate::server::db::is_unique_violation(&err) {
+                AppError::Validation(
+                    "This message is still being saved from your last try. \
+                     Send it again in a moment."
+                        .into(),
+                )
+            } else {
+                err.into()
+            }
+        })?;
         rows.push(MessageRow::new(
             id,
             Speaker::User,

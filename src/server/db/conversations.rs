@@ -245,23 +245,34 @@ pub async fn insert_user_message(
     .await
 }
 
-/// The user's message stored under `turn_key` (its conversation and id),
-/// if one of the user's conversations has it.
+/// The user's messages stored under `turn_key` (conversation, id, text),
+/// newest first, in the user's own conversations.
 pub async fn find_turn(
     db: impl Exec<'_>,
     user_id: i64,
     turn_key: &str,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT m.conversation_id, m.id FROM messages m \
+        "SELECT m.conversation_id, m.id, m.content FROM messages m \
          JOIN conversations c ON c.id = m.conversation_id \
          WHERE m.turn_key = $1 AND c.user_id = $2 AND m.role = 'user' \
-         ORDER BY m.id DESC LIMIT 1",
+         ORDER BY m.id DESC",
     )
     .bind(turn_key)
     .bind(user_id)
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
+}
+
+/// The id of the conversation's last message of the user's.
+pub async fn last_user_message(
+    db: impl Exec<'_>,
+    conversation_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(id) FROM messages WHERE conversation_id = $1 AND role = 'user'")
+        .bind(conversation_id)
+        .fetch_one(db)
+        .await
 }
 
 /// Starts an assistant reply in state `streaming`, recording who pays.
