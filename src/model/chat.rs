@@ -23,8 +23,9 @@ pub struct ChatRequest {
     /// Extended thinking, with this many tokens of budget (at least 1,024).
     #[serde(default)]
     pub thinking_budget: Option<i64>,
-    /// The page's key for the message sent (see `TurnKey`): sent again
-    /// after the browser lost the first try, it replaces that turn.
+    /// A random key the page gives the message sent: sent again after the
+    /// browser lost the first try, it replaces that try if the server
+    /// stored it (`server::chat::turn`, `take_the_place_of_a_lost_try`).
     #[serde(default)]
     pub turn_key: Option<String>,
 }
